@@ -1,0 +1,338 @@
+"""MUSIC mixtures of object crops and waveform clips, sampled as the authors' loader does (§1.4-1.7)."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections import OrderedDict
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from . import layout
+from .errors import DataError
+from .index import IndexEntry, draw_partners, format_split_table, group_by_class, read_index, read_sep_list
+from .readers import list_frame_ids, load_detections, load_frame, read_audio_window, top_boxes
+from .transforms import crop_resize
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+MODES = ("ccol", "sop")
+ON_ERROR = ("raise", "skip")
+
+
+
+
+class _LRU(OrderedDict):
+    """A dict that forgets its least recently used entries beyond `maxsize`."""
+
+    def __init__(self, maxsize: int):
+        super().__init__()
+        self.maxsize = maxsize
+
+    def get(self, key, default=None):
+        if key not in self:
+            return default
+        self.move_to_end(key)
+        return self[key]
+
+    def put(self, key, value):
+        self[key] = value
+        if len(self) > self.maxsize:
+            self.popitem(last=False)
+
+
+class MUSICMixDataset(torch.utils.data.Dataset):
+    """Mixtures of MUSIC solo videos for CCoL (4 objects, 1 and 3 silent) or SoP (N sounding videos).
+
+    Args:
+        root: data root (layout.py); CSV paths are relative to its audio/ and frames/ folders.
+        list_file: train.csv / val.csv / test.csv in the authors' format.
+        split: 'train' (random partners, crops, volume), 'val' (partners fixed per index) or
+            'test' (mixtures from `sep_list`, whose paths are looked up in `list_file`).
+        mode: 'ccol': each object is the top detection box of its video; objects 1 and 3 are
+            silent (audio exactly 0) and the mixture is a0/2 + a2/2. 'sop': whole frames, all
+            `num_mix` videos sounding, each clip x 1/num_mix.
+        num_mix: objects (videos) per sample, all of distinct classes.
+        num_frames, stride_frames, frame_rate: T frames `stride_frames` apart around the clip
+            centre; `frame_rate` is the extraction rate of the frames folders.
+        img_size: side S of the square crops.
+        aud_len, aud_rate: clip length in samples and the rate clips are returned at.
+        dup_trainset: the train list is repeated this many times per epoch.
+        max_samples: if > 0, the dataset is cut to this many samples.
+        sep_list: test_sep.csv, required for split='test'; in sop mode a row's first num_mix
+            videos are used.
+        on_error: 'raise' a DataError on bad input, or 'skip': return None (dropped and counted by
+            `collate`), log each bad file once, and tally it in `error_summary()`.
+        seed: val partners of sample i are drawn from random.Random(seed + i).
+
+    Sample (see __getitem__): audios (N, L), mix (L,), frames uint8 (N, 3, T, S, S), sounding (N,),
+    class_ids (N,), boxes (N, T, 4), frame_ids (N, T), index (), infos (N CSV audio paths).
+    """
+
+    def __init__(self, root: str, list_file: str, split: str, mode: str = "ccol", num_mix: int = 4,
+                 num_frames: int = 3, stride_frames: int = 1, frame_rate: float = 1, img_size: int = 224,
+                 aud_len: int = 65535, aud_rate: int = layout.AUDIO_RATE, dup_trainset: int = 1,
+                 max_samples: int = -1, sep_list: str | None = None, on_error: str = "raise",
+                 seed: int = 1234):
+        for name, value, allowed in (("split", split, SPLITS), ("mode", mode, MODES),
+                                     ("on_error", on_error, ON_ERROR)):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        if mode == "ccol" and (num_mix < 2 or num_mix % 2):
+            raise ValueError(f"ccol pairs each sounding object with a silent one: num_mix must be "
+                             f"even, got {num_mix}")
+        if split == "test" and sep_list is None:
+            raise ValueError("split='test' needs sep_list (test_sep.csv); list_file is then test.csv")
+        self.root, self.split, self.mode, self.on_error = root, split, mode, on_error
+        self.num_mix, self.num_frames, self.stride = num_mix, num_frames, stride_frames
+        self.frame_rate, self.img_size, self.seed = frame_rate, img_size, seed
+        self.aud_len, self.aud_rate = aud_len, aud_rate
+        # The reference's margin keeps every frame id and the clip centre inside the video.
+        self.margin = max(int(frame_rate), (num_frames // 2) * stride_frames)
+        self.frame_offsets = (np.arange(num_frames) - num_frames // 2) * stride_frames  # (T,)
+
+        self.list_file = list_file
+        self.videos = read_index(list_file)
+        if not self.videos:
+            raise DataError("index file lists no video", path=list_file)
+        self.by_class = group_by_class(self.videos)
+        if split in ("train", "val") and len(self.by_class) < num_mix:
+            raise DataError(f"{len(self.by_class)} classes, a {num_mix}-object mixture needs "
+                            f"{num_mix} distinct classes", path=list_file)
+        self.sep_list = sep_list
+        if split == "test":
+            self.mixtures = read_sep_list(sep_list, min_columns=num_mix)
+            self.by_audio = {v.audio: v for v in self.videos}
+            length = len(self.mixtures)
+        else:
+            length = len(self.videos) * (dup_trainset if split == "train" else 1)
+        self.length = min(length, max_samples) if max_samples > 0 else length
+
+        # Objects 1, 3, ... are the silent partners in ccol; everything sounds in sop.
+        self.sounding = np.ones(num_mix, bool) if mode == "sop" else np.arange(num_mix) % 2 == 0
+        self.audio_scale = 1.0 / num_mix if mode == "sop" else 1.0 / self.sounding.sum()
+
+        self._box_cache = _LRU(maxsize=2048)   # per worker: each worker holds its own copy
+        self._errors: dict[str, list] = {}  # path -> [count, message], per process
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict | None:
+        """One mixture; None if on_error='skip' and an input file is bad.
+
+        Returns:
+            audios float32 (N, L): clips after volume (train) and clipping to [-1, 1], scaled
+                (ccol: sounding x 1/2, silent exactly 0; sop: x 1/N).
+            mix float32 (L,): audios.sum(0).
+            frames uint8 (N, 3, T, S, S): crops, not normalised (see normalize_frames).
+            sounding bool (N,), class_ids int64 (N,) (layout.CLASS_TO_ID),
+            boxes float32 (N, T, 4): box used per frame in original pixels (full frame if none),
+            frame_ids int64 (N, T), index int64 (), infos: N CSV audio paths.
+        """
+        try:
+            return self._load(index)
+        except DataError as err:
+            if self.on_error == "raise":
+                raise
+            self._record_error(err)
+            return None
+
+    # ------------------------------------------------------------------ sampling
+
+    def _choose_videos(self, index: int) -> list[IndexEntry]:
+        if self.split == "test":
+            row = self.mixtures[index][:self.num_mix]
+            missing = [path for path in row if path not in self.by_audio]
+            if missing:
+                raise DataError(f"row {index + 1} names {missing[0]}, which {self.list_file} does not "
+                                f"list", path=self.sep_list)
+            videos = [self.by_audio[path] for path in row]
+            if len({v.class_name for v in videos}) != len(videos):
+                raise DataError(f"row {index + 1} repeats a class: {row}", path=self.sep_list)
+            return videos
+        first = self.videos[index % len(self.videos)]
+        # val: partners fixed per index without touching the global RNG; train: worker's RNG.
+        rng = random.Random(self.seed + index) if self.split == "val" else random
+        return [first] + draw_partners(first, self.by_class, self.num_mix - 1, rng)
+
+    def _center_frame(self, video: IndexEntry) -> int:
+        if video.num_frames < 2 * self.margin + 1:
+            raise DataError(f"{video.num_frames} frames listed ({video.source}), a clip of "
+                            f"{self.num_frames} frames with stride {self.stride} needs "
+                            f"{2 * self.margin + 1}", path=self._frames_dir(video))
+        if self.split == "train":
+            return random.randint(self.margin + 1, video.num_frames - self.margin)
+        return video.num_frames // 2 + 1
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, index: int) -> dict:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} samples")
+        videos = self._choose_videos(index)
+        N, T, S, L = self.num_mix, self.num_frames, self.img_size, self.aud_len
+        audios = np.zeros((N, L), np.float32)
+        frames = np.empty((N, 3, T, S, S), np.uint8)
+        boxes = np.empty((N, T, 4), np.float32)
+        frame_ids = np.empty((N, T), np.int64)
+        for n, video in enumerate(videos):
+            top = self._top_boxes(video)
+            center = self._center_frame(video)
+            frame_ids[n] = center + self.frame_offsets
+            boxes[n] = self._load_crops(video, top, frame_ids[n], frames[n])
+            if self.sounding[n]:
+                audios[n] = self._load_clip(video, center)
+        return {
+            "audios": torch.from_numpy(audios),
+            "mix": torch.from_numpy(audios.sum(0)),
+            "frames": torch.from_numpy(frames),
+            "sounding": torch.from_numpy(self.sounding.copy()),
+            "class_ids": torch.tensor([layout.CLASS_TO_ID[v.class_name] for v in videos]),
+            "boxes": torch.from_numpy(boxes),
+            "frame_ids": torch.from_numpy(frame_ids),
+            "index": torch.tensor(index),
+            "infos": [v.audio for v in videos],
+        }
+
+    def _frames_dir(self, video: IndexEntry) -> str:
+        return layout.frames_dir(self.root, video.frames)
+
+    def _top_boxes(self, video: IndexEntry) -> dict[int, tuple[int, int, int, int]]:
+        """Checks the frames folder against the index; returns frame id -> top box (empty in sop).
+
+        Computed once per video per worker (bounded cache), so samples do not reload npy files.
+        """
+        top = self._box_cache.get(video.frames)
+        if top is not None:
+            return top
+        folder = self._frames_dir(video)
+        if not os.path.isdir(folder):
+            audio = layout.audio_path(self.root, video.audio)
+            if not os.path.isfile(audio):
+                raise DataError(f"index row {video.source} points nowhere: neither {folder} nor "
+                                f"{audio} exists", path=self.list_file)
+            raise DataError(f"frames folder not found (index row {video.source})", path=folder)
+        present = list_frame_ids(folder)
+        missing = [k for k in range(1, video.num_frames + 1) if k not in present]
+        if missing:
+            raise DataError(f"frame missing: {video.source} lists {video.num_frames} frames, "
+                            f"{len(missing)} of them are absent",
+                            path=os.path.join(folder, layout.frame_name(missing[0])))
+        top = {}
+        if self.mode == "ccol":
+            frame_ids, boxes = top_boxes(load_detections(layout.detection_path(self.root, video.frames)))
+            # Rounded as PIL's crop rounds the reference's float boxes.
+            top = dict(zip(frame_ids.tolist(), map(tuple, np.rint(boxes).astype(int).tolist())))
+        self._box_cache.put(video.frames, top)
+        return top
+
+    def _load_crops(self, video: IndexEntry, top: dict, frame_ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Fills out (3, T, S, S) with the object's crops; returns the boxes used, (T, 4)."""
+        S = self.img_size
+        if self.split == "train":
+            # One crop position (relative) and one flip for all T frames of the object.
+            short_side, rel_offset, flip = int(S * 1.1), (random.random(), random.random()), random.random() < 0.5
+        else:
+            short_side, rel_offset, flip = S, None, False
+        folder = self._frames_dir(video)
+        boxes = np.empty((len(frame_ids), 4), np.float32)
+        for t, frame_id in enumerate(frame_ids.tolist()):
+            img = load_frame(os.path.join(folder, layout.frame_name(frame_id)))
+            box = self._object_box(top.get(frame_id), img.size)
+            crop = crop_resize(img, box, S, short_side, rel_offset)   # (S, S, 3)
+            if flip:
+                crop = crop[:, ::-1]
+            out[:, t] = crop.transpose(2, 0, 1)
+            boxes[t] = box
+        return boxes
+
+    @staticmethod
+    def _object_box(box: tuple | None, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The detection box clipped to the image (at least 1 px); the full frame if there is none."""
+        width, height = image_size
+        if box is None:
+            return 0, 0, width, height
+        x1, y1, x2, y2 = box
+        x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+        return x1, y1, min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+
+    def _load_clip(self, video: IndexEntry, center: int) -> np.ndarray:
+        """The clip centred on frame `center`, volume-augmented (train), clipped and scaled. (L,)"""
+        path = layout.audio_path(self.root, video.audio)
+        clip = read_audio_window(path, layout.frame_time(center, self.frame_rate), self.aud_len, self.aud_rate)
+        if self.split == "train":
+            clip = clip * random.uniform(0.5, 1.5)
+        return np.clip(clip, -1.0, 1.0) * self.audio_scale
+
+    # ------------------------------------------------------------------ reporting
+
+    def _record_error(self, err: DataError) -> None:
+        entry = self._errors.setdefault(err.path, [0, str(err)])
+        if entry[0] == 0:
+            log.warning("skipping samples that use %s", err)
+        entry[0] += 1
+
+    def error_summary(self) -> dict[str, dict]:
+        """Samples skipped in this process, per bad file: {path: {'count': n, 'message': str}}.
+
+        With DataLoader workers each worker keeps its own tally; `collate`'s 'skipped' reaches the
+        main process.
+        """
+        return {path: {"count": count, "message": message} for path, (count, message) in self._errors.items()}
+
+    def describe(self) -> str:
+        """A one-paragraph account of what this dataset samples."""
+        what = (f"{self.num_mix} objects ({self.sounding.sum()} sounding, top detection boxes)"
+                if self.mode == "ccol" else f"{self.num_mix} sounding whole-frame videos")
+        source = (f"{len(self.mixtures)} mixtures of {self.sep_list}" if self.split == "test"
+                  else f"{len(self.videos)} videos of {len(self.by_class)} classes")
+        return (f"MUSICMixDataset[{self.split}, {self.mode}]: {self.length} samples from {source} "
+                f"({self.list_file}); each {what}, {self.num_frames} frames x {self.img_size} px, "
+                f"{self.aud_len} samples at {self.aud_rate} Hz")
+
+
+def collate(batch: list[dict | None]) -> dict | None:
+    """Stacks samples; drops the None of skipped ones and counts them in 'skipped'.
+
+    Returns None if every sample of the batch was skipped. 'infos' becomes a list (B) of lists (N).
+    """
+    samples = [s for s in batch if s is not None]
+    if not samples:
+        return None
+    # default_collate stacks straight into shared memory inside DataLoader workers.
+    out = default_collate([{key: value for key, value in s.items() if key != "infos"} for s in samples])
+    out["infos"] = [s["infos"] for s in samples]
+    out["skipped"] = len(batch) - len(samples)
+    return out
+
+
+def summarize(root: str, index_files: Mapping[str, str] | None = None, sep_list: str | None = None) -> str:
+    """Printable summary of a data root's index files: videos per class per split, duration,
+    videos shared between splits, and the number of test mixtures.
+
+    index_files: {'train': path, ...}; default the root's train/val/test.csv that exist.
+    sep_list: default the root's test_sep.csv if it exists.
+    """
+    if index_files is None:
+        index_files = {s: os.path.join(root, f"{s}.csv") for s in SPLITS
+                       if os.path.isfile(os.path.join(root, f"{s}.csv"))}
+    if sep_list is None and os.path.isfile(os.path.join(root, "test_sep.csv")):
+        sep_list = os.path.join(root, "test_sep.csv")
+    if not index_files:
+        return f"{root}: no index file (run scripts/create_index_files.py)"
+    splits = {name: read_index(path) for name, path in index_files.items()}
+    lines = [f"data root {root}", format_split_table(splits)]
+    keys = {name: {v.audio for v in videos} for name, videos in splits.items()}
+    names = list(splits)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            lines.append(f"videos in both {a} and {b}: {len(keys[a] & keys[b])}")
+    if sep_list is not None:
+        rows = read_sep_list(sep_list)
+        lines.append(f"test mixtures: {len(rows)} rows of {len(rows[0]) if rows else 0} videos ({sep_list})")
+    return "\n".join(lines)

@@ -1,0 +1,493 @@
+"""Train or evaluate one stage (GRD, COL, CCoL or the SoP baseline) on MUSIC mixtures.
+
+    python main.py --stage grd  --id MUSIC_GRD ...                 # stage 1
+    python main.py --stage col  --id MUSIC_COL --init_from ckpt/MUSIC_GRD
+    python main.py --stage ccol --id MUSIC_CCoL --init_from ckpt/MUSIC_COL
+    python main.py --mode eval --id MUSIC_CCoL [--eval_silent]
+
+One training loop for every stage; the stage module (stages.py) supplies the forward pass and named
+losses. A run lives in <ckpt>/<id>/: args.json, checkpoints, history.json, plots, results and the
+HTML visualization.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+import metrics
+import utils
+import viz
+from arguments import ARCH_KEYS, apply_run_args, parse_args, save_args
+from dataset import MUSICMixDataset, collate
+from dataset.layout import MUSIC_CLASSES, class_of
+from models import ModelBuilder
+from models.spectral import istft, unwarp_log_freq
+from stages import STAGE_NETS, STAGES
+
+log = logging.getLogger("ccol")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks, optimiser
+# ----------------------------------------------------------------------------------------------
+def build_nets(args) -> torch.nn.ModuleDict:
+    builders = {
+        "sound_ground": lambda: ModelBuilder.build_sound_ground(args.arch_sound_ground, width=args.vggish_width),
+        "frame_ground": lambda: ModelBuilder.build_frame_ground(
+            args.arch_frame_ground, width=args.vis_width, weights_imagenet=args.weights_imagenet,
+            pool=args.img_pool),
+        "grounding": lambda: ModelBuilder.build_grounding(
+            args.arch_grounding, audio_dim=8 * args.vggish_width, visual_dim=8 * args.vis_width),
+        "sound": lambda: ModelBuilder.build_sound(
+            args.arch_sound, ngf=args.ngf, fc_dim=args.num_channels, levels=args.unet_levels),
+        "frame": lambda: ModelBuilder.build_frame(
+            args.arch_frame, width=args.vis_width, fc_dim=args.num_channels, pool=args.img_pool,
+            weights_imagenet=args.weights_imagenet),
+        "synthesizer": lambda: ModelBuilder.build_synthesizer(args.arch_synthesizer, fc_dim=args.num_channels),
+    }
+    return torch.nn.ModuleDict({name: builders[name]() for name in STAGE_NETS[args.stage]})
+
+
+def frozen_modules(nets, args) -> list:
+    """Without ImageNet weights the ResNets must learn (frozen random features carry too little)."""
+    if args.train_visual == "yes":
+        return []
+    frozen = [nets["frame_ground"]] if "frame_ground" in nets else []
+    if "frame" in nets and args.stage != "sop":  # SoP fine-tunes its frame net (reference §9)
+        frozen.append(nets["frame"].features)
+    return frozen
+
+
+def param_groups(nets, args) -> list[dict]:
+    """Per-network Adam groups with the scripts' learning rates (frozen parameters are left out)."""
+    lrs = {"sound_ground": args.lr_sound_ground, "frame_ground": args.lr_frame_ground,
+           "grounding": args.lr_grounding, "sound": args.lr_sound, "frame": args.lr_frame,
+           "synthesizer": args.lr_synthesizer}
+    groups = []
+    for name, net in nets.items():
+        params = [p for p in net.parameters() if p.requires_grad]
+        if params:
+            groups.append({"params": params, "lr": lrs[name], "name": name})
+    return groups
+
+
+def initialise_from(nets, run_dir: str) -> None:
+    """Load the previous stage's best weights into the nets both stages share."""
+    ckpt = utils.load_checkpoint(os.path.join(run_dir, "checkpoint_best.pt"))
+    loaded = []
+    for name, net in nets.items():
+        if name in ckpt["nets"]:
+            utils.load_state_strict(net, ckpt["nets"][name], f"{name} of {run_dir}")
+            loaded.append(name)
+    if not loaded:
+        raise utils.CheckpointError(f"{run_dir} shares no network with stage nets {list(nets)}")
+    log.info("initialised %s from %s (epoch %d)", ", ".join(loaded), run_dir, ckpt["epoch"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+def make_dataset(args, split: str) -> MUSICMixDataset:
+    common = dict(mode="sop" if args.stage == "sop" else "ccol", num_mix=args.num_mix,
+                  num_frames=args.num_frames, stride_frames=args.stride_frames,
+                  frame_rate=args.frame_rate, img_size=args.img_size, aud_len=args.aud_len,
+                  aud_rate=args.aud_rate, on_error=args.on_error, seed=args.seed)
+    if split == "train":
+        return MUSICMixDataset(args.data_root, args.list_train, "train", dup_trainset=args.dup_trainset, **common)
+    if split == "val":
+        return MUSICMixDataset(args.data_root, args.list_val, "val", max_samples=args.num_val, **common)
+    return MUSICMixDataset(args.data_root, args.list_test, "test", sep_list=args.list_sep,
+                           max_samples=args.num_val, **common)
+
+
+def _seed_worker(worker_id: int) -> None:
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def make_loader(dataset, args, train: bool, epoch: int = 0) -> DataLoader:
+    sampler = None
+    if dist.is_initialized() and train:
+        sampler = DistributedSampler(dataset, shuffle=True, seed=args.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    elif dist.is_initialized():
+        # Evaluation shards without padding: a duplicated mixture would count twice in the means.
+        dataset = Subset(dataset, range(dist.get_rank(), len(dataset), dist.get_world_size()))
+    # The shuffle order and every worker's seed depend on (seed, epoch) only, so a resumed run
+    # replays exactly the epoch it lost.
+    generator = torch.Generator().manual_seed(args.seed + epoch)
+    return DataLoader(dataset, batch_size=args.batch_size_per_gpu * max(1, args.num_gpus),
+                      shuffle=train and sampler is None, sampler=sampler, drop_last=train,
+                      num_workers=args.workers, collate_fn=collate, pin_memory=args.device_obj.type == "cuda",
+                      worker_init_fn=_seed_worker, generator=generator,
+                      persistent_workers=False, prefetch_factor=4 if args.workers > 0 else None)
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+def train_one_epoch(model, loader, optimizer, args, epoch: int) -> dict:
+    model.train()
+    sums, count, skipped = {}, 0, 0
+    progress = tqdm(loader, desc=f"epoch {epoch + 1}/{args.num_epoch}", leave=False,
+                    disable=not utils.is_main_process(), dynamic_ncols=True)
+    tic = time.perf_counter()
+    for it, batch in enumerate(progress):
+        if batch is None:            # every sample of this batch was skipped (on_error=skip)
+            skipped += args.batch_size_per_gpu
+            continue
+        skipped += batch.pop("skipped", 0)
+        batch = to_device(batch, args.device_obj)
+        with torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
+            losses, _ = model(batch)
+        losses = {k: v.mean() for k, v in losses.items()}   # DataParallel returns one value per replica
+        optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimizer.step()
+        for k, v in losses.items():  # accumulated on the device: no host sync per step
+            sums[k] = sums.get(k, 0) + v.detach()
+        count += 1
+        if (it + 1) % args.disp_iter == 0 or it + 1 == len(loader):
+            means = {k: float(v) / count for k, v in sums.items()}
+            check_finite(means, epoch, it)
+            progress.set_postfix(loss=f"{means['total']:.4f}")
+            log.info("[train] epoch %d it %d/%d %s  %.1f mix/s", epoch + 1, it + 1, len(loader),
+                     " ".join(f"{k}={v:.4f}" for k, v in means.items()),
+                     count * batch["mix"].shape[0] / (time.perf_counter() - tic))
+    if count == 0:
+        raise RuntimeError("no training batch could be loaded (see the skipped-sample warnings above)")
+    means = utils.all_reduce_mean({k: float(v) / count for k, v in sums.items()})
+    check_finite(means, epoch, count)
+    if skipped:
+        log.warning("epoch %d: %d training samples skipped because of bad input (see warnings)", epoch + 1, skipped)
+    return means
+
+
+def check_finite(means: dict, epoch: int, it: int) -> None:
+    bad = {k: v for k, v in means.items() if not math.isfinite(v)}
+    if bad:
+        raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, iteration {it}: {bad}. Training stopped; "
+                            f"the last good checkpoint is kept. Lower the learning rates or check the data.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation
+# ----------------------------------------------------------------------------------------------
+def reconstruct(masks: torch.Tensor, out: dict, args) -> torch.Tensor:
+    """Object waveforms from warped masks: unwarp, x mixture magnitude, mixture phase, iSTFT.
+
+    masks (B, N, 1, Fw, T) -> waveforms (B, N, L), clipped to [-1, 1] as the reference.
+    """
+    B, N = masks.shape[:2]
+    mag_mix, phase_mix = out["mag_mix"], out["phase_mix"]                     # (B, 1, F, T)
+    if args.log_freq:
+        masks = unwarp_log_freq(masks.flatten(0, 1).float(), mag_mix.shape[-2]).view(B, N, 1, *mag_mix.shape[-2:])
+    est_mag = mag_mix[:, None] * masks                                         # (B, N, 1, F, T)
+    wav = istft(est_mag[:, :, 0], phase_mix.expand(-1, N, -1, -1), n_fft=args.stft_frame,
+                hop=args.stft_hop, length=args.aud_len)
+    return wav.clamp(-1, 1)
+
+
+@torch.no_grad()
+def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tuple[dict, list, list]:
+    """Loss, SDR/SIR/SAR of every sounding source, grounding over the whole set; vis samples.
+
+    Returns (summary, per-source records, visualization samples).
+    """
+    model.eval()
+    loss_sums, batches = {}, 0
+    records, vis_samples = [], []
+    ground_prob, ground_true, solo_prob, silent_leak, ref_silent_sdr = [], [], [], [], []
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not utils.is_main_process(), dynamic_ncols=True):
+        if batch is None:
+            continue
+        batch.pop("skipped", None)
+        batch = to_device(batch, args.device_obj)
+        with torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
+            losses, out = model(batch)
+        for k, v in losses.items():
+            loss_sums[k] = loss_sums.get(k, 0.0) + float(v.mean())
+        batches += 1
+        sounding = batch["sounding"]                                           # (B, N) bool
+        if "sounding_prob" in out:
+            ground_prob.append(out["sounding_prob"].float().cpu())
+            ground_true.append(sounding.cpu())
+            solo_prob.append(out["solo_prob"].float().cpu())
+        masks = waves = batch_records = None
+        if "pred_masks" in out:  # GRD has grounding only
+            masks = out["pred_masks"]
+            if silent:  # every object's mask gated by its mixture grounding (reference main_silent.py)
+                masks = masks * (out["sounding_prob"] > 0.5).to(masks.dtype)[..., None, None, None]
+            est = reconstruct(masks, out, args)                                # (B, N, L)
+            batch_records = separation_records(est, batch, args)
+            records += batch_records
+            waves = {"est": est}
+            if silent:
+                est_silent = est[~sounding].view(est.shape[0], -1, est.shape[-1])
+                silent_leak.append(metrics.silent_leakage_db(
+                    est_silent.cpu().double().numpy(), batch["mix"].cpu().double().numpy()))
+                ref_silent_sdr.append(metrics.reference_silent_sdr(
+                    batch["audios"].cpu().double().numpy(), est.cpu().double().numpy()))
+        if len(vis_samples) < num_vis:
+            if waves is not None:
+                waves["gt_masked"] = reconstruct(out["gt_masks"], out, args)
+            vis_samples += viz.collect_samples(batch, out, masks, waves, batch_records, args,
+                                               limit=num_vis - len(vis_samples))
+
+    records = utils.gather_objects(records)
+    summary = {"loss": {k: v / max(batches, 1) for k, v in loss_sums.items()}}
+    if records:
+        summary.update(metrics.summarize(records))
+    if ground_prob:
+        prob = torch.cat(ground_prob).flatten().numpy()
+        true = torch.cat(ground_true).flatten().numpy()
+        prob, true = np.array(utils.gather_objects(list(prob))), np.array(utils.gather_objects(list(true)))
+        summary["grounding"] = metrics.grounding_metrics(prob, true)
+        solo = torch.cat(solo_prob).numpy()          # pairs (a0,V0)+ (a0,V1)- (a2,V2)+ (a2,V3)-
+        solo_true = np.tile(np.array([True, False, True, False]), (solo.shape[0], 1))
+        summary["solo_grounding_acc"] = float(np.mean((solo > 0.5) == solo_true))
+    if silent_leak:
+        leak = np.concatenate([x.ravel() for x in silent_leak])
+        summary["silent_leakage_db"] = float(np.mean(leak))
+        ref = np.concatenate(ref_silent_sdr)
+        summary["reference_silent_sdr"] = float(np.mean(ref))
+    return summary, records, vis_samples
+
+
+def separation_records(est, batch, args) -> list[dict]:
+    """SDR/SIR/SAR (and mixture SDR) of each sounding object of each sample, one record per source."""
+    sounding = batch["sounding"]
+    B, N, L = est.shape
+    S = int(sounding[0].sum())                       # sounding objects per sample (2 for CCoL/SoP)
+    refs = batch["audios"][sounding].view(B, S, L).cpu().double().numpy()
+    ests = est[sounding].view(B, S, L).cpu().double().numpy()
+    mix = batch["mix"].cpu().double().numpy()
+    sep = metrics.separation_metrics(refs, ests, backend=args.metrics_backend)
+    sdr_mix = metrics.mixture_sdr(refs, mix, backend=args.metrics_backend)
+    slots = sounding[0].nonzero().flatten().tolist()
+    records = []
+    for b in range(B):
+        for s, slot in enumerate(slots):
+            info = batch["infos"][b][slot]
+            records.append({
+                "index": int(batch["index"][b]), "slot": slot, "class": class_of(info), "source": info,
+                "mixture": "+".join(batch["infos"][b]), "valid": bool(sep["valid"][b]),
+                "sdr": float(sep["sdr"][b, s]), "sir": float(sep["sir"][b, s]),
+                "sar": float(sep["sar"][b, s]), "sdr_mix": float(sdr_mix[b, s]),
+            })
+    return records
+
+
+def headline(summary: dict, args, split: str, num_mixtures: int) -> dict:
+    """The flat results.json every evaluation writes (means over the test mixtures)."""
+    mean, median = summary.get("mean", {}), summary.get("median", {})
+    out = {"stage": args.stage, "split": split, "num_mixtures": num_mixtures, "run": args.id,
+           "sdr": mean.get("sdr"), "sir": mean.get("sir"), "sar": mean.get("sar"),
+           "sdr_mix": mean.get("sdr_mix"), "sdr_median": median.get("sdr"),
+           "grounding_acc": summary.get("grounding", {}).get("accuracy"),
+           "grounding_ap": summary.get("grounding", {}).get("ap"),
+           "solo_grounding_acc": summary.get("solo_grounding_acc")}
+    if "silent_leakage_db" in summary:
+        out.update(silent_leakage_db=summary["silent_leakage_db"], silent_acc=out["grounding_acc"],
+                   reference_silent_sdr=summary["reference_silent_sdr"])
+    return {k: utils.finite_or_none(v) if isinstance(v, float) else v for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+# ----------------------------------------------------------------------------------------------
+def save_checkpoint(model, optimizer, scheduler, epoch, history, best, args, tag: str) -> None:
+    nets = utils.unwrap(model).nets
+    state = {"nets": {k: v.state_dict() for k, v in nets.items()}, "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history, "best": best,
+             "args": vars(args) | {"device_obj": None}, "rng": utils.rng_state(), "stage": args.stage}
+    utils.atomic_torch_save(state, os.path.join(args.run_dir, f"checkpoint_{tag}.pt"))
+    for name, net in nets.items():  # per-network weights, named as the reference's files
+        utils.atomic_torch_save(net.state_dict(), os.path.join(args.run_dir, f"{name}_{tag}.pth"))
+
+
+def check_arch(saved_args: dict, args, path: str) -> None:
+    diff = {k: (saved_args.get(k), getattr(args, k)) for k in ARCH_KEYS if saved_args.get(k) != getattr(args, k)}
+    if saved_args.get("stage") != args.stage:
+        diff["stage"] = (saved_args.get("stage"), args.stage)
+    if diff:
+        raise utils.CheckpointError(f"{path} was trained with another configuration "
+                                    f"(saved vs now): {diff}")
+
+
+def is_better(value, best, stage: str) -> bool:
+    if value is None or not math.isfinite(value):
+        return False
+    return best is None or (value < best if stage == "grd" else value > best)
+
+
+def selection_metric(summary: dict, stage: str):
+    """GRD keeps the lowest validation loss; separation stages keep the highest validation SDR."""
+    if stage == "grd":
+        return summary["loss"].get("total")
+    return summary.get("mean", {}).get("sdr")
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------
+def train(args, model, nets) -> None:
+    run_dir = args.run_dir
+    optimizer = torch.optim.Adam(param_groups(nets, args))
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_steps, gamma=0.1)
+    history, best, start_epoch = {"train": [], "val": []}, None, 0
+    latest = os.path.join(run_dir, "checkpoint_latest.pt")
+    if os.path.exists(latest):
+        ckpt = utils.load_checkpoint(latest)
+        check_arch(ckpt["args"], args, latest)
+        for name, net in nets.items():
+            utils.load_state_strict(net, ckpt["nets"][name], f"{name} in {latest}")
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
+        utils.set_rng_state(ckpt["rng"])
+        log.info("resumed %s at epoch %d", latest, start_epoch)
+    elif args.init_from:
+        initialise_from(nets, args.init_from)
+
+    train_set, val_set = make_dataset(args, "train"), make_dataset(args, "val")
+    log.info("train: %d samples/epoch, val: %d mixtures, batch %d", len(train_set), len(val_set),
+             args.batch_size_per_gpu * max(1, args.num_gpus))
+    val_loader = make_loader(val_set, args, train=False)
+    for epoch in range(start_epoch, args.num_epoch):
+        utils.seed_everything(args.seed + epoch)
+        train_means = train_one_epoch(model, make_loader(train_set, args, True, epoch), optimizer, args, epoch)
+        history["train"].append({"epoch": epoch + 1, **train_means,
+                                 "lr": {g["name"]: g["lr"] for g in optimizer.param_groups}})
+        scheduler.step()
+        improved = False
+        if (epoch + 1) % args.eval_epoch == 0 or epoch + 1 == args.num_epoch:
+            summary, records, vis_samples = evaluate(model, val_loader, args, num_vis=args.num_vis)
+            history["val"].append({"epoch": epoch + 1, **flat_metrics(summary)})
+            log.info("[val] epoch %d %s", epoch + 1, format_flat(history["val"][-1]))
+            value = selection_metric(summary, args.stage)
+            improved = is_better(value, best, args.stage)
+            if improved:
+                best = value
+            if utils.is_main_process():
+                viz.write_run_page(args, summary, vis_samples, history, title=f"validation, epoch {epoch + 1}")
+        if utils.is_main_process():
+            save_checkpoint(model, optimizer, scheduler, epoch + 1, history, best, args, "latest")
+            if improved or not os.path.exists(os.path.join(run_dir, "checkpoint_best.pt")):
+                save_checkpoint(model, optimizer, scheduler, epoch + 1, history, best, args, "best")
+            utils.atomic_write_json(history, os.path.join(run_dir, "history.json"))
+            viz.plot_history(history, run_dir)
+            viz.write_runs_index(args.ckpt)
+    log.info("training done: %s (best %s)", run_dir, best)
+
+
+def flat_metrics(summary: dict) -> dict:
+    flat = {f"loss_{k}": v for k, v in summary["loss"].items()}
+    for k, v in summary.get("mean", {}).items():
+        flat[k] = v
+    if "grounding" in summary:
+        flat["grounding_acc"] = summary["grounding"]["accuracy"]
+        flat["grounding_ap"] = summary["grounding"]["ap"]
+        flat["solo_grounding_acc"] = summary["solo_grounding_acc"]
+    return {k: utils.finite_or_none(v) for k, v in flat.items()}
+
+
+def format_flat(flat: dict) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in flat.items() if k != "epoch")
+
+
+def run_eval(args, model, nets) -> dict:
+    best = os.path.join(args.run_dir, "checkpoint_best.pt")
+    ckpt = utils.load_checkpoint(best)
+    check_arch(ckpt["args"], args, best)
+    for name, net in nets.items():
+        utils.load_state_strict(net, ckpt["nets"][name], f"{name} in {best}")
+    dataset = make_dataset(args, args.split)
+    loader = make_loader(dataset, args, train=False)
+    log.info("evaluating %s (epoch %d) on %s: %d mixtures%s", best, ckpt["epoch"], args.split, len(dataset),
+             " [silent-object protocol]" if args.eval_silent else "")
+    tic = time.perf_counter()
+    summary, records, vis_samples = evaluate(model, loader, args, silent=args.eval_silent, num_vis=args.num_vis)
+    elapsed = time.perf_counter() - tic
+    result = headline(summary, args, args.split, len(dataset))
+    result["eval_seconds"] = round(elapsed, 2)
+    if utils.is_main_process():
+        suffix = "_silent" if args.eval_silent else ""
+        utils.atomic_write_json(result, os.path.join(args.run_dir, f"results{suffix}.json"))
+        utils.atomic_write_json(summary, os.path.join(args.run_dir, f"summary{suffix}.json"))
+        if records:
+            metrics.write_records_csv(os.path.join(args.run_dir, f"eval_{args.split}{suffix}.csv"), records)
+        viz.write_run_page(args, summary, vis_samples, ckpt.get("history"),
+                           title=f"{args.split} evaluation{' (silent objects)' if args.eval_silent else ''}, "
+                                 f"checkpoint epoch {ckpt['epoch']}", checkpoint=best)
+        viz.write_runs_index(args.ckpt)
+        if records:
+            log.info("\n%s", metrics.format_summary_table(summary))
+        log.info("results: %s", result)
+    return result
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    rank, local_rank, world_size = utils.init_distributed()
+    args.device_obj = utils.select_device(args.device, local_rank)
+    if args.mode == "eval":
+        if not os.path.isdir(args.run_dir):
+            raise SystemExit(f"no run folder {args.run_dir}: train first or pass --id/--ckpt of a trained run")
+        apply_run_args(args, args.run_dir)
+    else:
+        latest = os.path.join(args.run_dir, "checkpoint_latest.pt")
+        if os.path.exists(latest) and not args.resume:
+            raise SystemExit(f"{args.run_dir} already holds a run. Pass --resume to continue it, or choose "
+                             f"another --id (runs are never deleted or overwritten).")
+        if utils.is_main_process():
+            os.makedirs(args.run_dir, exist_ok=True)
+            save_args(args, os.path.join(args.run_dir, "args.json"))
+    if world_size > 1:
+        dist.barrier()
+    utils.setup_logging(args.run_dir)
+    utils.seed_everything(args.seed)
+    log.info("run %s: stage %s, mode %s, device %s, world size %d", args.id, args.stage, args.mode,
+             args.device_obj, world_size)
+
+    nets = build_nets(args)
+    stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(args.device_obj)
+    if args.train_visual == "yes" and not args.weights_imagenet and args.stage != "sop":
+        log.info("no ImageNet weights: the ResNets train from random init (--train_visual yes)")
+    for name, net in nets.items():
+        trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        log.info("  %-13s %9d parameters, %9d trainable", name, sum(p.numel() for p in net.parameters()), trainable)
+    model = stage
+    if world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            stage, device_ids=[local_rank] if args.device_obj.type == "cuda" else None)
+    elif args.num_gpus > 1:
+        model = torch.nn.DataParallel(stage, device_ids=list(range(args.num_gpus)))
+    if args.compile:
+        model = torch.compile(model)
+
+    if args.mode == "train":
+        train(args, model, nets)
+    else:
+        run_eval(args, model, nets)
+    if world_size > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Network builders: architecture name -> constructor for every net of CCoL and Sound-of-Pixels (ref. §2)."""
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import torch.nn as nn
+
+from .audio_net import UNet, VGGishGround
+from .criterion import LOSSES
+from .grounding_net import GroundingHead
+from .synthesizer_net import InnerProd
+from .vision_net import ResNet18Dilated, ResNet18Ground
+
+log = logging.getLogger(__name__)
+
+SOUND_GROUND_NETS = {"vggish": VGGishGround}
+FRAME_GROUND_NETS = {"resnet18": ResNet18Ground}
+GROUNDING_NETS = {"base": GroundingHead}
+# 'unetK' fixes the depth as the reference's names do; 'unet' takes it from `levels`.
+SOUND_NETS = {"unet": UNet, **{f"unet{k}": partial(UNet, levels=k) for k in (5, 6, 7)}}
+FRAME_NETS = {"resnet18dilated": ResNet18Dilated}
+SYNTHESIZERS = {"linear": InnerProd}
+
+
+def _lookup(registry: dict, arch: str, role: str):
+    if arch not in registry:
+        raise ValueError(f"unknown {role} architecture '{arch}', expected one of {sorted(registry)}")
+    return registry[arch]
+
+
+def _warn_random(role: str, weights_imagenet: str) -> None:
+    if not weights_imagenet:
+        log.warning("%s: no ImageNet weights given (--weights_imagenet), the ResNet-18 features are "
+                    "RANDOMLY initialised", role)
+
+
+def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of `net` (only those with requires_grad when `trainable_only`)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
+
+
+class ModelBuilder:
+    """Builds each net from its architecture name; loading a previous stage's weights is the caller's job."""
+
+    @staticmethod
+    def build_sound_ground(arch: str = "vggish", width: int = 64) -> nn.Module:
+        return _lookup(SOUND_GROUND_NETS, arch, "sound_ground")(width=width)
+
+    @staticmethod
+    def build_frame_ground(arch: str = "resnet18", width: int = 64, weights_imagenet: str = "",
+                           pool: str = "maxpool") -> nn.Module:
+        net_class = _lookup(FRAME_GROUND_NETS, arch, "frame_ground")
+        _warn_random("frame_ground", weights_imagenet)
+        return net_class(width=width, pool=pool, weights=weights_imagenet or None)
+
+    @staticmethod
+    def build_grounding(arch: str = "base", audio_dim: int = 512, visual_dim: int = 512) -> nn.Module:
+        return _lookup(GROUNDING_NETS, arch, "grounding")(audio_dim=audio_dim, visual_dim=visual_dim)
+
+    @staticmethod
+    def build_sound(arch: str = "unet7", ngf: int = 64, fc_dim: int = 32,
+                    levels: int | None = None) -> nn.Module:
+        net_class = _lookup(SOUND_NETS, arch, "sound")
+        named_levels = getattr(net_class, "keywords", {}).get("levels")
+        if levels is not None and named_levels is not None and levels != named_levels:
+            raise ValueError(f"sound architecture '{arch}' has {named_levels} levels but levels={levels} "
+                             f"was given; use arch 'unet' to choose the depth with `levels`")
+        depth = {} if levels is None else {"levels": levels}
+        return net_class(ngf=ngf, fc_dim=fc_dim, **depth)
+
+    @staticmethod
+    def build_frame(arch: str = "resnet18dilated", width: int = 64, fc_dim: int = 32,
+                    pool: str = "maxpool", weights_imagenet: str = "") -> nn.Module:
+        net_class = _lookup(FRAME_NETS, arch, "frame")
+        _warn_random("frame", weights_imagenet)
+        return net_class(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet or None)
+
+    @staticmethod
+    def build_synthesizer(arch: str = "linear", fc_dim: int = 32) -> nn.Module:
+        return _lookup(SYNTHESIZERS, arch, "synthesizer")(fc_dim=fc_dim)
+
+    @staticmethod
+    def build_criterion(arch: str = "l1", reduction: str = "none") -> nn.Module:
+        return _lookup(LOSSES, arch, "loss")(reduction=reduction)

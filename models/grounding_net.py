@@ -1,0 +1,45 @@
+"""Audio-visual grounding head: is this object the one making this sound? (ref. §2.3)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Class indices of the grounding logits, as in the reference.
+SOUNDING, SILENT = 0, 1
+
+
+class GroundingHead(nn.Module):
+    """MLP on concatenated audio and visual features: 2-way logits, class 0 = sounding (Tian et al. 2021).
+
+    logits = 2 * fc3(ReLU(fc2(ReLU(fc1([f_audio, f_visual]))))). The reference's unused
+    fc_v1, fc_v2, fc_a1, fc_a2 are left out; drop their keys when loading its checkpoints.
+    Linear weights start from N(0, 1e-4) as the reference's `weights_init`, biases keep PyTorch's default.
+
+    Args:
+        audio_dim: size of the audio feature (8w of VGGishGround).
+        visual_dim: size of the visual feature (8w of ResNet18Ground).
+        hidden: sizes of fc1 and fc2 outputs.
+
+    Shape:
+        feat_audio (..., audio_dim), feat_visual (..., visual_dim) -> (..., 2); leading dims
+        broadcast, e.g. audio (B, 1, D) against objects (B, N, D) gives (B, N, 2).
+    """
+
+    def __init__(self, audio_dim: int = 512, visual_dim: int = 512, hidden: tuple[int, int] = (512, 128)):
+        super().__init__()
+        self.fc1 = nn.Linear(audio_dim + visual_dim, hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.fc3 = nn.Linear(hidden[1], 2)
+        for fc in (self.fc1, self.fc2, self.fc3):
+            nn.init.normal_(fc.weight, 0.0, 1e-4)
+
+    def forward(self, feat_audio: torch.Tensor, feat_visual: torch.Tensor) -> torch.Tensor:
+        lead = torch.broadcast_shapes(feat_audio.shape[:-1], feat_visual.shape[:-1])
+        feat = torch.cat([feat_audio.expand(*lead, -1), feat_visual.expand(*lead, -1)], dim=-1)
+        return 2 * self.fc3(F.relu(self.fc2(F.relu(self.fc1(feat)))))     # (..., 2)
+
+
+def sounding_probability(logits: torch.Tensor) -> torch.Tensor:
+    """Probability of class 0 (sounding): (..., 2) -> (...)."""
+    return logits.softmax(dim=-1)[..., SOUNDING]

@@ -1,0 +1,32 @@
+# Sourced by the scripts: make sure .venv exists with requirements.txt installed, then use it.
+# Only Python 3.11 is needed on a fresh machine; torch/torchvision come from pip (see README).
+set -euo pipefail
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+PYTHON_BIN="${PYTHON_BIN:-python3.11}"
+command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
+STAMP=.venv/.requirements.installed
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt "$STAMP"; then
+  echo "[env] setting up .venv from requirements.txt (first run takes a few minutes)"
+  [ -x .venv/bin/python ] || "$PYTHON_BIN" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  cp requirements.txt "$STAMP"
+fi
+PY="$REPO_ROOT/.venv/bin/python"
+export PYTHONUNBUFFERED=1
+
+DATA_ROOT="${DATA_ROOT:-data/synthetic}"
+PROFILE="${PROFILE:-reference}"
+NUM_GPUS="${NUM_GPUS:-1}"
+CKPT="${CKPT:-ckpt}"
+
+# One process per GPU under torchrun (DDP) when NUM_GPUS > 1; set LAUNCHER=dataparallel for the
+# original scripts' single-process DataParallel.
+run_main() {
+  if [ "$NUM_GPUS" -gt 1 ] && [ "${LAUNCHER:-torchrun}" = torchrun ]; then
+    "$REPO_ROOT/.venv/bin/torchrun" --standalone --nproc_per_node "$NUM_GPUS" main.py "$@"
+  else
+    "$PY" main.py --num_gpus "$NUM_GPUS" "$@"
+  fi
+}

@@ -1,0 +1,125 @@
+"""Builds disjoint, class-stratified train/val/test.csv and a seeded test_sep.csv for a data root."""
+import argparse
+import glob
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dataset import layout  # noqa: E402
+from dataset.index import (IndexEntry, draw_partners, format_split_table, group_by_class,  # noqa: E402
+                           write_index, write_sep_list)
+from dataset.readers import list_frame_ids  # noqa: E402
+
+SPLITS = ("train", "val", "test")
+
+
+def scan_videos(root: str, min_frames: int):
+    """Pairs every `audio/<class>/<id>.wav` with its frames folder and counts the frames.
+
+    Returns: (kept entries, [(wav, reason)] for the dropped ones), both sorted by path.
+    """
+    kept, dropped = [], []
+    for wav in sorted(glob.glob(os.path.join(root, layout.AUDIO, "*", "*.wav"))):
+        rel = os.path.relpath(wav, os.path.join(root, layout.AUDIO))
+        class_name, video_id = os.path.split(rel)
+        video_id = video_id[:-len(".wav")]
+        if class_name not in layout.CLASS_TO_ID:
+            dropped.append((wav, f"{class_name!r} is not a MUSIC class"))
+            continue
+        key = layout.video_key(class_name, video_id)
+        folder = layout.frames_dir(root, key + ".mp4")
+        if not os.path.isdir(folder):
+            dropped.append((wav, f"no frames folder {folder}"))
+            continue
+        ids = list_frame_ids(folder)
+        # The loader reads frames 1..count, so count only the gap-free run from 000001.jpg.
+        count = next(k for k in range(1, len(ids) + 2) if k not in ids) - 1
+        if count < len(ids):
+            dropped.append((wav, f"frames folder has a gap after {layout.frame_name(count)}"))
+        elif count < min_frames:
+            dropped.append((wav, f"{count} frames, fewer than --min-frames {min_frames}"))
+        else:
+            kept.append(IndexEntry(key + ".wav", key + ".mp4", count, source=wav))
+    return kept, dropped
+
+
+def split_by_class(entries, val_frac: float, test_frac: float, seed: int) -> dict:
+    """Disjoint splits, stratified: per class round(frac * n) videos, at least 1 where the class
+    has 3 or more (so every such class is in val and test); smaller classes go to train."""
+    rng = random.Random(seed)
+    splits = {s: [] for s in SPLITS}
+    for class_name, videos in sorted(group_by_class(entries).items()):
+        videos = sorted(videos)
+        rng.shuffle(videos)
+        n = len(videos)
+        if n < 3:
+            print(f"warning: {class_name} has {n} video(s): all in train, none in val/test")
+            n_val = n_test = 0
+        else:
+            n_val = max(1, round(n * val_frac)) if val_frac > 0 else 0
+            n_test = max(1, round(n * test_frac)) if test_frac > 0 else 0
+            n_val = min(n_val, n - 1 - (n_test > 0))
+            n_test = min(n_test, n - 1 - n_val)
+        splits["test"] += videos[:n_test]
+        splits["val"] += videos[n_test:n_test + n_val]
+        splits["train"] += videos[n_test + n_val:]
+    return {s: sorted(v) for s, v in splits.items()}
+
+
+def make_sep_rows(test: list, per_video: int, num_mix: int, seed: int) -> list:
+    """`per_video` rows per test video, each with `num_mix - 1` test partners of other classes.
+
+    Like the authors' file: for round in 1..per_video, one row per test video in list order.
+    """
+    by_class = group_by_class(test)
+    if len(by_class) < num_mix:
+        raise ValueError(f"the test split has {len(by_class)} classes ({', '.join(sorted(by_class))}); "
+                         f"mixtures of {num_mix} distinct classes need at least {num_mix}. Add videos, "
+                         f"raise --test-frac or lower --sep-num-mix")
+    rng = random.Random(seed)
+    return [[video.audio] + [p.audio for p in draw_partners(video, by_class, num_mix - 1, rng)]
+            for _ in range(per_video) for video in test]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", required=True, help="data root with audio/ and frames/ folders")
+    parser.add_argument("--out", help="where the CSVs go (default: --root)")
+    parser.add_argument("--seed", type=int, default=1234, help="split and mixture seed (default: 1234)")
+    parser.add_argument("--val-frac", type=float, default=0.1, help="fraction of each class in val (default: 0.1)")
+    parser.add_argument("--test-frac", type=float, default=0.1, help="fraction of each class in test (default: 0.1)")
+    parser.add_argument("--min-frames", type=int, default=7,
+                        help="drop videos with fewer frames; the reference keeps > 6 s (default: 7)")
+    parser.add_argument("--sep-per-video", type=int, default=10,
+                        help="test_sep.csv rows per test video, 0 for none (default: 10)")
+    parser.add_argument("--sep-num-mix", type=int, default=4, help="videos per test_sep.csv row (default: 4)")
+    args = parser.parse_args(argv)
+    out = args.out or args.root
+
+    kept, dropped = scan_videos(args.root, args.min_frames)
+    for wav, reason in dropped:
+        print(f"dropped {wav}: {reason}")
+    if not kept:
+        sys.exit(f"error: no usable video under {os.path.join(args.root, layout.AUDIO)}")
+    splits = split_by_class(kept, args.val_frac, args.test_frac, args.seed)
+    sep_rows = []
+    if args.sep_per_video > 0:
+        try:
+            sep_rows = make_sep_rows(splits["test"], args.sep_per_video, args.sep_num_mix, args.seed)
+        except ValueError as err:
+            sys.exit(f"error: {err}")
+
+    os.makedirs(out, exist_ok=True)
+    for name, entries in splits.items():
+        write_index(os.path.join(out, f"{name}.csv"), entries)
+    if sep_rows:
+        write_sep_list(os.path.join(out, "test_sep.csv"), sep_rows)
+    print(format_split_table(splits))
+    print(f"kept {len(kept)} videos, dropped {len(dropped)}; {len(sep_rows)} test mixtures; "
+          f"wrote {', '.join(f'{s}.csv' for s in SPLITS)}{', test_sep.csv' if sep_rows else ''} to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Writes CoSep-format detection files for every frames folder, from annotations or a torchvision detector.
+
+Output: `<root>/detection_results/<class>/<id>.mp4.npy`, float32 (K, 7), one row per object per
+frame: [frame_id (1-based, from the jpg name), class_id, score, x1, y1, x2, y2], boxes in pixels
+of the extracted frame. The loader uses the top-scoring row of each frame and ignores class_id.
+
+- `--from-annotations` (synthetic data): rows from the true boxes in `<root>/annotations`;
+  class_id is our MUSIC id + 1 (layout.CLASS_TO_ID + 1, so 1..11), NOT CoSep's Open-Images ids.
+  Scores are drawn so the sounding object usually, not always, outranks the silent one, and a
+  `--miss-rate` fraction of frames gets no row (the loader then uses the full frame).
+- `--weights`: a torchvision detection model with the user's local weights (never downloaded);
+  class_id is the model's label, named by `--class-map`.
+"""
+import argparse
+import json
+import os
+import sys
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from PIL import Image  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from dataset import layout  # noqa: E402
+from dataset.readers import list_frame_ids  # noqa: E402
+
+# torchvision.models.detection builders that take (weights, weights_backbone, num_classes).
+DETECTORS = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+             "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2",
+             "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
+SOUNDING_SCORES = (0.7, 0.99)   # uniform ranges: the sounding object usually scores higher
+SILENT_SCORES = (0.4, 0.95)
+
+
+def list_videos(root: str) -> list[tuple[str, str]]:
+    """(class, video id) of every `frames/<class>/<id>.mp4` folder, sorted."""
+    videos = []
+    frames_root = os.path.join(root, layout.FRAMES)
+    if not os.path.isdir(frames_root):
+        sys.exit(f"error: {frames_root} not found")
+    for class_name in sorted(os.listdir(frames_root)):
+        class_dir = os.path.join(frames_root, class_name)
+        if os.path.isdir(class_dir):
+            videos += [(class_name, name[:-len(".mp4")]) for name in sorted(os.listdir(class_dir))
+                       if name.endswith(".mp4") and os.path.isdir(os.path.join(class_dir, name))]
+    return videos
+
+
+def annotation_rows(annotation: dict, frame_ids: list[int], image_size: tuple[int, int],
+                    rng: np.random.Generator, miss_rate: float) -> np.ndarray:
+    """Detection rows of one video from its annotation, float32 (K, 7).
+
+    Extracted frame k shows video frame min(int(frame_time(k) * fps), n - 1); boxes are scaled from
+    the video's resolution to the jpg's and clipped to it.
+    """
+    width, height = image_size
+    scale = np.array([width / annotation["width"], height / annotation["height"]] * 2)
+    last = annotation["num_video_frames"] - 1
+    rows = []
+    for k in frame_ids:
+        if rng.random() < miss_rate:
+            continue
+        shown = min(int(layout.frame_time(k) * annotation["fps"]), last)
+        for obj in annotation["objects"]:
+            box = obj["boxes"][shown]
+            if box is None:
+                continue
+            x1, y1, x2, y2 = np.clip(np.asarray(box, float) * scale, 0, [width, height, width, height])
+            if x2 <= x1 or y2 <= y1:          # outside the picture in this frame
+                continue
+            low, high = SOUNDING_SCORES if obj["sounding"] else SILENT_SCORES
+            rows.append([k, layout.CLASS_TO_ID[obj["class"]] + 1, rng.uniform(low, high), x1, y1, x2, y2])
+    return np.array(rows, np.float32).reshape(-1, len(layout.DETECTION_COLUMNS))
+
+
+def build_detector(arch: str, weights: str, num_classes: int, device: str):
+    """A torchvision detector with the weights of a local file; nothing is downloaded."""
+    if not os.path.isfile(weights):
+        sys.exit(f"error: weights file {weights} not found")
+    model = getattr(torchvision.models.detection, arch)(weights=None, weights_backbone=None,
+                                                        num_classes=num_classes)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state:      # torchvision reference-script checkpoints
+        state = state["model"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        detail = str(err).splitlines()
+        sys.exit(f"error: {weights} does not hold weights of {arch} with {num_classes} classes "
+                 f"(--class-map): {' '.join(detail[:3])[:600]}")
+    return model.eval().to(device)
+
+
+def load_image(path: str) -> torch.Tensor:
+    """A jpg as float (3, H, W) in [0, 1], the detection models' input."""
+    with Image.open(path) as img:
+        return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+
+
+def model_rows(model, folder: str, frame_ids: list[int], batch_size: int, score_thresh: float,
+               device: str) -> np.ndarray:
+    """Detection rows of one video from the model, float32 (K, 7)."""
+    rows = []
+    for start in range(0, len(frame_ids), batch_size):
+        ids = frame_ids[start:start + batch_size]
+        images = [load_image(os.path.join(folder, layout.frame_name(k))).to(device) for k in ids]
+        with torch.inference_mode():
+            outputs = model(images)
+        for k, out in zip(ids, outputs):
+            keep = out["scores"] >= score_thresh
+            for label, score, box in zip(out["labels"][keep].tolist(), out["scores"][keep].tolist(),
+                                         out["boxes"][keep].tolist()):
+                rows.append([k, label, score, *box])
+    return np.array(rows, np.float32).reshape(-1, len(layout.DETECTION_COLUMNS))
+
+
+def save_atomic(path: str, array: np.ndarray) -> None:
+    """Writes via a temporary file, so an interrupted run never leaves a half-written npy."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def read_class_map(path: str) -> dict[int, str]:
+    with open(path) as f:
+        class_map = {int(label): name for label, name in json.load(f).items()}
+    if not class_map or min(class_map) < 1:
+        sys.exit(f"error: {path}: labels must be >= 1 (0 is the detector's background)")
+    return class_map
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", required=True, help="data root with frames/ (and annotations/)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-annotations", action="store_true",
+                        help="rows from annotations/<class>/<id>.json (synthetic data)")
+    source.add_argument("--weights", help="local weights file of a torchvision detection model")
+    parser.add_argument("--class-map", help="JSON {label index: class name} of the model; required with --weights")
+    parser.add_argument("--arch", default="fasterrcnn_resnet50_fpn", choices=DETECTORS,
+                        help="torchvision detection architecture (default: fasterrcnn_resnet50_fpn)")
+    parser.add_argument("--score-thresh", type=float, default=0.3,
+                        help="model path: keep detections scoring at least this, as CoSep (default: 0.3)")
+    parser.add_argument("--batch-size", type=int, default=8, help="model path: frames per forward pass (default: 8)")
+    parser.add_argument("--device", default=None, help="model path: torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--miss-rate", type=float, default=0.02,
+                        help="annotation path: fraction of frames left without detection (default: 0.02)")
+    parser.add_argument("--seed", type=int, default=1234, help="annotation path: score/miss seed (default: 1234)")
+    parser.add_argument("--overwrite", action="store_true", help="redo videos whose npy exists (default: skip them)")
+    args = parser.parse_args(argv)
+    if args.weights and not args.class_map:
+        parser.error("--weights needs --class-map")
+
+    model, device = None, args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.weights:
+        class_map = read_class_map(args.class_map)
+        model = build_detector(args.arch, args.weights, max(class_map) + 1, device)
+        print(f"{args.arch} from {args.weights} on {device}; classes: {class_map}")
+
+    videos = list_videos(args.root)
+    written = existing = rows_total = frames_total = frames_empty = 0
+    for class_name, video_id in tqdm(videos, desc="videos", unit="video"):
+        key = layout.video_key(class_name, video_id)
+        out_path = layout.detection_path(args.root, key + ".mp4")
+        if os.path.exists(out_path) and not args.overwrite:
+            existing += 1
+            continue
+        folder = layout.frames_dir(args.root, key + ".mp4")
+        frame_ids = sorted(list_frame_ids(folder))
+        if not frame_ids:
+            tqdm.write(f"warning: {folder} holds no jpg, skipped")
+            continue
+        if model is None:
+            ann_path = layout.annotation_path(args.root, class_name, video_id)
+            if not os.path.isfile(ann_path):
+                sys.exit(f"error: annotation {ann_path} not found (needed by --from-annotations)")
+            with open(ann_path) as f:
+                annotation = json.load(f)
+            if any(len(obj["boxes"]) != annotation["num_video_frames"] for obj in annotation["objects"]):
+                sys.exit(f"error: {ann_path}: every object needs one box per video frame "
+                         f"({annotation['num_video_frames']})")
+            with Image.open(os.path.join(folder, layout.frame_name(frame_ids[0]))) as img:
+                image_size = img.size
+            # Seeded per video, so a resumed or partial run writes the same rows.
+            rng = np.random.default_rng([args.seed, zlib.crc32(key.encode())])
+            rows = annotation_rows(annotation, frame_ids, image_size, rng, args.miss_rate)
+        else:
+            rows = model_rows(model, folder, frame_ids, args.batch_size, args.score_thresh, device)
+        save_atomic(out_path, rows)
+        written += 1
+        rows_total += len(rows)
+        frames_total += len(frame_ids)
+        frames_empty += len(set(frame_ids) - set(rows[:, 0].astype(int).tolist()))
+    print(f"videos: {len(videos)} ({written} written, {existing} already done); rows: {rows_total}; "
+          f"frames without detection: {frames_empty} of {frames_total}")
+
+
+if __name__ == "__main__":
+    main()

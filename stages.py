@@ -1,0 +1,231 @@
+"""The four training stages as small modules: each owns only its forward pass and its named losses.
+
+Objects are stacked on one axis: a CCoL sample holds N = 4 objects, where objects (0, 1) form
+pseudo-video A and (2, 3) pseudo-video B; 0 and 2 sound, 1 and 3 are silent objects of other classes
+(the model is not told which). The mixture is the sound of A plus the sound of B.
+Grounding logits use class 0 = sounding, class 1 = silent, as the reference.
+
+    GRD  (stage 1)  solo grounding warm-up                        reference_method.md §3.1
+    COL  (stage 2)  grounding-gated separation + grounding          §3.2
+    CCoL (stage 3)  separation chooses the grounding labels         §3.3
+    SoP  baseline   Sound of Pixels: 2 whole-frame videos, binary masks, BCE   §9
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from dataset import normalize_frames
+from models.criterion import WeightedBCELoss, WeightedL1Loss, WeightedL2Loss
+from models.spectral import SpectralFrontend
+
+# Which networks each stage builds. Order matters only for logging.
+STAGE_NETS = {
+    "grd": ("sound_ground", "frame_ground", "grounding"),
+    "col": ("sound_ground", "frame_ground", "grounding", "sound", "frame", "synthesizer"),
+    "ccol": ("sound_ground", "frame_ground", "grounding", "sound", "frame", "synthesizer"),
+    "sop": ("sound", "frame", "synthesizer"),
+}
+LOSSES = {"l1": WeightedL1Loss, "l2": WeightedL2Loss, "bce": WeightedBCELoss}
+
+# Grounding audio inputs, run through the audio net once each: the mixture and the two solo tracks.
+AUDIO_MIX, AUDIO_SOLO_A, AUDIO_SOLO_B = 0, 1, 2
+
+
+class Stage(nn.Module):
+    """Shared machinery: spectrogram front end, frozen nets, grounding grid and separation masks.
+
+    Args:
+        nets: ModuleDict with the networks in STAGE_NETS[stage].
+        args: resolved arguments (spectrogram, loss and method options).
+        frozen: modules that stay in eval() with requires_grad False (frozen BatchNorm stats too).
+    """
+
+    def __init__(self, nets: nn.ModuleDict, args, frozen: list[nn.Module] = ()):
+        super().__init__()
+        self.nets = nets
+        self.frontend = SpectralFrontend(
+            n_fft=args.stft_frame, hop=args.stft_hop, warp_bins=args.warp_bins,
+            log_freq=bool(args.log_freq), binary_mask=bool(args.binary_mask),
+            mask_thres=args.mask_thres, weighted_loss=bool(args.weighted_loss))
+        self.sep_loss = LOSSES[args.loss](reduction="none")
+        self.args = args
+        self._frozen = list(frozen)
+        for module in self._frozen:
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()  # frozen means frozen: BatchNorm statistics must not drift
+        return self
+
+    # ------------------------------------------------------------------ inputs
+    def prepare(self, batch: dict) -> tuple[dict, torch.Tensor]:
+        with torch.autocast(batch["mix"].device.type, enabled=False):
+            spec = self.frontend(batch["audios"].float(), batch["mix"].float())
+        frames = normalize_frames(batch["frames"])  # (B, N, 3, T, H, W) float
+        return spec, frames
+
+    # ------------------------------------------------------------------ grounding
+    def grounding_grid(self, spec: dict, frames: torch.Tensor) -> torch.Tensor:
+        """Logits of every (audio, object) pair: audio in [mixture, solo 0, solo 2] x the N objects.
+
+        Returns (B, 3, N, 2). The audio net runs once per distinct spectrogram (3 per sample),
+        not once per pair as in the reference (8).
+        """
+        B, N = frames.shape[:2]
+        log_mags = spec["log_mags"]                                           # (B, N, 1, F, T)
+        audio_in = torch.stack([spec["log_mag_mix"], log_mags[:, 0], log_mags[:, 2]], 1)  # (B, 3, 1, F, T)
+        audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, 3, -1)     # (B, 3, Da)
+        visual_feat = self.nets["frame_ground"].forward_multiframe(frames.flatten(0, 1)).view(B, N, -1)
+        pairs_a = audio_feat[:, :, None].expand(-1, -1, N, -1)                # (B, 3, N, Da)
+        pairs_v = visual_feat[:, None].expand(-1, 3, -1, -1)                  # (B, 3, N, Dv)
+        return self.nets["grounding"](pairs_a, pairs_v)                       # (B, 3, N, 2)
+
+    # ------------------------------------------------------------------ separation
+    def object_masks(self, spec: dict, frames: torch.Tensor) -> torch.Tensor:
+        """One mask per object from the mixture: U-Net features x visual vector (inner product).
+
+        Returns mask probabilities (B, N, 1, F, T) in the (warped) spectrogram domain.
+        """
+        B, N = frames.shape[:2]
+        sound_feat = self.nets["sound"](spec["log_mag_mix"])                    # (B, C, F, T)
+        visual_vec = self.nets["frame"].forward_multiframe(frames.flatten(0, 1)).view(B, N, -1)  # (B, N, C)
+        logits = self.nets["synthesizer"](visual_vec, sound_feat)             # (B, N, 1, F, T)
+        return torch.sigmoid(logits)
+
+    def forward(self, batch: dict) -> tuple[dict, dict]:
+        raise NotImplementedError
+
+
+def _ce_both(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pair cross-entropy towards 'sounding' (class 0) and towards 'silent' (class 1)."""
+    log_prob = F.log_softmax(logits.float(), dim=-1)
+    return -log_prob[..., 0], -log_prob[..., 1]
+
+
+def solo_grounding_losses(ce_sounding: torch.Tensor, ce_silent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRD's solo terms on the (B, 3, N) CE grid.
+
+    Positive (multiple instance): the solo track of video 0 matches object 0 or the other object of
+    pseudo-video A, whichever fits best, per sample. Negative: the track of video 2 with object 0.
+    """
+    positive = torch.minimum(ce_sounding[:, AUDIO_SOLO_A, 0], ce_sounding[:, AUDIO_SOLO_A, 1]).mean()
+    negative = ce_silent[:, AUDIO_SOLO_B, 0].mean()
+    return positive, negative
+
+
+def grounding_outputs(logits: torch.Tensor) -> dict:
+    """Probabilities used by evaluation: mixture grounding of every object, and the 4 solo pairs."""
+    prob = logits.float().softmax(-1)[..., 0]                                  # (B, 3, N)
+    solo = torch.stack([prob[:, AUDIO_SOLO_A, 0], prob[:, AUDIO_SOLO_A, 1],
+                        prob[:, AUDIO_SOLO_B, 2], prob[:, AUDIO_SOLO_B, 3]], 1)  # (B, 4)
+    return {"sounding_prob": prob[:, AUDIO_MIX], "solo_prob": solo}
+
+
+class GRD(Stage):
+    """Stage 1: grounding-only warm-up. Loss = MIL positive + negative (reference §3.1)."""
+
+    def forward(self, batch):
+        spec, frames = self.prepare(batch)
+        logits = self.grounding_grid(spec, frames)
+        ce_sounding, ce_silent = _ce_both(logits)
+        positive, negative = solo_grounding_losses(ce_sounding, ce_silent)
+        losses = {"total": positive + negative, "grd_pos": positive, "grd_neg": negative}
+        return losses, {**grounding_outputs(logits), **spec}
+
+
+class COL(Stage):
+    """Stage 2: co-learning. Mixture grounding gates which object masks explain each pseudo-video.
+
+    L = L_sep + 0.25 (solo positive + solo negative + mixture MIL positives)   (reference §3.2)
+    """
+
+    separation_weight, grounding_weight = 1.0, 0.25
+
+    def gated_separation_loss(self, masks, sounding_prob, spec):
+        """Pseudo-video masks M_A = d0 m0 + d1 m1, M_B = d2 m2 + d3 m3 with d_n = [p_n > 0.5].
+
+        The hard gate passes no gradient into grounding, as in the paper's code.
+        """
+        B, N = masks.shape[:2]
+        gate = (sounding_prob > 0.5).to(masks.dtype).detach()                 # (B, N)
+        pseudo_masks = (gate[..., None, None, None] * masks).unflatten(1, (2, 2)).sum(2)  # (B, 2, 1, F, T)
+        targets = spec["gt_masks"][:, 0::2]                                    # sound of A, sound of B
+        return self.sep_loss(pseudo_masks, targets, spec["weight"]).mean()
+
+    def grounding_losses(self, ce_sounding, ce_silent, masks, spec):
+        positive, negative = solo_grounding_losses(ce_sounding, ce_silent)
+        mix = ce_sounding[:, AUDIO_MIX].mean(0)                                # (N,) batch-mean CEs
+        # As the reference: the MIL minimum is between batch means, not per sample.
+        mix_positive = torch.minimum(mix[0], mix[1]) + torch.minimum(mix[2], mix[3])
+        return {"grd_pos": positive, "grd_neg": negative, "grd_mix": mix_positive}
+
+    def forward(self, batch):
+        spec, frames = self.prepare(batch)
+        logits = self.grounding_grid(spec, frames)
+        outputs = grounding_outputs(logits)
+        masks = self.object_masks(spec, frames)
+        ce_sounding, ce_silent = _ce_both(logits)
+        losses = {"sep": self.gated_separation_loss(masks, outputs["sounding_prob"], spec)}
+        losses.update(self.grounding_losses(ce_sounding, ce_silent, masks, spec))
+        losses["total"] = self.combine(losses)
+        return losses, {**outputs, "pred_masks": masks, **spec}
+
+    def combine(self, losses):
+        return losses["sep"] + self.grounding_weight * (losses["grd_pos"] + losses["grd_neg"] + losses["grd_mix"])
+
+
+class CCoL(COL):
+    """Stage 3: cyclic co-learning. Separation errors choose the grounding labels (reference §3.3).
+
+    Per pseudo-video, the object whose (ungated) mask explains the pseudo-video's sound better is
+    the sounding one; the other is labelled silent only if its mask error also exceeds
+    `silent_thres`. L = L_sep + 0.25 (L_pos + L_neg) + 0.5 L_solo.
+    """
+
+    def sounding_labels(self, masks, spec):
+        """Returns (w_pos, w_neg), each (B, N): weights of the 'sounding' / 'silent' CE per object."""
+        with torch.no_grad():
+            targets = spec["gt_masks"][:, [0, 0, 2, 2]]                        # each object vs its pseudo-video
+            mask_error = self.sep_loss(masks, targets, spec["weight"]).float()  # (B, N) = d_n
+            pairs = mask_error.unflatten(1, (2, 2))                            # (B, 2, 2)
+            first_sounds = torch.round(pairs[..., 1] / (pairs.sum(-1) + 1e-12))  # (B, 2): r1, r2
+            w_pos = torch.stack([first_sounds, 1 - first_sounds], -1).flatten(1)   # (B, N)
+            above_thres = (1 + torch.sign(mask_error - self.args.silent_thres)) / 2
+            w_neg = (1 - w_pos) * above_thres
+        return w_pos, w_neg
+
+    def grounding_losses(self, ce_sounding, ce_silent, masks, spec):
+        w_pos, w_neg = self.sounding_labels(masks, spec)
+        first_sounds = w_pos[:, 0]                                             # r1 for pseudo-video A
+        ce_first, ce_second = ce_sounding[:, AUDIO_SOLO_A, 0], ce_sounding[:, AUDIO_SOLO_A, 1]
+        if self.args.ccol_broadcast_bug:
+            # The reference multiplied (B,) by (B, 1): the per-sample choice becomes a batch average.
+            solo_positive = ce_first.mean() * first_sounds.mean() + ce_second.mean() * (1 - first_sounds).mean()
+        else:
+            solo_positive = (first_sounds * ce_first + (1 - first_sounds) * ce_second).mean()
+        solo_negative = ce_silent[:, AUDIO_SOLO_B, 0].mean()
+        return {
+            "grd_solo": solo_positive + solo_negative,
+            "grd_pos": (w_pos * ce_sounding[:, AUDIO_MIX]).sum(1).mean(),
+            "grd_neg": (w_neg * ce_silent[:, AUDIO_MIX]).sum(1).mean(),
+        }
+
+    def combine(self, losses):
+        return losses["sep"] + 0.25 * (losses["grd_pos"] + losses["grd_neg"]) + 0.5 * losses["grd_solo"]
+
+
+class SoP(Stage):
+    """Sound of Pixels baseline: every video in the mixture is separated by its whole-frame vector."""
+
+    def forward(self, batch):
+        spec, frames = self.prepare(batch)
+        masks = self.object_masks(spec, frames)                                # (B, N, 1, F, T)
+        sep = self.sep_loss(masks, spec["gt_masks"], spec["weight"]).mean()
+        return {"total": sep, "sep": sep}, {"pred_masks": masks, **spec}
+
+
+STAGES = {"grd": GRD, "col": COL, "ccol": CCoL, "sop": SoP}

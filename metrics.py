@@ -1,5 +1,6 @@
 """Evaluation metrics: BSS-eval separation scores, silent-object leakage, grounding scores and their aggregation."""
 
+import contextlib
 import csv
 import warnings
 from pathlib import Path
@@ -52,6 +53,23 @@ def _bss_eval_mir_eval(refs, ests):
     return scores[:, 0], scores[:, 1], scores[:, 2]
 
 
+@contextlib.contextmanager
+def _one_cpu_thread():
+    """Run torch's CPU ops on one thread inside the block, then restore the previous thread count.
+
+    Once torch.set_num_threads(n > 1) has been called, PyTorch's batched CPU LU runs MKL's dgetrf
+    from several threads at once, which prints "Parameter 6 was incorrect on entry to DLASWP" and
+    hangs or returns wrong solutions (pytorch/pytorch#141358, #142815). fast_bss_eval solves batched
+    512x512 and 1024x1024 systems, so it must not run there with more than one thread.
+    """
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(num_threads)
+
+
 def _bss_eval_fast(refs, ests):
     """Batched fast_bss_eval on the tensors' device. (V, N, L) tensors -> three (V, N) arrays.
 
@@ -63,16 +81,17 @@ def _bss_eval_fast(refs, ests):
     # single reference or estimate is rescaled, so normalising here is exact.
     refs = refs / refs.norm(dim=-1, keepdim=True)
     ests = ests / ests.norm(dim=-1, keepdim=True)
-    sdr, sir, sar = fast_bss_eval.bss_eval_sources(
-        refs,
-        ests,
-        filter_length=FILTER_LENGTH,
-        use_cg_iter=None,
-        zero_mean=False,
-        clamp_db=None,
-        compute_permutation=False,
-        load_diag=None,
-    )
+    with _one_cpu_thread() if refs.device.type == "cpu" else contextlib.nullcontext():
+        sdr, sir, sar = fast_bss_eval.bss_eval_sources(
+            refs,
+            ests,
+            filter_length=FILTER_LENGTH,
+            use_cg_iter=None,
+            zero_mean=False,
+            clamp_db=None,
+            compute_permutation=False,
+            load_diag=None,
+        )
     return sdr.cpu().numpy(), sir.cpu().numpy(), sar.cpu().numpy()
 
 

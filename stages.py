@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dataset import normalize_frames
-from models.criterion import WeightedBCELoss, WeightedL1Loss, WeightedL2Loss
+from models.criterion import LOSSES
 from models.spectral import SpectralFrontend
 
 # Which networks each stage builds. Order matters only for logging.
@@ -27,7 +27,6 @@ STAGE_NETS = {
     "ccol": ("sound_ground", "frame_ground", "grounding", "sound", "frame", "synthesizer"),
     "sop": ("sound", "frame", "synthesizer"),
 }
-LOSSES = {"l1": WeightedL1Loss, "l2": WeightedL2Loss, "bce": WeightedBCELoss}
 
 # Grounding audio inputs, run through the audio net once each: the mixture and the two solo tracks.
 AUDIO_MIX, AUDIO_SOLO_A, AUDIO_SOLO_B = 0, 1, 2

@@ -63,7 +63,7 @@ def _to_u8(x: torch.Tensor) -> np.ndarray:
 
 
 def _to_i16(wav: torch.Tensor) -> np.ndarray:
-    return (wav.float().clamp(-1, 1) * 32767).round().to(torch.int16).cpu().numpy()
+    return (wav.clamp(-1, 1) * 32767).round_().to(torch.int16).cpu().numpy()
 
 
 @torch.no_grad()
@@ -81,30 +81,37 @@ def collect_samples(batch, out, masks, waves, records, args, limit) -> list[dict
         return []
     out_bins = out["gt_masks"].shape[-2]
 
-    # Every waveform the page plays, stacked: mixture, true sources, estimates, oracle (mix x true mask).
-    parts = {"mix": batch["mix"][:k, None], "source": batch["audios"][:k]}
-    if waves is not None:
-        parts["est"] = waves["est"][:k]
-        if "gt_masked" in waves:
-            parts["oracle"] = waves["gt_masked"][:k]
-    wavs = torch.cat([p.float() for p in parts.values()], dim=1)                 # (k, 1 + N*m, L)
-    mag = stft(wavs, args.stft_frame, args.stft_hop).abs()                       # (k, M, F, T)
-    if args.log_freq:
-        mag = warp_log_freq(mag, out_bins)                                       # (k, M, Fw, T)
-    db = 20 * torch.log10(mag + 1e-8)
-    peak = db[:, :1].amax(dim=(-3, -2, -1), keepdim=True)                        # mixture's peak
+    # Spectrograms as the model sees them (log frequency when args.log_freq): the mixture, the true
+    # sources, and |mixture| x mask for the estimate and the oracle, i.e. the magnitudes that are synthesised.
+    mag_mix = out["mag_mix_w"][:k].float()                                       # (k, 1, Fw, T)
+    if "mags_w" in out:
+        mag_src = out["mags_w"][:k, :, 0].float()                                # (k, N, Fw, T)
+    else:
+        mag_src = stft(batch["audios"][:k].float(), args.stft_frame, args.stft_hop).abs()
+        if args.log_freq:
+            mag_src = warp_log_freq(mag_src, out_bins)
+    mags = {"mix": mag_mix, "source": mag_src}
+    sounds = {"mix": batch["mix"][:k], "source": batch["audios"][:k]}            # waveforms the page plays
+    if masks is not None and waves is not None:
+        mags["est"] = mag_mix * masks[:k, :, 0].float()
+        sounds["est"] = waves["est"][:k]
+    if waves is not None and "gt_masked" in waves:
+        mags["oracle"] = mag_mix * out["gt_masks"][:k, :, 0].float()
+        sounds["oracle"] = waves["gt_masked"][:k]
+    db = 20 * torch.log10(torch.cat(list(mags.values()), dim=1) + 1e-8)          # (k, M, Fw, T)
+    peak = db[:, :1].amax(dim=(-3, -2, -1), keepdim=True)                        # the mixture's peak
     spec_u8 = _to_u8(_shrink((db - peak) / DB_RANGE + 1, MAX_PX))
-    wav_i16 = _to_i16(wavs)
 
     def split(arr):  # (k, M, ...) -> {'mix': (k, ...), 'source': (k, N, ...), ...}
         res, i = {}, 0
-        for name, p in parts.items():
-            n = p.shape[1]
+        for name, m in mags.items():
+            n = m.shape[1]
             res[name] = arr[:, i] if name == "mix" else arr[:, i:i + n]
             i += n
         return res
 
-    specs, sounds = split(spec_u8), split(wav_i16)
+    specs = split(spec_u8)
+    sounds = {name: _to_i16(w) for name, w in sounds.items()}                   # int16 (k, L) / (k, N, L)
     gt_masks = _to_u8(_shrink(out["gt_masks"][:k, :, 0].float(), MAX_PX))      # (k, N, h, w), clipped to 1
     pred_masks = _to_u8(_shrink(masks[:k, :, 0].float(), MAX_PX)) if masks is not None else None
 
@@ -153,8 +160,11 @@ def collect_samples(batch, out, masks, waves, records, args, limit) -> list[dict
 # Media writers
 # ----------------------------------------------------------------------------------------------
 def _save_colormapped(img_u8: np.ndarray, path: str, cmap: str) -> None:
-    """uint8 (H, W) with row 0 = lowest frequency -> colour PNG with low frequencies at the bottom."""
-    Image.fromarray(_lut(cmap)[img_u8[::-1]]).save(path, compress_level=1)
+    """uint8 (H, W) with row 0 = lowest frequency -> colour JPEG with low frequencies at the bottom."""
+    h, w = img_u8.shape
+    img = Image.frombytes("P", (w, h), np.ascontiguousarray(img_u8[::-1]).tobytes())
+    img.putpalette(_lut(cmap).tobytes())   # colormap applied by PIL in C
+    img.convert("RGB").save(path, quality=90)
 
 
 def _save_wav(wav_i16: np.ndarray, path: str, rate: int) -> None:
@@ -249,27 +259,23 @@ def _plot_curves(history, out_dir: str) -> list[str]:
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "loss.png"))
         written.append("loss.png")
-    if val:
-        fig, (ax1, ax2) = _figure(7.0, 3.2, ncols=2)
-        for key, label in (("sdr", "SDR"), ("sir", "SIR"), ("sar", "SAR"), ("sdr_mix", "mixture SDR")):
-            x, y = _series(val, key)
-            if x:
-                ax1.plot(x, y, marker="o", ms=3, label=label, ls="--" if key == "sdr_mix" else "-")
-        ax1.set_title("val separation (dB)", fontsize=10)
-        for key, label in (("grounding_acc", "grounding accuracy"), ("grounding_ap", "grounding AP"),
-                           ("solo_grounding_acc", "solo grounding accuracy")):
-            x, y = _series(val, key)
-            if x:
-                ax2.plot(x, y, marker="o", ms=3, label=label)
-        ax2.set_ylim(0, 1.02)
-        ax2.set_title("val grounding", fontsize=10)
-        for ax in (ax1, ax2):
+    panels = [(title, lines) for title, lines in (
+        ("val separation (dB)", [(k, label) for k, label in (("sdr", "SDR"), ("sir", "SIR"), ("sar", "SAR"),
+                                                          ("sdr_mix", "mixture SDR")) if _series(val, k)[0]]),
+        ("val grounding", [(k, label) for k, label in (("grounding_acc", "grounding accuracy"),
+                                                    ("grounding_ap", "grounding AP"),
+                                                    ("solo_grounding_acc", "solo grounding accuracy"))
+                           if _series(val, k)[0]])) if lines]
+    if panels:  # only what this stage measures (GRD has no separation, SoP no grounding)
+        fig, axes = _figure(3.6 * len(panels) - 0.2, 3.2, ncols=len(panels))
+        for ax, (title, lines) in zip(axes, panels):
+            for key, label in lines:
+                ax.plot(*_series(val, key), marker="o", ms=3, label=label, ls="--" if key == "sdr_mix" else "-")
+            if title == "val grounding":
+                ax.set_ylim(0, 1.02)
+            ax.set_title(title, fontsize=10)
             ax.set_xlabel("epoch")
-            if ax.lines:
-                ax.legend(fontsize=7, frameon=False)
-            else:
-                ax.text(0.5, 0.5, "not measured in this stage", ha="center", va="center",
-                        transform=ax.transAxes, color="grey")
+            ax.legend(fontsize=7, frameon=False)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, "metrics.png"))
         written.append("metrics.png")
@@ -357,7 +363,7 @@ audio.wide { width:300px; margin-top:8px; }
 .legend { font-size:11.5px; color:var(--mute); }
 .legend .bar { display:inline-block; width:120px; height:10px; border-radius:2px; vertical-align:middle;
                margin:0 6px; border:1px solid var(--line); }
-table.objects { border-collapse:collapse; width:100%; }
+table.objects { border-collapse:collapse; }
 table.objects th { font-size:11.5px; font-weight:600; color:var(--mute); text-align:left; padding:4px 6px;
                    border-bottom:1px solid var(--line); white-space:nowrap; }
 table.objects td { vertical-align:top; padding:8px 6px; border-bottom:1px solid var(--line); }
@@ -512,15 +518,15 @@ def _write_sample(s: dict, i: int, media: str, args) -> str:
     def spec_audio(name: str, spec_u8, wav_i16, caption: str, empty_text: str) -> str:
         if not np.any(wav_i16):
             return f"<div class=\"empty\">{_esc(empty_text)}</div>"
-        _save_colormapped(spec_u8, path(name + ".png"), "magma")
+        _save_colormapped(spec_u8, path(name + ".jpg"), "magma")
         _save_wav(wav_i16, path(name + ".wav"), rate)
-        return (f"<img class=\"spec\" src=\"{_url(rel(name + '.png'))}\" alt=\"{_esc(caption)}\" "
+        return (f"<img class=\"spec\" src=\"{_url(rel(name + '.jpg'))}\" alt=\"{_esc(caption)}\" "
                 f"title=\"{_esc(caption)}\" loading=\"lazy\">"
                 f"<audio controls preload=\"none\" src=\"{_url(rel(name + '.wav'))}\"></audio>")
 
     def mask_img(name: str, mask_u8, caption: str) -> str:
-        _save_colormapped(mask_u8, path(name + ".png"), "viridis")
-        return (f"<img class=\"mask\" src=\"{_url(rel(name + '.png'))}\" alt=\"{_esc(caption)}\" "
+        _save_colormapped(mask_u8, path(name + ".jpg"), "viridis")
+        return (f"<img class=\"mask\" src=\"{_url(rel(name + '.jpg'))}\" alt=\"{_esc(caption)}\" "
                 f"title=\"{_esc(caption)}\" loading=\"lazy\">")
 
     infos, sounding, prob = s["infos"], s["sounding"], s["prob"]
@@ -528,7 +534,7 @@ def _write_sample(s: dict, i: int, media: str, args) -> str:
     has_masks, has_est = s["pred_mask"] is not None, "est" in s["wav"]
     has_oracle = "oracle" in s["wav"]
 
-    _save_colormapped(s["spec"]["mix"], path("mix.png"), "magma")
+    _save_colormapped(s["spec"]["mix"], path("mix.jpg"), "magma")
     _save_wav(s["wav"]["mix"], path("mix.wav"), rate)
 
     heads = ["object", "video frames (detection box) · network input"]
@@ -601,7 +607,7 @@ def _write_sample(s: dict, i: int, media: str, args) -> str:
     return (f"<section class=\"card\" id=\"{sub}\"><div class=\"card-head\"><h3>#{i + 1} · sample "
             f"{s['index']}</h3><span class=\"what\">sounding: <b>{_esc(names or '—')}</b>"
             f"{' · silent: ' + _esc(silent) if silent else ''}</span>{mean_sdr}</div>"
-            f"<div class=\"card-body\"><div class=\"mix\"><img class=\"mixspec\" src=\"{_url(rel('mix.png'))}\" "
+            f"<div class=\"card-body\"><div class=\"mix\"><img class=\"mixspec\" src=\"{_url(rel('mix.jpg'))}\" "
             f"alt=\"mixture\" loading=\"lazy\"><div><div class=\"cls\">mixture</div><div class=\"small\">"
             f"sum of the sounding objects' clips</div><audio class=\"wide\" controls preload=\"none\" "
             f"src=\"{_url(rel('mix.wav'))}\"></audio>{ground}</div></div>"
@@ -667,11 +673,16 @@ def write_run_page(args, summary, vis_samples, history, title, checkpoint=None) 
                 f"<div class=\"meta\">{' &nbsp;·&nbsp; '.join(meta)}</div>"
                 + (f"<div class=\"meta\">{' &nbsp;·&nbsp; '.join(links)}</div>" if links else ""))
 
-        legend = (f"<div class=\"legend\">spectrograms (log frequency, low at the bottom): −{DB_RANGE:.0f} dB"
-                  f"<span class=\"bar\" style=\"background:{_gradient('magma')}\"></span>0 dB re the mixture's "
-                  f"peak &nbsp;&nbsp; masks: 0<span class=\"bar\" style=\"background:{_gradient('viridis')}\">"
-                  f"</span>1 (true ratio masks clipped at 1) &nbsp;&nbsp; frames: "
-                  f"<span style=\"color:#c9a400;font-weight:700\">■</span> detection box used for the crop</div>")
+        freq = "log frequency" if getattr(args, "log_freq", 1) else "linear frequency"
+        has_masks = any(s["pred_mask"] is not None for s in vis_samples or [])
+        legend = (f"<div class=\"legend\">spectrograms ({freq}, low at the bottom"
+                  f"{'; separated and oracle: |mixture| × mask' if has_masks else ''}): −{DB_RANGE:.0f} dB"
+                  f"<span class=\"bar\" style=\"background:{_gradient('magma')}\"></span>0 dB re the mixture's peak")
+        if has_masks:
+            legend += (f" &nbsp;&nbsp; masks: 0<span class=\"bar\" style=\"background:{_gradient('viridis')}\">"
+                       f"</span>1 (true ratio masks clipped at 1)")
+        legend += (" &nbsp;&nbsp; frames: <span style=\"color:#c9a400;font-weight:700\">■</span> "
+                   "detection box used for the crop</div>")
         figures = "".join(f"<div class=\"panel plots\"><img src=\"{n}\" alt=\"{a}\"></div>" for n, a in plots)
         body = [f"<h2>Summary</h2><div class=\"row\"><div class=\"panel\">{_summary_table(summary)}</div>"
                 f"<div class=\"column\">{figures}</div></div>"]

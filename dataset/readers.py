@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import soundfile as sf
+import torch
 from PIL import Image
 from scipy.signal import resample_poly
 
@@ -97,13 +98,13 @@ def list_frame_ids(folder: str) -> set[int]:
     return {int(name[:-4]) for name in os.listdir(folder) if name.endswith(".jpg") and name[:-4].isdigit()}
 
 
-def load_frame(path: str) -> Image.Image:
-    """A decoded RGB jpg frame."""
+def load_frame(path: str) -> torch.Tensor:
+    """A decoded jpg frame. Returns uint8 (3, H, W) (a channels-last view, which torch resizes fastest)."""
     if not os.path.isfile(path):
         raise DataError("frame not found", path=path)
     try:
         with Image.open(path) as img:
-            img.load()
-            return img if img.mode == "RGB" else img.convert("RGB")
+            pixels = np.array(img.convert("RGB") if img.mode != "RGB" else img)     # (H, W, 3)
     except (OSError, SyntaxError, ValueError) as err:     # PIL's decode errors
         raise DataError(f"unreadable image ({err})", path=path) from err
+    return torch.from_numpy(pixels).permute(2, 0, 1)

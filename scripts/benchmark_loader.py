@@ -21,7 +21,8 @@ def main(argv=None):
     parser.add_argument("--num-mix", type=int, default=4, help="objects per sample (default: 4)")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (default: 2)")
     parser.add_argument("--batch-size", type=int, default=16, help="samples per batch (default: 16)")
-    parser.add_argument("--batches", type=int, default=30, help="timed batches after one warm-up batch (default: 30)")
+    parser.add_argument("--batches", type=int, default=30,
+                        help="timed batches after one warm-up batch (default: 30)")
     parser.add_argument("--img-size", type=int, default=224, help="crop side (default: 224)")
     parser.add_argument("--aud-len", type=int, default=65535, help="clip length in samples (default: 65535)")
     parser.add_argument("--dup-trainset", type=int, default=40, help="train list repeats (default: 40)")

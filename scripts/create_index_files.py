@@ -88,8 +88,10 @@ def main(argv=None):
     parser.add_argument("--root", required=True, help="data root with audio/ and frames/ folders")
     parser.add_argument("--out", help="where the CSVs go (default: --root)")
     parser.add_argument("--seed", type=int, default=1234, help="split and mixture seed (default: 1234)")
-    parser.add_argument("--val-frac", type=float, default=0.1, help="fraction of each class in val (default: 0.1)")
-    parser.add_argument("--test-frac", type=float, default=0.1, help="fraction of each class in test (default: 0.1)")
+    parser.add_argument("--val-frac", type=float, default=0.1,
+                        help="fraction of each class in val (default: 0.1)")
+    parser.add_argument("--test-frac", type=float, default=0.1,
+                        help="fraction of each class in test (default: 0.1)")
     parser.add_argument("--min-frames", type=int, default=7,
                         help="drop videos with fewer frames; the reference keeps > 6 s (default: 7)")
     parser.add_argument("--sep-per-video", type=int, default=10,

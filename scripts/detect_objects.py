@@ -142,17 +142,21 @@ def main(argv=None):
     source.add_argument("--from-annotations", action="store_true",
                         help="rows from annotations/<class>/<id>.json (synthetic data)")
     source.add_argument("--weights", help="local weights file of a torchvision detection model")
-    parser.add_argument("--class-map", help="JSON {label index: class name} of the model; required with --weights")
+    parser.add_argument("--class-map",
+                        help="JSON {label index: class name} of the model; required with --weights")
     parser.add_argument("--arch", default="fasterrcnn_resnet50_fpn", choices=DETECTORS,
                         help="torchvision detection architecture (default: fasterrcnn_resnet50_fpn)")
     parser.add_argument("--score-thresh", type=float, default=0.3,
                         help="model path: keep detections scoring at least this, as CoSep (default: 0.3)")
-    parser.add_argument("--batch-size", type=int, default=8, help="model path: frames per forward pass (default: 8)")
-    parser.add_argument("--device", default=None, help="model path: torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="model path: frames per forward pass (default: 8)")
+    parser.add_argument("--device", default=None,
+                        help="model path: torch device (default: cuda if available, else cpu)")
     parser.add_argument("--miss-rate", type=float, default=0.02,
                         help="annotation path: fraction of frames left without detection (default: 0.02)")
     parser.add_argument("--seed", type=int, default=1234, help="annotation path: score/miss seed (default: 1234)")
-    parser.add_argument("--overwrite", action="store_true", help="redo videos whose npy exists (default: skip them)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo videos whose npy exists (default: skip them)")
     args = parser.parse_args(argv)
     if args.weights and not args.class_map:
         parser.error("--weights needs --class-map")

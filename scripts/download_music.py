@@ -35,7 +35,8 @@ def read_video_list(path: str) -> dict[str, list[str]]:
         raise SystemExit(f"error: cannot read the video list {path}: {error}")
     videos = listing.get("videos") if isinstance(listing, dict) else None
     if not isinstance(videos, dict) or not all(
-            isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in videos.values()):
+            isinstance(ids, list) and all(isinstance(i, str) for i in ids)
+            for ids in videos.values()):
         raise SystemExit(f"error: {path} is not a MUSIC video list: expected "
                          '{"videos": {"<class>": ["<youtube id>", ...]}}')
     # dict.fromkeys drops repeated ids but keeps the list's order.
@@ -93,9 +94,13 @@ def print_plan(plan) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        epilog=f"Videos already present are skipped. Failed downloads are listed in "
+               f"OUT/{FAILURES_FILE}; the exit status is non-zero only if none succeeded.")
     parser.add_argument("--list", required=True,
-                        help="MUSIC json list, e.g. data/music_lists/MUSIC_solo_videos.json (required)")
+                        help="MUSIC json list, e.g. data/music_lists/MUSIC_solo_videos.json "
+                             "(required)")
     parser.add_argument("--out", required=True,
                         help="data root; videos go to OUT/videos/<class>/<id>.mp4 (required)")
     parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",

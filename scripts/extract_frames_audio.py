@@ -30,9 +30,9 @@ class ExtractionError(RuntimeError):
 
 def video_frame_index(t: float, fps: float, num_frames: int) -> int:
     """0-based index of the constant-rate video frame shown at time t (s): the frame whose
-    interval [i/fps, (i+1)/fps) contains t, clipped to the video. For synthetic videos (which
-    start at 0), extracted frame k shows video frame `video_frame_index(layout.frame_time(k), ...)`;
-    the detection script uses this same function to pick the annotated box of frame k."""
+    interval [i/fps, (i+1)/fps) contains t, clipped to the video. Synthetic videos start at 0, so
+    extracted frame k shows video frame `video_frame_index(layout.frame_time(k), fps, n)`: the
+    frame whose annotated boxes belong to frame k."""
     return min(max(int(t * fps), 0), num_frames - 1)
 
 
@@ -52,11 +52,10 @@ def _to_float_channels(frame: av.AudioFrame) -> np.ndarray:
     channels = len(frame.layout.channels)
     if not frame.format.is_planar:  # packed formats come as (1, samples * channels)
         samples = samples.reshape(-1, channels).T
+    if samples.dtype == np.uint8:  # u8 is offset binary
+        return (samples.astype(np.float32) - 128) / 128
     if np.issubdtype(samples.dtype, np.integer):
-        info = np.iinfo(samples.dtype)
-        # u8 is offset binary; signed formats are symmetric around 0.
-        samples = (samples.astype(np.float32) - (info.max + 1) / 2 * (info.min == 0)) / (
-            (info.max + 1) / (2 if info.min == 0 else 1))
+        return samples.astype(np.float32) / -np.iinfo(samples.dtype).min
     return samples.astype(np.float32)
 
 
@@ -69,7 +68,7 @@ def read_audio(path: str) -> tuple[np.ndarray, int, Fraction]:
         chunks, rate, start = [], None, None
         for frame in container.decode(stream):
             if start is None:
-                start = Fraction(frame.pts * frame.time_base) if frame.pts is not None else Fraction(0)
+                start = Fraction(0) if frame.pts is None else Fraction(frame.pts * frame.time_base)
             rate = frame.sample_rate
             chunks.append(_to_float_channels(frame).mean(axis=0))  # downmix: mean of channels
     if not chunks:
@@ -84,7 +83,8 @@ def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     return resample_poly(samples, target_rate // divisor, rate // divisor).astype(np.float32)
 
 
-def extract_frames(path: str, out_dir: str, origin: Fraction, fps: float = layout.FRAME_RATE) -> int:
+def extract_frames(path: str, out_dir: str, origin: Fraction,
+                   fps: float = layout.FRAME_RATE) -> int:
     """Write frames k = 1..floor(duration * fps) as `out_dir/%06d.jpg`. Frame k is the decoded
     frame on screen at `origin + layout.frame_time(k, fps)`: the last one whose timestamp is <= that
     time (the first frame, if the video starts later). Returns the number of frames written."""

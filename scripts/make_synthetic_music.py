@@ -1,4 +1,4 @@
-"""Generate a synthetic MUSIC-like dataset: mp4 videos of drawn instruments playing class-specific sounds."""
+"""Generate a synthetic MUSIC stand-in: mp4 videos of drawn instruments with class timbres."""
 from __future__ import annotations
 
 import argparse
@@ -27,8 +27,8 @@ from dataset import layout  # noqa: E402
 
 DEFAULT_CLASSES = ("acoustic_guitar", "cello", "clarinet", "flute", "trumpet", "tuba", "violin",
                    "xylophone")
-# Low frame rates keep encoding cheap; 6 fps puts frame boundaries exactly on the 1-fps sampling
-# times (k - 0.5 s), 5 and 7.5 fps put them in between, as real 25/30 fps videos do.
+# Low frame rates keep encoding cheap. At 6 fps a frame starts exactly at each 1-fps sampling time
+# (k - 0.5 s), as at 30 fps; at 5 and 7.5 fps the sampling times fall inside frames, as at 25 fps.
 VIDEO_RATES = (Fraction(5), Fraction(6), Fraction(15, 2))
 # (sample rate, channels) of the container's audio track; never 11025 Hz mono, so that
 # extraction always has to resample (and sometimes downmix), as with real videos.
@@ -126,7 +126,8 @@ def _formant_gain(freqs: np.ndarray, formants) -> np.ndarray:
 
 
 def _envelope(note: Note, attack: float, release: float) -> np.ndarray:
-    """Linear attack, sustain while the note is held, exponential release after it."""
+    """Linear attack, sustain while the note is held, then an exponential release that is down
+    by 43 dB (e^-5) `release` s after the note ends."""
     env = np.ones(note.n, dtype=np.float32)
     n_attack = max(1, min(int(attack * note.rate), note.n_on))
     env[:n_attack] = np.linspace(0.0, 1.0, n_attack, endpoint=False)
@@ -193,7 +194,7 @@ def _render_wind(p: dict, note: Note) -> np.ndarray:
 def _render_brass(p: dict, note: Note) -> np.ndarray:
     """Spectrum peaking at a few harmonics; higher partials speak later, the brass "blat"."""
     harmonics = np.arange(1, p["max_harmonic"] + 1)
-    amps = harmonics ** p["rise"] * np.exp(-harmonics / p["rolloff"]) * harmonics ** note.style["tilt"]
+    amps = (harmonics ** (p["rise"] + note.style["tilt"])) * np.exp(-harmonics / p["rolloff"])
     amps /= amps.max()
     phase = _vibrato_phase(note, p["vibrato"] * note.style["vibrato"], 0.25)
     t = note.t
@@ -242,7 +243,7 @@ def _render_reed(p: dict, note: Note) -> np.ndarray:
     for i, pitch in enumerate(pitches):
         for cents in (-note.style["detune"], note.style["detune"]):
             phase = 2 * np.pi * pitch * 2 ** (cents / 1200) * note.t
-            out += (0.7 if i else 1.0) * _sum_partials(phase, harmonics, amps * note.f0 / pitch, note)
+            out += (0.7 if i else 1.0) * _sum_partials(phase, harmonics, amps, note)
     out /= np.abs(out).max() + 1e-9
     return out * _envelope(note, 0.03, 0.06)
 
@@ -388,7 +389,7 @@ class Canvas:
 
 
 def _bowed_body(c: Canvas, a: float, top: float, bottom: float, colours) -> None:
-    """Figure-eight body with C-bout cut-outs, f-holes, fingerboard and tailpiece (violin, cello)."""
+    """Figure-eight body with C-bout cut-outs, f-holes, fingerboard, tailpiece (violin, cello)."""
     body, edge, dark, light = colours["body"], colours["edge"], colours["dark"], colours["light"]
     h = bottom - top
     x = a / 2
@@ -690,7 +691,8 @@ class SceneObject:
         height_px = self.fill * largest
         if self.short_side(height_px) < min_short_side:
             # 5% over the minimum absorbs rounding when the sprite is drawn at its final size.
-            height_px = min(largest, 1.05 * min_short_side * self.TRIAL_HEIGHT / self.trial_short_side)
+            height_px = min(largest,
+                            1.05 * min_short_side * self.TRIAL_HEIGHT / self.trial_short_side)
         self.sprite = self._draw(height_px)
         width, height = self._swayed_extent(self.sprite)
         x0, y0, x1, y1 = region
@@ -769,6 +771,8 @@ def container_audio(plan: VideoPlan) -> np.ndarray:
     rng = plan.rng(2)
     mono = synthesize_audio(plan.class_name, plan.duration, rng)
     mono = resample_poly(mono, plan.audio_rate // layout.AUDIO_RATE, 1).astype(np.float32)
+    length = round(plan.duration * plan.audio_rate)  # rounding at 11025 Hz may lose a sample
+    mono = np.pad(mono[:length], (0, max(0, length - len(mono))))
     gains = [1.0] if plan.audio_channels == 1 else rng.uniform(0.85, 1.0, plan.audio_channels)
     return np.stack([g * mono for g in gains]).astype(np.float32)
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -159,7 +160,8 @@ def test_sop_scales_each_clip_by_one_over_n(clean_root):
     s = ds[0]
     center = NUM_FRAMES // 2 + 1
     for n in range(2):
-        assert torch.equal(s["audios"][n], torch.from_numpy(expected_window(clean_root, s["infos"][n], center)) / 2)
+        window = expected_window(clean_root, s["infos"][n], center)
+        assert torch.equal(s["audios"][n], torch.from_numpy(window) / 2)
 
 
 def test_sop_needs_no_detection_files(root):
@@ -224,24 +226,50 @@ def test_crop_uses_top_scoring_box_and_full_frame_without_detection(clean_root):
             assert crop[0].mean() > 230 and crop[1].mean() < 25
 
 
-def test_crop_resize_matches_crop_then_resize_then_crop():
-    rng = np.random.default_rng(0)
-    smooth = np.kron(rng.integers(0, 255, (12, 16, 3)), np.ones((8, 8, 1))).astype(np.uint8)
-    img = Image.fromarray(smooth)                                      # 128 x 96
-    box, size, short = (10, 5, 90, 85), 32, 35
-    for rel, (ox, oy) in (((0.0, 0.0), (0, 0)), ((0.999, 0.999), (3, 3)), (None, (2, 2))):
-        fast = crop_resize(img, box, size, short, rel).astype(float)
-        slow = np.asarray(img.crop(box).resize((short, short), Image.BICUBIC)
-                          .crop((ox, oy, ox + size, oy + size))).astype(float)
-        assert np.abs(fast - slow)[2:-2, 2:-2].mean() < 4               # same picture, edge filtering aside
+def as_tensor(pixels):
+    return torch.from_numpy(pixels).permute(2, 0, 1)                  # (H, W, 3) -> (3, H, W)
+
+
+def smooth_image(w, h, seed=0):
+    coarse = np.random.default_rng(seed).integers(0, 255, (h // 16, w // 16, 3)).astype(np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC)).copy()
+
+
+def _resized_size(box, short):
+    w, h = box[2] - box[0], box[3] - box[1]
+    return (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
+
+
+@pytest.mark.parametrize("box,size,short", [((10, 5, 90, 85), 32, 35), ((3, 7, 120, 60), 24, 24),
+                                            ((0, 0, 128, 96), 64, 70), ((20, 10, 47, 88), 40, 44)])
+def test_crop_resize_matches_the_reference_pil_crop_resize_crop(box, size, short):
+    pixels = smooth_image(128, 96)
+    pil_resized = Image.fromarray(pixels).crop(box).resize(_resized_size(box, short), Image.BICUBIC)
+    room_x, room_y = pil_resized.width - size, pil_resized.height - size
+    reference = np.pad(np.asarray(pil_resized).astype(int), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    for rel, (ox, oy) in (((0.0, 0.0), (0, 0)), ((0.999, 0.999), (room_x, room_y)),
+                          (None, (round(room_x / 2), round(room_y / 2)))):
+        ours = crop_resize(as_tensor(pixels), box, size, short, rel).permute(1, 2, 0).numpy().astype(int)
+        assert ours.shape == (size, size, 3)
+        # The crop lies within a pixel of the reference's integer offset.
+        errors = [np.abs(ours - reference[1 + oy + dy:1 + oy + dy + size, 1 + ox + dx:1 + ox + dx + size])[2:-2, 2:-2].mean()
+                  for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+        assert min(errors) < 1.0, errors
+
+
+def test_crop_resize_equals_full_resize_when_the_grids_align():
+    pixels = smooth_image(64, 48)
+    box, size = (4, 6, 20, 30), 32                       # 16 x 24 -> 32 x 48: scale 2, centre room 16
+    full = F.interpolate(as_tensor(pixels)[None, :, 6:30, 4:20], size=(48, 32), mode="bicubic", antialias=True)[0]
+    assert torch.equal(crop_resize(as_tensor(pixels), box, size, size, None), full[:, 8:40, :])
 
 
 def test_train_crop_offsets_are_relative_for_boxes_of_different_sizes():
-    img = Image.fromarray(np.tile(np.arange(128, dtype=np.uint8)[None, :, None], (96, 1, 3)))
+    ramp = np.tile(np.arange(128, dtype=np.uint8)[None, :, None], (96, 1, 3))    # pixel value = x
     # The same relative offset reaches the right edge of both boxes: no padding, no misalignment.
     for box in ((0, 0, 64, 64), (0, 0, 128, 96)):
-        crop = crop_resize(img, box, 32, 35, (0.999, 0.0))
-        assert abs(int(crop[0, -1, 0]) - (box[2] - 1)) <= 3
+        crop = crop_resize(as_tensor(ramp), box, 32, 35, (0.999, 0.0))
+        assert abs(int(crop[0, 0, -1]) - (box[2] - 1)) <= 3
 
 
 # ---------------------------------------------------------------- audio reads

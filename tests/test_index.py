@@ -55,7 +55,8 @@ def test_splits_are_disjoint_complete_and_stratified(root, capsys):
     for class_name, n in VIDEOS.items():
         if n >= 3:
             assert per_class["val"][class_name] >= 1 and per_class["test"][class_name] >= 1
-            assert per_class["train"][class_name] == n - per_class["val"][class_name] - per_class["test"][class_name]
+            held_out = per_class["val"][class_name] + per_class["test"][class_name]
+            assert per_class["train"][class_name] == n - held_out
         else:
             assert per_class["train"][class_name] == n
     out = capsys.readouterr().out
@@ -76,7 +77,8 @@ def test_short_gappy_and_frameless_videos_are_dropped_and_reported(root, capsys)
     splits = build(root)
     out = capsys.readouterr().out
     listed = {e.audio for v in splits.values() for e in v}
-    for video, reason in (("short", "5 frames"), ("noframes", "no frames folder"), ("gap", "gap after 000003.jpg")):
+    reasons = {"short": "5 frames", "noframes": "no frames folder", "gap": "gap after 000003.jpg"}
+    for video, reason in reasons.items():
         assert not any(video in a for a in listed)
         assert re.search(rf"dropped .*{video}\.wav: .*{reason}", out), video
 

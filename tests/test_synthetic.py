@@ -41,6 +41,11 @@ def _decode_audio(path):
         return np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
 
 
+def _decode_first_frame(path):
+    with av.open(path) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24")
+
+
 def test_listing_and_files(dataset_root):
     listing = json.load(open(os.path.join(dataset_root, "videos.json")))
     assert listing["version"] == 1.0
@@ -122,6 +127,8 @@ def test_same_seed_same_data(dataset_root, tmp_path):
         rel = os.path.join("videos", c, v + ".mp4")
         np.testing.assert_allclose(_decode_audio(os.path.join(again, rel)),
                                    _decode_audio(os.path.join(dataset_root, rel)), atol=1e-4)
+        np.testing.assert_array_equal(_decode_first_frame(os.path.join(again, rel)),
+                                      _decode_first_frame(os.path.join(dataset_root, rel)))
     other = synth.plan_videos(**{**ARGS, "seed": 6})
     assert {p.video_id for p in other}.isdisjoint(v for _, v in first)
 

@@ -159,14 +159,15 @@ def test_run_page_and_index(tmp_path):
     assert sum(r.endswith(".wav") for r in refs) >= 5 * 6
     assert "per_class_sdr.png" in refs and "loss.png" in refs and "metrics.png" in refs
     assert "vid&lt;0&amp;1&gt;&quot;x&#x27;" in text and "vid<0&1>" not in text
-    for label in ("true source", "mixture × true mask (oracle)", "reference protocol", "p = 0.90",
+    for label in ("<th>true source</th>", "<th>mixture × true mask (oracle)</th>", "<th>predicted mask</th>",
+                  "<th>separated</th>", "reference protocol", "p = 0.90",
                   "leaked estimate", "gated to zero"):
         assert label in text, label
     # 16-bit wav at aud_rate, all samples' media there
     import soundfile as sf
     info = sf.info(os.path.join(args.run_dir, "visualization", "media", "s000", "mix.wav"))
     assert info.samplerate == 11025 and info.subtype == "PCM_16" and info.frames == L
-    spec = Image.open(os.path.join(args.run_dir, "visualization", "media", "s000", "mix.png"))
+    spec = Image.open(os.path.join(args.run_dir, "visualization", "media", "s000", "mix.jpg"))
     assert spec.size == (L // HOP + 1, FW) and spec.mode == "RGB"
 
     index_refs, index_text = assert_links_resolve(index)
@@ -192,7 +193,7 @@ def test_grd_page_and_runs_index_metrics(tmp_path):
     page = viz.write_run_page(args, summary, samples, history, title="validation, epoch 1")
     refs, text = assert_links_resolve(page)
     assert "p = 0.20" in text and "sounding" in text and "silent" in text
-    assert "predicted mask" not in text and "separated" not in text
+    assert "<th>predicted mask</th>" not in text and "<th>separated</th>" not in text and "masks: 0" not in text
     assert any(r.endswith("o0_frames.jpg") for r in refs) and any(r.endswith("o0_crops.jpg") for r in refs)
     # box drawn in yellow on the first frame (frames are 96x64, box 10..60 x 8..50, thumbnails 72 px high)
     strip = np.asarray(Image.open(os.path.join(args.run_dir, "visualization", "media", "s000", "o0_frames.jpg")))

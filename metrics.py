@@ -21,7 +21,10 @@ REFERENCE_SILENT_OFFSET = 1e-6
 
 def _as_float64(x):
     """Return `x` (array or tensor) as a float64 tensor, keeping a tensor's device."""
-    return torch.as_tensor(x).detach().to(torch.float64)
+    if isinstance(x, torch.Tensor):
+        return x.detach().to(torch.float64)
+    # torch cannot wrap numpy views with negative strides (e.g. x[:, ::-1])
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
 
 
 def _check_sources(refs, ests):
@@ -111,7 +114,7 @@ def separation_metrics(refs, ests, backend="mir_eval"):
         refs: sounding sources, array or tensor; evaluated in float64.
         ests: estimates of the same sources, array or tensor; evaluated in float64.
         backend: 'mir_eval' (the reference metric, CPU, one sample at a time) or 'fast'
-            (fast_bss_eval batched on the tensors' device; agrees with mir_eval within 0.01 dB,
+            (fast_bss_eval batched on the estimates' device; agrees with mir_eval within 0.01 dB,
             see tests/test_metrics.py).
 
     Shape:
@@ -120,17 +123,18 @@ def separation_metrics(refs, ests, backend="mir_eval"):
     """
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid names: {sorted(_BACKENDS)}")
-    refs, ests = _as_float64(refs), _as_float64(ests)
+    ests = _as_float64(ests)
+    refs = _as_float64(refs).to(ests.device)  # computed where the estimates are (the model's device)
     _check_sources(refs, ests)
     B, N, _ = refs.shape
 
-    valid = (_is_audible(refs) & _is_audible(ests)).cpu()
+    valid = _is_audible(refs) & _is_audible(ests)  # (B,)
+    valid_np = valid.cpu().numpy()
     scores = {name: np.full((B, N), np.nan) for name in ("sdr", "sir", "sar")}
-    if valid.any():
-        valid_scores = _BACKENDS[backend](refs[valid.to(refs.device)], ests[valid.to(ests.device)])
-        for name, values in zip(("sdr", "sir", "sar"), valid_scores):
-            scores[name][valid.numpy()] = values
-    scores["valid"] = valid.numpy()
+    if valid_np.any():
+        for name, values in zip(("sdr", "sir", "sar"), _BACKENDS[backend](refs[valid], ests[valid])):
+            scores[name][valid_np] = values
+    scores["valid"] = valid_np
     return scores
 
 

@@ -191,11 +191,14 @@ def _frame_strip(data_root: str, info: str, frame_ids, boxes, path: str) -> None
         except (OSError, ValueError):
             tiles.append(_placeholder(round(FRAME_H * 16 / 9), FRAME_H, f"frame {int(fid)} missing"))
             continue
-        sx, sy = w / W, FRAME_H / H
-        x1, y1, x2, y2 = (float(box[0]) * sx, float(box[1]) * sy, float(box[2]) * sx, float(box[3]) * sy)
-        draw = ImageDraw.Draw(tile)
-        draw.rectangle([x1 - 1, y1 - 1, x2 + 1, y2 + 1], outline=(0, 0, 0), width=1)
-        draw.rectangle([x1, y1, x2, y2], outline=(255, 212, 0), width=2)
+        box = np.asarray(box, dtype=np.float64)
+        if np.isfinite(box).all():
+            sx, sy = w / W, FRAME_H / H
+            x1, x2 = sorted((box[0] * sx, box[2] * sx))
+            y1, y2 = sorted((box[1] * sy, box[3] * sy))
+            draw = ImageDraw.Draw(tile)
+            draw.rectangle([x1 - 1, y1 - 1, x2 + 1, y2 + 1], outline=(0, 0, 0), width=1)
+            draw.rectangle([x1, y1, x2, y2], outline=(255, 212, 0), width=2)
         tiles.append(tile)
     _hstack(tiles).save(path, quality=85)
 
@@ -342,7 +345,7 @@ h2 { font-size:17px; margin:26px 0 10px; }
 .panel { background:var(--card); border:1px solid var(--line); border-radius:10px; padding:14px 18px;
          box-shadow:0 1px 2px rgba(0,0,0,.04); }
 .row { display:flex; flex-wrap:wrap; gap:16px; align-items:flex-start; }
-.column { display:flex; flex-direction:column; gap:16px; }
+.column { display:flex; flex-direction:column; gap:16px; flex:1 1 420px; min-width:0; max-width:800px; }
 table.metrics { border-collapse:collapse; font-variant-numeric:tabular-nums; }
 table.metrics th, table.metrics td { padding:5px 12px; border-bottom:1px solid var(--line); text-align:right; }
 table.metrics th:first-child, table.metrics td:first-child { text-align:left; }
@@ -710,6 +713,7 @@ def _load_json(path: str):
 
 def write_runs_index(ckpt_root) -> str:
     """<ckpt_root>/index.html: one row per run (subfolder with args.json), newest first."""
+    os.makedirs(ckpt_root, exist_ok=True)
     runs = []
     for name in sorted(os.listdir(ckpt_root)):
         run_dir = os.path.join(ckpt_root, name)

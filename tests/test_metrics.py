@@ -63,7 +63,7 @@ def test_perfect_estimate_scores_very_high(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_swapped_estimates_give_strongly_negative_sir(backend):
     refs = _noise_sources(1, 1, 2, 16000)
-    scores = metrics.separation_metrics(refs, refs[:, ::-1].copy(), backend)
+    scores = metrics.separation_metrics(refs, refs[:, ::-1], backend)
     # only the 512-tap projection of the wrong source onto the right one counts as target
     assert np.all(scores["sir"] < -10), scores["sir"]
     assert np.all(scores["sdr"] < -10), scores["sdr"]

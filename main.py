@@ -213,6 +213,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
     loss_sums, batches = {}, 0
     records, vis_samples = [], []
     ground_prob, ground_true, solo_prob, silent_leak, ref_silent_sdr = [], [], [], [], []
+    sounding_gated_off = 0
     for batch in tqdm(loader, desc="eval", leave=False, disable=not utils.is_main_process(), dynamic_ncols=True):
         if batch is None:
             continue
@@ -238,6 +239,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
             records += batch_records
             waves = {"est": est}
             if silent:
+                sounding_gated_off += int(((out["sounding_prob"] <= 0.5) & sounding).sum())
                 est_silent = est[~sounding].view(est.shape[0], -1, est.shape[-1])
                 silent_leak.append(metrics.silent_leakage_db(
                     est_silent.cpu().double().numpy(), batch["mix"].cpu().double().numpy()))
@@ -262,10 +264,12 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
         solo_true = np.tile(np.array([True, False, True, False]), (solo.shape[0], 1))
         summary["solo_grounding_acc"] = float(np.mean((solo > 0.5) == solo_true))
     if silent_leak:
-        leak = np.concatenate([x.ravel() for x in silent_leak])
-        summary["silent_leakage_db"] = float(np.mean(leak))
-        ref = np.concatenate(ref_silent_sdr)
-        summary["reference_silent_sdr"] = float(np.mean(ref))
+        # A silent slot gated to exactly zero counts at the -100 dB floor of silent_leakage_db.
+        summary["silent_leakage_db"] = float(np.nanmean(np.concatenate([x.ravel() for x in silent_leak])))
+        summary["reference_silent_sdr"] = float(np.mean(np.concatenate(ref_silent_sdr)))
+        # A sounding object whose mask was gated off has an all-zero estimate: SDR is undefined, so
+        # those samples drop out of the SDR means; report how many so the means are not flattering.
+        summary["sounding_gated_off"] = sounding_gated_off
     return summary, records, vis_samples
 
 
@@ -274,9 +278,9 @@ def separation_records(est, batch, args) -> list[dict]:
     sounding = batch["sounding"]
     B, N, L = est.shape
     S = int(sounding[0].sum())                       # sounding objects per sample (2 for CCoL/SoP)
-    refs = batch["audios"][sounding].view(B, S, L).cpu().double().numpy()
-    ests = est[sounding].view(B, S, L).cpu().double().numpy()
-    mix = batch["mix"].cpu().double().numpy()
+    refs = batch["audios"][sounding].view(B, S, L)  # metrics run in float64 on the tensors' device
+    ests = est[sounding].view(B, S, L)
+    mix = batch["mix"]
     sep = metrics.separation_metrics(refs, ests, backend=args.metrics_backend)
     sdr_mix = metrics.mixture_sdr(refs, mix, backend=args.metrics_backend)
     slots = sounding[0].nonzero().flatten().tolist()
@@ -304,7 +308,8 @@ def headline(summary: dict, args, split: str, num_mixtures: int) -> dict:
            "solo_grounding_acc": summary.get("solo_grounding_acc")}
     if "silent_leakage_db" in summary:
         out.update(silent_leakage_db=summary["silent_leakage_db"], silent_acc=out["grounding_acc"],
-                   reference_silent_sdr=summary["reference_silent_sdr"])
+                   reference_silent_sdr=summary["reference_silent_sdr"],
+                   sounding_gated_off=summary["sounding_gated_off"], num_invalid=summary.get("num_invalid"))
     return {k: utils.finite_or_none(v) if isinstance(v, float) else v for k, v in out.items()}
 
 

@@ -63,7 +63,7 @@ def _to_u8(x: torch.Tensor) -> np.ndarray:
 
 
 def _to_i16(wav: torch.Tensor) -> np.ndarray:
-    return (wav.clamp(-1, 1) * 32767).round_().to(torch.int16).cpu().numpy()
+    return (wav.float().clamp(-1, 1) * 32767).round_().to(torch.int16).cpu().numpy()
 
 
 @torch.no_grad()
@@ -411,7 +411,7 @@ def _url(rel: str) -> str:
 
 
 def _num(v) -> float:
-    return float(v) if isinstance(v, (int, float, np.floating, np.integer)) and v is not None else float("nan")
+    return float(v) if isinstance(v, (int, float, np.floating, np.integer)) else float("nan")
 
 
 def _fmt(v, digits: int = 2, unit: str = "") -> str:

@@ -65,7 +65,9 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             videos are used.
         on_error: 'raise' a DataError on bad input, or 'skip': return None (dropped and counted by
             `collate`), log each bad file once, and tally it in `error_summary()`.
-        seed: val partners of sample i are drawn from random.Random(seed + i).
+        seed: val partners of sample i are drawn from random.Random(seed + i). Train draws
+            (partners, centre frame, crop, flip, volume) use Python's `random`, which DataLoader
+            seeds in each worker; with num_workers=0, seed `random` yourself.
 
     Sample (see __getitem__): audios (N, L), mix (L,), frames uint8 (N, 3, T, S, S), sounding (N,),
     class_ids (N,), boxes (N, T, 4), frame_ids (N, T), index (), infos (N CSV audio paths).

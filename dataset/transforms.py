@@ -18,8 +18,8 @@ def crop_resize(image: torch.Tensor, box: tuple[int, int, int, int], size: int, 
     all frames of an object whatever their box sizes (the reference reused frame 0's pixel offsets,
     defect 10); None centres it. Only the input pixels under the crop are resized, with torch's
     antialiased uint8 bicubic (PIL's filter): 2-3x less work than resizing the whole box. The crop
-    then sits within half an output pixel of the requested offset, since it is aligned to the
-    resize grid of its input window rather than to whole pixels of the resized box.
+    lands within a pixel of the reference's integer offset, as it follows the resize grid of its
+    input window rather than whole pixels of the resized box.
 
     Shape: image uint8 (3, H, W) -> uint8 (3, size, size).
     """
@@ -33,8 +33,9 @@ def crop_resize(image: torch.Tensor, box: tuple[int, int, int, int], size: int, 
     u, v = rel_offset if rel_offset is not None else (0.5, 0.5)
     x_lo, x_hi, x_shift, x_scale = _window(box_w, out_w, size, u)
     y_lo, y_hi, y_shift, y_scale = _window(box_h, out_h, size, v)
-    resized = F.interpolate(image[None, :, y1 + y_lo:y1 + y_hi, x1 + x_lo:x1 + x_hi], scale_factor=(y_scale, x_scale),
-                            mode="bicubic", antialias=True, recompute_scale_factor=False)[0]
+    window = image[None, :, y1 + y_lo:y1 + y_hi, x1 + x_lo:x1 + x_hi]
+    resized = F.interpolate(window, scale_factor=(y_scale, x_scale), mode="bicubic", antialias=True,
+                            recompute_scale_factor=False)[0]
     return resized[:, y_shift:y_shift + size, x_shift:x_shift + size]
 
 

@@ -1,0 +1,137 @@
+"""Stage modules: losses are finite and fall when overfitting one batch; CCoL labels; gating."""
+import logging
+
+import pytest
+import torch
+
+from arguments import parse_args
+from main import build_nets, frozen_modules, param_groups
+from stages import CCoL, COL, STAGES
+
+logging.disable(logging.WARNING)
+
+TINY = ["--profile", "demo", "--data_root", "/nonexistent", "--aud_len", "4095", "--stft_frame", "254",
+        "--stft_hop", "128", "--warp_bins", "32", "--arch_sound", "unet", "--unet_levels", "5",
+        "--ngf", "8", "--vis_width", "8", "--vggish_width", "8", "--img_size", "32", "--num_frames", "2"]
+
+
+def tiny_args(stage, *extra):
+    return parse_args(TINY + ["--stage", stage, *extra])
+
+
+def fake_batch(args, batch_size=4, seed=0):
+    """Sources with distinct spectra per object, so masks can actually be learned."""
+    g = torch.Generator().manual_seed(seed)
+    B, N, L = batch_size, args.num_mix, args.aud_len
+    t = torch.arange(L) / args.aud_rate
+    freqs = torch.tensor([220.0, 660.0, 1320.0, 2640.0])[:N]
+    audios = 0.25 * torch.sin(2 * torch.pi * freqs[None, :, None] * t * (1 + 0.1 * torch.rand(B, N, 1, generator=g)))
+    sounding = torch.ones(B, N, dtype=torch.bool)
+    if args.stage != "sop":
+        sounding[:, 1::2] = False
+        audios = audios * sounding[..., None]
+    frames = torch.randint(0, 255, (B, N, 3, args.num_frames, args.img_size, args.img_size), generator=g,
+                           dtype=torch.uint8)
+    return {"audios": audios, "mix": audios.sum(1), "frames": frames, "sounding": sounding}
+
+
+@pytest.mark.parametrize("stage", ["grd", "col", "ccol", "sop"])
+def test_loss_finite_and_falls_when_overfitting(stage):
+    torch.manual_seed(0)
+    args = tiny_args(stage, "--lr_sound_ground", "1e-3", "--lr_grounding", "1e-3", "--lr_sound", "1e-3",
+                     "--lr_synthesizer", "1e-3", "--lr_frame", "1e-3", "--lr_frame_ground", "1e-3")
+    nets = build_nets(args)
+    model = STAGES[stage](nets, args, frozen=frozen_modules(nets, args))
+    optimizer = torch.optim.Adam(param_groups(nets, args))
+    batch = fake_batch(args)
+    model.train()
+    history = []
+    for _ in range(25):
+        losses, out = model(batch)
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+        history.append(float(losses["total"]))
+    assert min(history[-5:]) < 0.8 * history[0], history
+    if stage != "grd":
+        assert out["pred_masks"].shape == (4, args.num_mix, 1, args.warp_bins, 32)
+        assert ((out["pred_masks"] >= 0) & (out["pred_masks"] <= 1)).all()
+    if stage != "sop":
+        assert out["sounding_prob"].shape == (4, 4) and out["solo_prob"].shape == (4, 4)
+
+
+def _ccol(*extra):
+    args = tiny_args("ccol", *extra)
+    return CCoL(build_nets(args), args), args
+
+
+def test_ccol_label_choice_and_silent_threshold_by_hand():
+    """d = weighted L1 of each object's mask against its pseudo-video target (weight 1 here)."""
+    model, args = _ccol("--weighted_loss", "0")
+    F_, T_ = 2, 2
+    gt = torch.zeros(2, 4, 1, F_, T_)
+    gt[:, 0], gt[:, 2] = 1.0, 0.5                     # pseudo-video A target 1, B target 0.5
+    masks = torch.zeros(2, 4, 1, F_, T_)
+    # sample 0: A: object 0 error 0.05, object 1 error 0.5   -> 0 sounds; 1 silent (0.5 > 0.1)
+    #           B: object 2 error 0.3,  object 3 error 0.05  -> 3 sounds; 2 silent (0.3 > 0.1)
+    # sample 1: A: object 0 error 0.2, object 1 error 0.08   -> 1 sounds; 0 silent (0.2 > 0.1)
+    #           B: object 2 error 0.0,  object 3 error 0.05  -> 2 sounds; 3 NOT labelled (0.05 < 0.1)
+    errors = torch.tensor([[0.05, 0.5, 0.3, 0.05], [0.2, 0.08, 0.0, 0.05]])
+    targets = gt[:, [0, 0, 2, 2]]
+    masks = targets - errors[..., None, None, None]
+    spec = {"gt_masks": gt, "weight": torch.ones(2, 1, F_, T_)}
+    w_pos, w_neg = model.sounding_labels(masks, spec)
+    assert w_pos.tolist() == [[1, 0, 0, 1], [0, 1, 1, 0]]
+    assert w_neg.tolist() == [[0, 1, 1, 0], [1, 0, 0, 0]]
+
+
+def test_ccol_broadcast_flag_restores_reference_loss():
+    """With the flag the solo positive is mean(CE_pos)*mean(r1) + mean(CE_pos1)*mean(1-r1)."""
+    ce_sounding = torch.rand(3, 3, 4)
+    ce_silent = torch.rand(3, 3, 4)
+    masks = torch.rand(3, 4, 1, 2, 2)
+    spec = {"gt_masks": torch.rand(3, 4, 1, 2, 2), "weight": torch.ones(3, 1, 2, 2)}
+    fixed, _ = _ccol()
+    buggy, _ = _ccol("--ccol_broadcast_bug")
+    w_pos, _ = fixed.sounding_labels(masks, spec)
+    r1 = w_pos[:, 0]
+    pos, pos1, neg = ce_sounding[:, 1, 0], ce_sounding[:, 1, 1], ce_silent[:, 2, 0].mean()
+    got_fixed = fixed.grounding_losses(ce_sounding, ce_silent, masks, spec)["grd_solo"]
+    got_buggy = buggy.grounding_losses(ce_sounding, ce_silent, masks, spec)["grd_solo"]
+    torch.testing.assert_close(got_fixed, (r1 * pos + (1 - r1) * pos1).mean() + neg)
+    torch.testing.assert_close(got_buggy, pos.mean() * r1.mean() + pos1.mean() * (1 - r1).mean() + neg)
+
+
+def test_gating_selects_masks_by_mixture_grounding():
+    args = tiny_args("col", "--weighted_loss", "0")
+    model = COL(build_nets(args), args)
+    gt = torch.zeros(1, 4, 1, 2, 2)
+    gt[:, 0], gt[:, 2] = 1.0, 1.0
+    spec = {"gt_masks": gt, "weight": torch.ones(1, 1, 2, 2)}
+    masks = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 4, 1, 1, 1).expand(1, 4, 1, 2, 2)
+    # Gate opens objects 0 and 3: A = m0 = 1 (exact), B = m3 = 1 (exact) -> zero loss.
+    assert float(model.gated_separation_loss(masks, torch.tensor([[0.9, 0.1, 0.2, 0.7]]), spec)) == 0
+    # Gate opens 1 and 2 instead: both pseudo-video masks are 0 against targets of 1.
+    assert float(model.gated_separation_loss(masks, torch.tensor([[0.1, 0.9, 0.7, 0.2]]), spec)) == 1
+    # Both objects of A open: M_A = m0 + m1 = 1; B closed: M_B = 0 -> loss 0.5.
+    assert float(model.gated_separation_loss(masks, torch.tensor([[0.9, 0.9, 0.2, 0.2]]), spec)) == 0.5
+
+
+def test_frozen_nets_stay_in_eval_and_get_no_gradient():
+    args = tiny_args("col", "--train_visual", "no")
+    nets = build_nets(args)
+    model = COL(nets, args, frozen=frozen_modules(nets, args))
+    model.train()
+    assert not nets["frame_ground"].training and not nets["frame"].features.training
+    assert nets["frame"].fc.training and nets["sound"].training
+    bn = next(m for m in nets["frame_ground"].modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    losses, _ = model(fake_batch(args))
+    losses["total"].backward()
+    torch.testing.assert_close(bn.running_mean, before)
+    assert all(p.grad is None for p in nets["frame_ground"].parameters())
+    assert all(p.grad is None for p in nets["frame"].features.parameters())
+    assert nets["frame"].fc.weight.grad is not None
+    names = {g["name"] for g in param_groups(nets, args)}
+    assert "frame_ground" not in names and "frame" in names

@@ -15,9 +15,9 @@ import os
 PROFILES = {
     "reference": {},
     "demo": dict(
-        img_size=64, aud_len=16383, stft_frame=510, stft_hop=128, warp_bins=128,
-        ngf=16, vis_width=16, vggish_width=16, batch_size_per_gpu=16, dup_trainset=8,
-        workers=2, num_val=64, num_vis=12, disp_iter=10,
+        img_size=64, aud_len=16383, stft_frame=510, stft_hop=128, warp_bins=64,
+        arch_sound="unet6", unet_levels=6, ngf=16, vis_width=16, vggish_width=16,
+        batch_size_per_gpu=16, dup_trainset=8, workers=1, num_val=64, num_vis=12, disp_iter=10,
     ),
 }
 

@@ -12,10 +12,11 @@ import torch
 from torch.utils.data import default_collate
 
 from . import layout
+from .crop_cache import CachedVideo, check_manifest
 from .errors import DataError
 from .index import IndexEntry, draw_partners, format_split_table, group_by_class, read_index, read_sep_list
-from .readers import list_frame_ids, load_detections, load_frame, read_audio_window, top_boxes
-from .transforms import crop_resize
+from .readers import list_frame_ids, load_frame, load_top_boxes, read_audio_window
+from .transforms import crop_resize, crop_resized, object_box
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,9 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         seed: val partners of sample i are drawn from random.Random(seed + i). Train draws
             (partners, centre frame, crop, flip, volume) use Python's `random`, which DataLoader
             seeds in each worker; with num_workers=0, seed `random` yourself.
+        crop_cache: folder built by scripts/cache_crops.py for this img_size and mode, or None.
+            Crops then come from its memory-mapped arrays and no JPEG is decoded; val/test crops
+            are bit-identical, train crops within a pixel of the uncached ones (crop_cache.py).
 
     Sample (see __getitem__): audios (N, L), mix (L,), frames uint8 (N, 3, T, S, S), sounding (N,),
     class_ids (N,), boxes (N, T, 4), frame_ids (N, T), index (), infos (N CSV audio paths).
@@ -77,7 +81,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
                  num_frames: int = 3, stride_frames: int = 1, frame_rate: float = 1, img_size: int = 224,
                  aud_len: int = 65535, aud_rate: int = layout.AUDIO_RATE, dup_trainset: int = 1,
                  max_samples: int = -1, sep_list: str | None = None, on_error: str = "raise",
-                 seed: int = 1234):
+                 seed: int = 1234, crop_cache: str | None = None):
         for name, value, allowed in (("split", split, SPLITS), ("mode", mode, MODES),
                                      ("on_error", on_error, ON_ERROR)):
             if value not in allowed:
@@ -117,6 +121,11 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self.audio_scale = 1.0 / num_mix if mode == "sop" else 1.0 / int(self.sounding.sum())
 
         self._box_cache = _LRU(maxsize=2048)   # per worker: each worker holds its own copy
+        self.crop_cache = crop_cache
+        if crop_cache is not None:
+            check_manifest(crop_cache, img_size, mode)
+        # Open memory maps, per worker; bounded so that workers x videos stays under the fd limit.
+        self._cached_videos = _LRU(maxsize=128)
         self._errors: dict[str, list] = {}     # path -> [count, message], per process
 
     def __len__(self) -> int:
@@ -180,11 +189,11 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         frames = np.empty((N, 3, T, S, S), np.uint8)
         boxes = np.empty((N, T, 4), np.float32)
         frame_ids = np.empty((N, T), np.int64)
+        load_crops = self._load_crops if self.crop_cache is None else self._load_cached_crops
         for n, video in enumerate(videos):
-            top = self._video_boxes(video)
             center = self._center_frame(video)
             frame_ids[n] = center + self.frame_offsets
-            boxes[n] = self._load_crops(video, top, frame_ids[n], frames[n])
+            boxes[n] = load_crops(video, frame_ids[n], frames[n])
             if self.sounding[n]:
                 audios[n] = self._load_clip(video, center)
         return {
@@ -223,16 +232,13 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             raise DataError(f"frame missing: {video.source} lists {video.num_frames} frames, "
                             f"{len(missing)} of them are absent",
                             path=os.path.join(folder, layout.frame_name(missing[0])))
-        top = {}
-        if self.mode == "ccol":
-            frame_ids, boxes = top_boxes(load_detections(layout.detection_path(self.root, video.frames)))
-            # Rounded as PIL's crop rounds the reference's float boxes.
-            top = dict(zip(frame_ids.tolist(), map(tuple, np.rint(boxes).astype(int).tolist())))
+        top = load_top_boxes(layout.detection_path(self.root, video.frames)) if self.mode == "ccol" else {}
         self._box_cache.put(video.frames, top)
         return top
 
-    def _load_crops(self, video: IndexEntry, top: dict, frame_ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _load_crops(self, video: IndexEntry, frame_ids: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fills out (3, T, S, S) with the object's crops; returns the boxes used, (T, 4)."""
+        top = self._video_boxes(video)
         S = self.img_size
         if self.split == "train":
             # One crop position (relative) and one flip for all T frames of the object.
@@ -243,22 +249,29 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         boxes = np.empty((len(frame_ids), 4), np.float32)
         for t, frame_id in enumerate(frame_ids.tolist()):
             image = load_frame(os.path.join(folder, layout.frame_name(frame_id)))    # (3, H, W)
-            box = self._object_box(top.get(frame_id), (image.shape[2], image.shape[1]))
+            box = object_box(top.get(frame_id), (image.shape[2], image.shape[1]))
             crop = crop_resize(image, box, S, short_side, rel_offset).permute(1, 2, 0).numpy()   # (S, S, 3)
             # numpy moves channels first several times faster than torch's strided uint8 copy.
             out[:, t] = (crop[:, ::-1] if flip else crop).transpose(2, 0, 1)
             boxes[t] = box
         return boxes
 
-    @staticmethod
-    def _object_box(box: tuple | None, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
-        """The detection box clipped to the image (at least 1 px); the full frame if there is none."""
-        width, height = image_size
-        if box is None:
-            return 0, 0, width, height
-        x1, y1, x2, y2 = box
-        x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
-        return x1, y1, min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+    def _load_cached_crops(self, video: IndexEntry, frame_ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """_load_crops from the crop cache: the same random draws, no image decoding."""
+        cached = self._cached_videos.get(video.frames)
+        if cached is None:
+            cached = CachedVideo(self.crop_cache, video)
+            self._cached_videos.put(video.frames, cached)
+        S = self.img_size
+        if self.split == "train":
+            rel_offset, flip = (random.random(), random.random()), random.random() < 0.5
+        for t, frame_id in enumerate(frame_ids.tolist()):
+            if self.split == "train":
+                crop = crop_resized(cached.train_view(frame_id), S, rel_offset)   # (3, S, S)
+                out[:, t] = crop[..., ::-1] if flip else crop
+            else:
+                out[:, t] = cached.eval_view(frame_id)
+        return cached.boxes[frame_ids - 1]
 
     def _load_clip(self, video: IndexEntry, center: int) -> np.ndarray:
         """The clip centred on frame `center`, volume-augmented (train), clipped and scaled. (L,)"""

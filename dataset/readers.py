@@ -93,6 +93,13 @@ def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return frame_ids, np.ascontiguousarray(dets[order[first], 3:7])
 
 
+def load_top_boxes(path: str) -> dict[int, tuple[int, int, int, int]]:
+    """Frame id -> top box of a detection file, in whole pixels: rounded as PIL's crop rounds the
+    reference's float boxes."""
+    frame_ids, boxes = top_boxes(load_detections(path))
+    return dict(zip(frame_ids.tolist(), map(tuple, np.rint(boxes).astype(int).tolist())))
+
+
 def list_frame_ids(folder: str) -> set[int]:
     """Ids of the `%06d.jpg` frames in a frames folder."""
     return {int(name[:-4]) for name in os.listdir(folder) if name.endswith(".jpg") and name[:-4].isdigit()}

@@ -3,11 +3,54 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def object_box(box: tuple[int, int, int, int] | None, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The detection box clipped to the image (at least 1 px); the full frame if there is none."""
+    width, height = image_size
+    if box is None:
+        return 0, 0, width, height
+    x1, y1, x2, y2 = box
+    x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+    return x1, y1, min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)
+
+
+def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) after torchvision's Resize(int) rule, as in the reference."""
+    if width <= height:
+        return short_side, int(short_side * height / width)
+    return int(short_side * width / height), short_side
+
+
+def resize_box(image: torch.Tensor, box: tuple[int, int, int, int], short_side: int) -> torch.Tensor:
+    """The whole box resized so its shorter side is `short_side` (the reference's Resize before its
+    RandomCrop), with the antialiased uint8 bicubic of crop_resize.
+
+    Shape: image uint8 (3, H, W) -> uint8 (3, h, w), min(h, w) = short_side.
+    """
+    x1, y1, x2, y2 = box
+    out_w, out_h = resized_size(x2 - x1, y2 - y1, short_side)
+    window = image[None, :, y1:y2, x1:x2]
+    return F.interpolate(window, size=(out_h, out_w), mode="bicubic", antialias=True)[0]
+
+
+def crop_resized(resized: np.ndarray, size: int, rel_offset: tuple[float, float]) -> np.ndarray:
+    """The size x size window of an already resized box at whole-pixel offsets, the reference's
+    RandomCrop: offset floor(u * (room + 1)) is uniform over 0..room for u uniform in [0, 1).
+
+    Shape: (C, h, w) -> (C, size, size), a view.
+    """
+    _, height, width = resized.shape
+    u, v = rel_offset
+    x = int(u * (width - size + 1))
+    y = int(v * (height - size + 1))
+    return resized[:, y:y + size, x:x + size]
 
 
 def crop_resize(image: torch.Tensor, box: tuple[int, int, int, int], size: int, short_side: int,
@@ -25,11 +68,7 @@ def crop_resize(image: torch.Tensor, box: tuple[int, int, int, int], size: int, 
     """
     x1, y1, x2, y2 = box
     box_w, box_h = x2 - x1, y2 - y1
-    # torchvision's Resize(int) rule, as in the reference.
-    if box_w <= box_h:
-        out_w, out_h = short_side, int(short_side * box_h / box_w)
-    else:
-        out_w, out_h = int(short_side * box_w / box_h), short_side
+    out_w, out_h = resized_size(box_w, box_h, short_side)
     u, v = rel_offset if rel_offset is not None else (0.5, 0.5)
     x_lo, x_hi, x_shift, x_scale = _window(box_w, out_w, size, u)
     y_lo, y_hi, y_shift, y_scale = _window(box_h, out_h, size, v)

@@ -1,0 +1,85 @@
+"""End to end on a tiny synthetic set: every stage trains, chains, evaluates and writes its files."""
+import json
+import os
+
+import pytest
+import torch
+
+from conftest import main_py
+
+RESULT_KEYS = {"stage", "split", "num_mixtures", "sdr", "sir", "sar", "sdr_mix", "sdr_median", "grounding_acc"}
+
+
+def test_stages_chain_and_write_runs(trained_runs):
+    for run, stage in [("grd", "grd"), ("col", "col"), ("ccol", "ccol"), ("sop", "sop")]:
+        folder = trained_runs / run
+        for name in ["args.json", "checkpoint_latest.pt", "checkpoint_best.pt", "history.json", "loss.png",
+                     "metrics.png", "train.log", "visualization/index.html"]:
+            assert (folder / name).exists(), f"{run}: {name} missing"
+        history = json.loads((folder / "history.json").read_text())
+        assert len(history["train"]) == (1 if run == "sop" else 2)
+        assert all(torch.isfinite(torch.tensor(h["total"])) for h in history["train"])
+        ckpt = torch.load(folder / "checkpoint_latest.pt", weights_only=False)
+        assert ckpt["stage"] == stage
+    # per-network weights named like the reference's files
+    assert (trained_runs / "ccol" / "sound_ground_best.pth").exists()
+    assert (trained_runs / "ccol" / "synthesizer_latest.pth").exists()
+    log = (trained_runs / "col" / "train.log").read_text()
+    assert "initialised sound_ground, frame_ground, grounding from" in log
+    assert (trained_runs / "index.html").exists()
+
+
+def test_eval_writes_results(trained_runs, tiny_data_root):
+    common = dict(ckpt=trained_runs, data_root=tiny_data_root)
+    main_py("--mode", "eval", "--id", "ccol", "--num_val", "-1", **common)
+    main_py("--mode", "eval", "--id", "ccol", "--num_val", "-1", "--eval_silent", **common)
+    result = json.loads((trained_runs / "ccol" / "results.json").read_text())
+    assert RESULT_KEYS <= set(result)
+    assert result["stage"] == "ccol" and result["split"] == "test" and result["num_mixtures"] == 8
+    assert 0 <= result["grounding_acc"] <= 1
+    silent = json.loads((trained_runs / "ccol" / "results_silent.json").read_text())
+    assert RESULT_KEYS | {"silent_leakage_db", "silent_acc"} <= set(silent)
+    assert silent["silent_leakage_db"] <= 0
+    rows = (trained_runs / "ccol" / "eval_test.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8 * 2  # header + 2 sounding sources per mixture
+    main_py("--mode", "eval", "--id", "sop", "--num_val", "-1", **common)
+    sop = json.loads((trained_runs / "sop" / "results.json").read_text())
+    assert sop["grounding_acc"] is None and sop["num_mixtures"] == 8
+
+
+def test_eval_reads_architecture_from_the_run(trained_runs, tiny_data_root):
+    """Eval passes no architecture flags: a conflicting flag on the command line is overridden."""
+    main_py("--mode", "eval", "--id", "ccol", "--num_val", "4", "--ngf", "64",
+            ckpt=trained_runs, data_root=tiny_data_root)
+
+
+def test_existing_run_is_never_overwritten(trained_runs, tiny_data_root):
+    with pytest.raises(AssertionError, match="already holds a run"):
+        main_py("--stage", "grd", "--id", "grd", "--num_epoch", "1", ckpt=trained_runs, data_root=tiny_data_root)
+    assert (trained_runs / "grd" / "checkpoint_best.pt").exists()
+
+
+def test_resume_gives_the_same_next_epoch(trained_runs, tiny_data_root, tmp_path):
+    """Training 1 epoch then resuming for a 2nd gives the same losses as 2 epochs in one go."""
+    common = dict(ckpt=tmp_path, data_root=tiny_data_root)
+    main_py("--stage", "ccol", "--id", "once", "--num_epoch", "2", "--init_from", trained_runs / "col", **common)
+    main_py("--stage", "ccol", "--id", "twice", "--num_epoch", "1", "--init_from", trained_runs / "col", **common)
+    main_py("--stage", "ccol", "--id", "twice", "--num_epoch", "2", "--resume", **common)
+    once = json.loads((tmp_path / "once" / "history.json").read_text())["train"]
+    twice = json.loads((tmp_path / "twice" / "history.json").read_text())["train"]
+    assert len(once) == len(twice) == 2
+    for a, b in zip(once, twice):
+        assert a["total"] == pytest.approx(b["total"], rel=1e-5, abs=1e-6), (a, b)
+
+
+def test_architecture_mismatch_is_a_clear_error(trained_runs, tiny_data_root, tmp_path):
+    with pytest.raises(AssertionError, match="does not match this architecture"):
+        main_py("--stage", "col", "--id", "wide", "--num_epoch", "1", "--vggish_width", "16",
+                "--init_from", trained_runs / "grd", ckpt=tmp_path, data_root=tiny_data_root)
+    broken = tmp_path / "broken"
+    os.makedirs(broken)
+    data = (trained_runs / "grd" / "checkpoint_best.pt").read_bytes()
+    (broken / "checkpoint_best.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(AssertionError, match="unreadable"):
+        main_py("--stage", "col", "--id", "x", "--num_epoch", "1", "--init_from", broken,
+                ckpt=tmp_path, data_root=tiny_data_root)

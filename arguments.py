@@ -18,6 +18,7 @@ PROFILES = {
         img_size=64, aud_len=16383, stft_frame=510, stft_hop=128, warp_bins=64,
         arch_sound="unet6", unet_levels=6, ngf=16, vis_width=16, vggish_width=16,
         batch_size_per_gpu=16, dup_trainset=8, workers=1, num_val=64, num_vis=12, disp_iter=10,
+        grounding_init_std=0.0, sound_ground_init="kaiming",
     ),
 }
 
@@ -100,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--vis_width", type=int, default=64, help="ResNet-18 base width (64 = standard)")
     model.add_argument("--vggish_width", type=int, default=64, help="grounding audio CNN base width")
     model.add_argument("--img_pool", default="maxpool", choices=["maxpool", "avgpool"])
+    model.add_argument("--sound_ground_init", default="default", choices=["default", "kaiming"],
+                       help="grounding audio CNN init: PyTorch default as the reference (tiny features "
+                            "at first), or Kaiming (the demo uses it)")
+    model.add_argument("--grounding_init_std", type=float, default=1e-4,
+                       help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch default "
+                            "(no slow start; the demo uses it)")
     model.add_argument("--weights_imagenet", default="",
                        help="local torchvision resnet18 ImageNet .pth (nothing is downloaded)")
     model.add_argument("--train_visual", default="auto", choices=["auto", "yes", "no"],

@@ -44,12 +44,14 @@ class NonFiniteLoss(RuntimeError):
 # ----------------------------------------------------------------------------------------------
 def build_nets(args) -> torch.nn.ModuleDict:
     builders = {
-        "sound_ground": lambda: ModelBuilder.build_sound_ground(args.arch_sound_ground, width=args.vggish_width),
+        "sound_ground": lambda: ModelBuilder.build_sound_ground(
+            args.arch_sound_ground, width=args.vggish_width, init=args.sound_ground_init),
         "frame_ground": lambda: ModelBuilder.build_frame_ground(
             args.arch_frame_ground, width=args.vis_width, weights_imagenet=args.weights_imagenet,
             pool=args.img_pool),
         "grounding": lambda: ModelBuilder.build_grounding(
-            args.arch_grounding, audio_dim=8 * args.vggish_width, visual_dim=8 * args.vis_width),
+            args.arch_grounding, audio_dim=8 * args.vggish_width, visual_dim=8 * args.vis_width,
+            init_std=args.grounding_init_std),
         "sound": lambda: ModelBuilder.build_sound(
             args.arch_sound, ngf=args.ngf, fc_dim=args.num_channels, levels=args.unet_levels),
         "frame": lambda: ModelBuilder.build_frame(
@@ -460,6 +462,9 @@ def main(argv=None) -> None:
         if os.path.exists(latest) and not args.resume:
             raise SystemExit(f"{args.run_dir} already holds a run. Pass --resume to continue it, or choose "
                              f"another --id (runs are never deleted or overwritten).")
+        if os.path.exists(latest):
+            # Refuse a resume with other architecture flags before args.json is rewritten.
+            check_arch(utils.load_checkpoint(latest)["args"], args, latest)
         if utils.is_main_process():
             os.makedirs(args.run_dir, exist_ok=True)
             save_args(args, os.path.join(args.run_dir, "args.json"))
@@ -487,7 +492,11 @@ def main(argv=None) -> None:
         model = torch.compile(model)
 
     if args.mode == "train":
-        train(args, model, nets)
+        try:
+            train(args, model, nets)
+        except NonFiniteLoss as err:
+            log.error("%s", err)
+            raise SystemExit(1) from err
     else:
         run_eval(args, model, nets)
     if world_size > 1:

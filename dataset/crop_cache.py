@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
@@ -82,10 +81,15 @@ def check_manifest(cache_dir: str, img_size: int, mode: str) -> dict:
     return manifest
 
 
+def _temp_path(path: str) -> str:
+    """A sibling temp name, unique per process (renamed over `path` once written)."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".tmp{os.getpid()}_{name}")
+
+
 def write_json_atomic(obj, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-    with os.fdopen(fd, "w") as f:
+    tmp = _temp_path(path)
+    with open(tmp, "w") as f:
         json.dump(obj, f)
     os.replace(tmp, path)
 
@@ -122,15 +126,15 @@ def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mod
 
     pixels_path, table_path = video_paths(cache_dir, video.frames)
     os.makedirs(os.path.dirname(pixels_path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(pixels_path), prefix=".tmp_", suffix=".npy")
-    os.close(fd)
+    tmp = _temp_path(pixels_path)
     try:
         pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(offsets[-1]),))
         for i, frame_id in enumerate(frame_ids):
-            image = load_frame(os.path.join(folder, layout.frame_name(frame_id)))  # (3, H, W)
+            path = os.path.join(folder, layout.frame_name(frame_id))
+            image = load_frame(path)                                           # (3, H, W)
             if (image.shape[2], image.shape[1]) != image_size:
                 raise DataError(f"frame is {image.shape[2]}x{image.shape[1]}, the video's first frame "
-                                f"{image_size[0]}x{image_size[1]}", path=os.path.join(folder, layout.frame_name(frame_id)))
+                                f"{image_size[0]}x{image_size[1]}", path=path)
             train_view = resize_box(image, boxes[i], short)                    # (3, h, w)
             eval_view = crop_resize(image, boxes[i], img_size, img_size, None)  # (3, S, S)
             pixels[offsets[2 * i]:offsets[2 * i + 1]] = train_view.contiguous().numpy().ravel()
@@ -149,14 +153,9 @@ def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mod
 
 
 class CachedVideo:
-    """Read access to one cached video; views are numpy views into a memory map (no copy).
-
-    Pickles as its paths (a DataLoader worker started by 'spawn' reopens the map instead of
-    receiving a copy of the pixels).
-    """
+    """Read access to one cached video; views are numpy views into a memory map (no copy)."""
 
     def __init__(self, cache_dir: str, video: IndexEntry):
-        self.cache_dir, self.video = cache_dir, video
         pixels_path, table_path = video_paths(cache_dir, video.frames)
         if not os.path.isfile(table_path):
             raise DataError(f"video {video.frames} is not in the crop cache (index row {video.source}); "
@@ -174,9 +173,6 @@ class CachedVideo:
         self.train_table = np.asarray(table["train"], np.int64)                 # (F, 3): offset, h, w
         self.eval_offsets = np.asarray(table["eval"], np.int64)                 # (F,)
         self.boxes = np.asarray(table["boxes"], np.float32)                     # (F, 4)
-
-    def __reduce__(self):
-        return CachedVideo, (self.cache_dir, self.video)
 
     def train_view(self, frame_id: int) -> np.ndarray:
         """The box of frame `frame_id` (1-based) resized to the train shorter side. (3, h, w)"""

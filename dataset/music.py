@@ -43,6 +43,10 @@ class _LRU(OrderedDict):
         if len(self) > self.maxsize:
             self.popitem(last=False)
 
+    def __reduce__(self):
+        # Pickled empty: a DataLoader worker started by 'spawn' fills its own cache.
+        return type(self), (self.maxsize,)
+
 
 class MUSICMixDataset(torch.utils.data.Dataset):
     """Mixtures of MUSIC solo videos for CCoL (4 objects, 1 and 3 silent) or SoP (N sounding videos).

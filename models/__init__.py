@@ -44,8 +44,8 @@ class ModelBuilder:
     """Builds each net from its architecture name; loading a previous stage's weights is the caller's job."""
 
     @staticmethod
-    def build_sound_ground(arch: str = "vggish", width: int = 64) -> nn.Module:
-        return _lookup(SOUND_GROUND_NETS, arch, "sound_ground")(width=width)
+    def build_sound_ground(arch: str = "vggish", width: int = 64, init: str = "default") -> nn.Module:
+        return _lookup(SOUND_GROUND_NETS, arch, "sound_ground")(width=width, init=init)
 
     @staticmethod
     def build_frame_ground(arch: str = "resnet18", width: int = 64, weights_imagenet: str = "",
@@ -55,8 +55,10 @@ class ModelBuilder:
         return net_class(width=width, pool=pool, weights=weights_imagenet or None)
 
     @staticmethod
-    def build_grounding(arch: str = "base", audio_dim: int = 512, visual_dim: int = 512) -> nn.Module:
-        return _lookup(GROUNDING_NETS, arch, "grounding")(audio_dim=audio_dim, visual_dim=visual_dim)
+    def build_grounding(arch: str = "base", audio_dim: int = 512, visual_dim: int = 512,
+                        init_std: float = 1e-4) -> nn.Module:
+        return _lookup(GROUNDING_NETS, arch, "grounding")(audio_dim=audio_dim, visual_dim=visual_dim,
+                                                           init_std=init_std)
 
     @staticmethod
     def build_sound(arch: str = "unet7", ngf: int = 64, fc_dim: int = 32,

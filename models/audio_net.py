@@ -12,14 +12,19 @@ class VGGishGround(nn.Module):
 
     Args:
         width: channels of the first conv; the blocks have w, 2w, 4w, 4w, 8w, 8w (w = 64 in the paper).
+        init: 'default' keeps PyTorch's init as the reference; its activations shrink layer after
+            layer (features ~50x smaller than the ResNet's), so the grounding MLP at first sees
+            mostly the visual feature. 'kaiming' (He normal, fan_out) keeps them O(1).
 
     Shape:
         log_mag (B, 1, F, T) log1p magnitude -> (B, 8w) after a global max pool.
         F and T must be divisible by 16 for the map to tile exactly (256 x 256 -> 16 x 16 map).
     """
 
-    def __init__(self, width: int = 64):
+    def __init__(self, width: int = 64, init: str = "default"):
         super().__init__()
+        if init not in ("default", "kaiming"):
+            raise ValueError(f"unknown init '{init}', expected 'default' or 'kaiming'")
         w = width
         # Layer indices match the reference's `features.{i}` keys.
         self.features = nn.Sequential(
@@ -31,6 +36,11 @@ class VGGishGround(nn.Module):
             nn.Conv2d(8 * w, 8 * w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
         )
         self.out_dim = 8 * w
+        if init == "kaiming":
+            for conv in self.features:
+                if isinstance(conv, nn.Conv2d):
+                    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.zeros_(conv.bias)
 
     def forward(self, log_mag: torch.Tensor) -> torch.Tensor:
         feat = self.features(log_mag)                     # (B, 8w, F/16, T/16)

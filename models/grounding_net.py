@@ -14,25 +14,31 @@ class GroundingHead(nn.Module):
 
     logits = 2 * fc3(ReLU(fc2(ReLU(fc1([f_audio, f_visual]))))). The reference's unused
     fc_v1, fc_v2, fc_a1, fc_a2 are left out; drop their keys when loading its checkpoints.
-    Linear weights start from N(0, 1e-4) as the reference's `weights_init`, biases keep PyTorch's default.
+    Linear weights start from N(0, init_std) with init_std = 1e-4 as the reference's `weights_init`
+    (biases keep PyTorch's default). Such tiny weights in three stacked layers make the encoders'
+    gradients vanish below Adam's epsilon until the head has grown, a long plateau that the
+    reference's 15k iterations absorb; `init_std=0` keeps PyTorch's default init instead.
 
     Args:
         audio_dim: size of the audio feature (8w of VGGishGround).
         visual_dim: size of the visual feature (8w of ResNet18Ground).
         hidden: sizes of fc1 and fc2 outputs.
+        init_std: std of the Linear weights' normal init; 0 keeps PyTorch's default init.
 
     Shape:
         feat_audio (..., audio_dim), feat_visual (..., visual_dim) -> (..., 2); leading dims
         broadcast, e.g. audio (B, 1, D) against objects (B, N, D) gives (B, N, 2).
     """
 
-    def __init__(self, audio_dim: int = 512, visual_dim: int = 512, hidden: tuple[int, int] = (512, 128)):
+    def __init__(self, audio_dim: int = 512, visual_dim: int = 512, hidden: tuple[int, int] = (512, 128),
+                 init_std: float = 1e-4):
         super().__init__()
         self.fc1 = nn.Linear(audio_dim + visual_dim, hidden[0])
         self.fc2 = nn.Linear(hidden[0], hidden[1])
         self.fc3 = nn.Linear(hidden[1], 2)
-        for fc in (self.fc1, self.fc2, self.fc3):
-            nn.init.normal_(fc.weight, 0.0, 1e-4)
+        if init_std > 0:
+            for fc in (self.fc1, self.fc2, self.fc3):
+                nn.init.normal_(fc.weight, 0.0, init_std)
 
     def forward(self, feat_audio: torch.Tensor, feat_visual: torch.Tensor) -> torch.Tensor:
         lead = torch.broadcast_shapes(feat_audio.shape[:-1], feat_visual.shape[:-1])

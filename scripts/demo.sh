@@ -19,10 +19,12 @@ fi
 echo "   data ready after $(( $(date +%s) - start )) s"
 
 echo "== 2/4 training (demo profile, CPU)"
-EPOCHS="${GRD_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_grd.sh --resume
-EPOCHS="${COL_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_col.sh --resume
-EPOCHS="${CCOL_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_ccol.sh --resume
-EPOCHS="${SOP_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_sop.sh --resume
+# Short runs need larger steps than the reference's 15k-iteration schedules.
+FAST_LR="--lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3 --lr_sound 1e-3 --lr_synthesizer 1e-3 --lr_frame 1e-3"
+EPOCHS="${GRD_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_grd.sh --resume $FAST_LR
+EPOCHS="${COL_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_col.sh --resume $FAST_LR
+EPOCHS="${CCOL_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_ccol.sh --resume $FAST_LR
+EPOCHS="${SOP_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_sop.sh --resume $FAST_LR
 echo "   trained after $(( $(date +%s) - start )) s"
 
 echo "== 3/4 evaluation on the test mixtures"

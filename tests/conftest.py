@@ -21,7 +21,8 @@ TINY_ARGS = [
 
 def run(cmd, **kw):
     """Run a command from the repo root; fail the test with its output when it fails."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # One thread per process: on a 2-core machine torch's thread pool only fights the data worker.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, **kw)
     if proc.returncode != 0:
         raise AssertionError(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"

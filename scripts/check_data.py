@@ -1,0 +1,277 @@
+"""Check a MUSIC data root against its index files and report every problem, grouped and counted.
+
+    python scripts/check_data.py data/synthetic
+    python scripts/check_data.py $DATA_ROOT --aud-len 65535 --num-frames 3 --sample-rate 11025
+
+Every video listed in train/val/test.csv is checked once: its wav (present, readable, the loader's
+sample rate, mono, finite, long enough for one clip), its frames (folder present, frames 1..N of
+the CSV present and readable, no frame beyond N), its CoSep detection file (present, non-empty,
+well formed, frame ids inside the video) and whether audio and frames last as long. Across files:
+test videos that also appear in train or val, and test_sep.csv rows naming videos test.csv lacks.
+Exit status 0 when the root is clean, 1 when anything is wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from dataset import DataError, layout  # noqa: E402
+from dataset.index import IndexEntry, read_index, read_sep_list  # noqa: E402
+from dataset.readers import list_frame_ids, load_detections  # noqa: E402
+
+SPLITS = ("train", "val", "test")
+
+# Problem kinds in report order, with what each one means for training.
+PROBLEMS = {
+    "index file": "index file missing or malformed: nothing it lists can be checked",
+    "audio missing": "wav file not found",
+    "audio unreadable": "wav file cannot be decoded",
+    "audio sample rate": "wav not at --sample-rate (the loader resamples every clip: slow)",
+    "audio channels": "wav not mono (the loader averages the channels)",
+    "audio not finite": "wav holds NaN or inf samples (the losses become NaN)",
+    "frames missing": "frames folder, or frames the CSV lists, not on disk",
+    "frame unreadable": "jpg that cannot be opened",
+    "frame count mismatch": "frames folder holds more frames than the CSV lists (stale index?)",
+    "detections missing": "no detection_results/<class>/<id>.mp4.npy",
+    "detections empty": "detection file with no row: no object found in any frame",
+    "detections malformed": "detection file that is not a valid (K, 7) CoSep array of this video",
+    "shorter than a clip": "too short for one training clip (audio samples or frames)",
+    "durations differ": "audio and frames of a video do not last as long",
+    "test leak": "test video also listed in train or val",
+    "mixture list": "test_sep.csv row naming a video that test.csv does not list",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str
+    path: str       # the offending file or folder
+    detail: str     # what is wrong, and the index row it comes from
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What one training sample needs of a video (the loader's arguments)."""
+    aud_len: int
+    sample_rate: int
+    num_frames: int
+    stride_frames: int
+    frame_rate: float
+
+    @property
+    def min_frames(self) -> int:
+        # The loader's margin keeps every frame of a clip and its centre inside the video.
+        margin = max(int(self.frame_rate), (self.num_frames // 2) * self.stride_frames)
+        return 2 * margin + 1
+
+
+def check_audio(path: str, clip: ClipSpec, where: str) -> tuple[list[Problem], float | None]:
+    """Problems of one wav, and its duration in seconds (None when it cannot be read)."""
+    if not os.path.isfile(path):
+        return [Problem("audio missing", path, f"listed at {where}")], None
+    try:
+        info = sf.info(path)
+    except sf.SoundFileError as err:
+        return [Problem("audio unreadable", path, f"{err} ({where})")], None
+    problems = []
+    if info.samplerate != clip.sample_rate:
+        problems.append(Problem("audio sample rate", path, f"{info.samplerate} Hz, expected {clip.sample_rate}"))
+    if info.channels != 1:
+        problems.append(Problem("audio channels", path, f"{info.channels} channels, expected 1 (mono)"))
+    seconds = info.frames / info.samplerate
+    if seconds * clip.sample_rate < clip.aud_len:
+        problems.append(Problem("shorter than a clip", path, f"audio lasts {seconds:.2f} s, a clip "
+                                f"{clip.aud_len / clip.sample_rate:.2f} s"))
+    # Integer PCM cannot hold NaN; only float files are read through.
+    if info.subtype in ("FLOAT", "DOUBLE"):
+        try:
+            finite = all(np.isfinite(block).all() for block in sf.blocks(path, blocksize=1 << 20))
+        except sf.SoundFileError as err:
+            return problems + [Problem("audio unreadable", path, f"{err} ({where})")], None
+        if not finite:
+            problems.append(Problem("audio not finite", path, "holds NaN or inf samples"))
+    return problems, seconds
+
+
+def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem]:
+    """Frames 1..N of the CSV present and readable; at most one frames problem per video."""
+    if not os.path.isdir(folder):
+        return [Problem("frames missing", folder, f"frames folder not found ({video.source})")]
+    present = list_frame_ids(folder)
+    absent = [k for k in range(1, video.num_frames + 1) if k not in present]
+    if absent:
+        return [Problem("frames missing", os.path.join(folder, layout.frame_name(absent[0])),
+                        f"{len(absent)} of the {video.num_frames} frames listed at {video.source} are absent")]
+    extra = sorted(k for k in present if k > video.num_frames)
+    problems = []
+    if extra:
+        problems.append(Problem("frame count mismatch", folder, f"{len(present)} frames on disk, "
+                                f"{video.source} lists {video.num_frames}"))
+    if video.num_frames < clip.min_frames:
+        problems.append(Problem("shorter than a clip", folder, f"{video.num_frames} frames, a clip of "
+                                f"{clip.num_frames} frames with stride {clip.stride_frames} needs "
+                                f"{clip.min_frames} ({video.source})"))
+    for k in range(1, video.num_frames + 1):
+        path = os.path.join(folder, layout.frame_name(k))
+        try:
+            with Image.open(path) as img:   # reads the header only: cheap on 100k frames
+                img.size
+        except (OSError, SyntaxError, ValueError) as err:
+            problems.append(Problem("frame unreadable", path, str(err)))
+            break
+    return problems
+
+
+def check_detections(path: str, video: IndexEntry) -> list[Problem]:
+    if not os.path.isfile(path):
+        return [Problem("detections missing", path, f"needed by {video.source} (scripts/detect_objects.py)")]
+    try:
+        dets = load_detections(path)
+    except DataError as err:
+        detail = str(err).removeprefix(f"{path}: ")
+        kind = "detections empty" if _holds_no_row(path) else "detections malformed"
+        return [Problem(kind, path, detail)]
+    last = int(dets[:, 0].max())
+    if last > video.num_frames:
+        return [Problem("detections malformed", path, f"rows for frame {last}, the video has "
+                        f"{video.num_frames} frames ({video.source})")]
+    return []
+
+
+def _holds_no_row(path: str) -> bool:
+    """Whether a detection file that failed validation is a well-formed but empty array."""
+    try:
+        dets = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return False
+    return dets.ndim == 2 and dets.shape == (0, len(layout.DETECTION_COLUMNS))
+
+
+def check_video(root: str, video: IndexEntry, clip: ClipSpec, detections: bool) -> list[Problem]:
+    audio = layout.audio_path(root, video.audio)
+    problems, seconds = check_audio(audio, clip, video.source)
+    folder = layout.frames_dir(root, video.frames)
+    problems += check_frames(folder, video, clip)
+    if detections:
+        problems += check_detections(layout.detection_path(root, video.frames), video)
+    # Extraction writes floor(duration * fps) frames: within one frame of the audio when in sync.
+    frames_sec = video.num_frames / clip.frame_rate
+    if seconds is not None and abs(seconds - frames_sec) > 1 / clip.frame_rate + 1:
+        problems.append(Problem("durations differ", audio, f"audio {seconds:.1f} s, {video.num_frames} "
+                                f"frames = {frames_sec:.1f} s ({video.source})"))
+    return problems
+
+
+def check_root(root: str, clip: ClipSpec, index_files: dict[str, str] | None = None,
+               sep_list: str | None = None, detections: bool = True) -> tuple[list[Problem], dict]:
+    """All problems of a data root; also returns counts of what was checked.
+
+    index_files: {'train': path, ...}, default the root's train/val/test.csv.
+    sep_list: default the root's test_sep.csv when it exists.
+    """
+    if index_files is None:
+        index_files = {s: os.path.join(root, f"{s}.csv") for s in SPLITS}
+    if sep_list is None and os.path.isfile(os.path.join(root, "test_sep.csv")):
+        sep_list = os.path.join(root, "test_sep.csv")
+    problems, splits = [], {}
+    for split, path in index_files.items():
+        try:
+            splits[split] = read_index(path)
+        except DataError as err:
+            problems.append(Problem("index file", path, str(err).removeprefix(f"{path}: ")))
+
+    videos = {}                     # audio path -> first entry listing it: each video checked once
+    for entries in splits.values():
+        for video in entries:
+            videos.setdefault(video.audio, video)
+    for video in videos.values():
+        problems += check_video(root, video, clip, detections)
+
+    test = {v.audio for v in splits.get("test", [])}
+    for split in ("train", "val"):
+        for video in splits.get(split, []):
+            if video.audio in test:
+                problems.append(Problem("test leak", layout.audio_path(root, video.audio),
+                                        f"test video listed in {split} at {video.source}"))
+    num_mixtures = 0
+    if sep_list is not None:
+        try:
+            rows = read_sep_list(sep_list)
+        except DataError as err:
+            problems.append(Problem("mixture list", sep_list, str(err).removeprefix(f"{sep_list}: ")))
+            rows = []
+        num_mixtures = len(rows)
+        if "test" in splits:
+            for line_no, row in enumerate(rows, 1):
+                missing = [path for path in row if path not in test]
+                if missing:
+                    problems.append(Problem("mixture list", sep_list, f"row {line_no} names {missing[0]}, "
+                                            f"which test.csv does not list"))
+    checked = {"videos": len(videos), "mixtures": num_mixtures,
+               **{split: len(entries) for split, entries in splits.items()}}
+    return problems, checked
+
+
+def format_report(root: str, problems: list[Problem], checked: dict, max_examples: int) -> str:
+    splits = ", ".join(f"{s} {checked[s]}" for s in SPLITS if s in checked)
+    lines = [f"data root {root}: {checked['videos']} videos ({splits}), {checked['mixtures']} test mixtures"]
+    if not problems:
+        lines.append("no problem found")
+        return "\n".join(lines)
+    by_kind = defaultdict(list)
+    for p in problems:
+        by_kind[p.kind].append(p)
+    lines.append(f"{len(problems)} problems of {len(by_kind)} kinds:")
+    for kind in PROBLEMS:
+        if kind not in by_kind:
+            continue
+        found = by_kind[kind]
+        lines.append(f"  {kind}: {len(found)}   ({PROBLEMS[kind]})")
+        lines += [f"      {p.path}: {p.detail}" for p in found[:max_examples]]
+        if len(found) > max_examples:
+            lines.append(f"      ... and {len(found) - max_examples} more")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", help="data root (frames/, audio/, detection_results/, *.csv)")
+    parser.add_argument("--index", nargs="+", metavar="SPLIT=CSV",
+                        help="index files to check, e.g. train=my_train.csv test=my_test.csv "
+                             "(default: the root's train/val/test.csv)")
+    parser.add_argument("--sep-list", help="test mixtures (default: the root's test_sep.csv if present)")
+    parser.add_argument("--aud-len", type=int, default=65535, help="clip length in samples (default: 65535)")
+    parser.add_argument("--sample-rate", type=int, default=layout.AUDIO_RATE,
+                        help=f"expected wav rate in Hz (default: {layout.AUDIO_RATE})")
+    parser.add_argument("--num-frames", type=int, default=3, help="frames per clip (default: 3)")
+    parser.add_argument("--stride-frames", type=int, default=1, help="frames between clip frames (default: 1)")
+    parser.add_argument("--frame-rate", type=float, default=layout.FRAME_RATE,
+                        help=f"fps of the extracted frames (default: {layout.FRAME_RATE})")
+    parser.add_argument("--no-detections", action="store_true",
+                        help="do not check detection files (the SoP baseline uses whole frames)")
+    parser.add_argument("--max-examples", type=int, default=5, help="files shown per problem kind (default: 5)")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.root):
+        parser.error(f"data root {args.root} is not a folder")
+    index_files = None
+    if args.index:
+        pairs = [item.partition("=") for item in args.index]
+        if any(not sep or split not in SPLITS for split, sep, _ in pairs):
+            parser.error(f"--index takes SPLIT=CSV with SPLIT in {SPLITS}, got {args.index}")
+        index_files = {split: path for split, _, path in pairs}
+    clip = ClipSpec(args.aud_len, args.sample_rate, args.num_frames, args.stride_frames, args.frame_rate)
+    problems, checked = check_root(args.root, clip, index_files, args.sep_list, not args.no_detections)
+    print(format_report(args.root, problems, checked, args.max_examples))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""DistributedDataParallel on CPU (gloo, 2 processes): one step on two halves of a batch equals one
+step on the whole batch, and main.make_loader shards train and evaluation sets without duplicates.
+
+What is compared, and why BatchNorm runs in eval mode: in train mode each replica normalises with
+the statistics of its own half batch, so the replicas' losses legitimately differ from one process
+on the whole batch. With BatchNorm in eval mode every loss term of GRD, CCoL and SoP is a mean of
+per-sample terms, so the mean of the two half-batch losses is the whole-batch loss and DDP's
+averaged gradient is the whole-batch gradient. COL is left out: its mixture MIL term takes the
+minimum of batch means, which no split of the batch preserves.
+"""
+import os
+from contextlib import contextmanager
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn as nn
+
+import main
+from main import build_nets, frozen_modules, param_groups
+from stages import STAGE_NETS, STAGES
+from test_stages import fake_batch, tiny_args
+
+WORLD_SIZE = 2
+BATCH = 4                 # global batch: 2 samples per rank
+STAGES_COMPARED = ("grd", "ccol", "sop")
+EVAL_SET = 11             # odd on purpose: sharding must neither pad nor drop evaluation samples
+TRAIN_SET = 12
+GROUNDING_NETS = set(STAGE_NETS["grd"])
+SEPARATION_NETS = set(STAGE_NETS["sop"])
+
+
+@contextmanager
+def one_thread():
+    """Two processes with two threads each on a small CPU stall for seconds in thread barriers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def batchnorm_in_eval(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def state(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def one_step(stage: str, batch_slice: slice, wrap=None) -> tuple[dict, dict, dict]:
+    """(losses, parameters before, parameters after) one Adam step of a freshly seeded stage on
+    part of the fixed batch."""
+    torch.manual_seed(0)
+    args = tiny_args(stage)
+    nets = build_nets(args)
+    model = STAGES[stage](nets, args, frozen=frozen_modules(nets, args))
+    optimizer = torch.optim.Adam(param_groups(nets, args))
+    before = state(model)
+    wrapped = wrap(model) if wrap else model
+    wrapped.train()
+    batchnorm_in_eval(model)
+    batch = {k: v[batch_slice] for k, v in fake_batch(args, batch_size=BATCH, seed=1).items()}
+    losses, _ = wrapped(batch)
+    optimizer.zero_grad()
+    losses["total"].backward()
+    optimizer.step()
+    return {k: v.detach() for k, v in losses.items()}, before, state(model)
+
+
+class IndexedSamples(torch.utils.data.Dataset):
+    """Samples that only say which index they are, in the dict layout collate expects."""
+
+    def __init__(self, length: int):
+        self.length = length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, index):
+        return {"index": torch.tensor(index), "infos": [str(index)]}
+
+
+def shard_indices(train: bool, length: int) -> list[int]:
+    args = tiny_args("ccol", "--workers", "0", "--batch_size_per_gpu", "2")
+    args.device_obj = torch.device("cpu")
+    loader = main.make_loader(IndexedSamples(length), args, train=train)
+    return [i for batch in loader for i in batch["index"].tolist()]
+
+
+def run_rank(rank: int, store: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD_SIZE)
+    try:
+        torch.set_num_threads(1)
+        per_rank = BATCH // WORLD_SIZE
+        results = {}
+        for stage in STAGES_COMPARED:
+            losses, _, params = one_step(stage, slice(rank * per_rank, (rank + 1) * per_rank),
+                                         wrap=nn.parallel.DistributedDataParallel)
+            for value in losses.values():
+                dist.all_reduce(value)
+                value /= WORLD_SIZE
+            results[stage] = (losses, params)
+        shards = {"eval": shard_indices(False, EVAL_SET), "train": shard_indices(True, TRAIN_SET)}
+        gathered = [None] * WORLD_SIZE
+        dist.all_gather_object(gathered, shards)
+        if rank == 0:
+            torch.save({"stages": results, "shards": gathered}, os.path.join(out_dir, "rank0.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("ddp")
+    # Forked, not spawned: each spawned process would spend ~10 s importing torch and main again.
+    mp.start_processes(run_rank, args=(str(out_dir / "store"), str(out_dir)), nprocs=WORLD_SIZE,
+                       start_method="fork")
+    return torch.load(out_dir / "rank0.pt", weights_only=False)
+
+
+@pytest.mark.parametrize("stage", STAGES_COMPARED)
+def test_ddp_step_on_two_halves_equals_one_step_on_the_whole_batch(ddp_results, stage):
+    with one_thread():
+        losses, before, after = one_step(stage, slice(0, BATCH))
+    ddp_losses, ddp_after = ddp_results["stages"][stage]
+    assert ddp_losses.keys() == losses.keys()
+    for name in losses:
+        torch.testing.assert_close(ddp_losses[name], losses[name], atol=1e-5, rtol=1e-5, msg=name)
+    assert ddp_after.keys() == after.keys()
+    for name in after:
+        torch.testing.assert_close(ddp_after[name], after[name], atol=1e-5, rtol=1e-5, msg=name)
+    # Not vacuous: the step moved the weights of the nets trained. (At initialisation CCoL's hard
+    # grounding gate can close every mask, which then passes no gradient to the separation nets.)
+    moved = {name.split(".")[1] for name in after if not torch.equal(after[name], before[name])}
+    assert SEPARATION_NETS <= moved if stage == "sop" else GROUNDING_NETS <= moved, moved
+
+
+def test_eval_shards_cover_every_sample_once(ddp_results):
+    shards = [ranks["eval"] for ranks in ddp_results["shards"]]
+    assert sorted(i for shard in shards for i in shard) == list(range(EVAL_SET))
+    assert [len(shard) for shard in shards] == [6, 5]        # uneven, but no padded duplicate
+
+
+def test_train_shards_are_disjoint_and_cover_the_set(ddp_results):
+    shards = [ranks["train"] for ranks in ddp_results["shards"]]
+    assert sorted(shards[0] + shards[1]) == list(range(TRAIN_SET))
+    assert len(shards[0]) == len(shards[1])

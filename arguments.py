@@ -15,9 +15,9 @@ import os
 PROFILES = {
     "reference": {},
     "demo": dict(
-        img_size=64, aud_len=16383, stft_frame=510, stft_hop=128, warp_bins=64,
-        arch_sound="unet6", unet_levels=6, ngf=16, vis_width=16, vggish_width=16,
-        batch_size_per_gpu=16, dup_trainset=8, workers=1, num_val=64, num_vis=12, disp_iter=10,
+        img_size=32, num_frames=2, aud_len=8191, stft_frame=510, stft_hop=128, warp_bins=64,
+        arch_sound="unet6", unet_levels=6, ngf=8, vis_width=8, vggish_width=8,
+        batch_size_per_gpu=32, dup_trainset=25, workers=1, num_val=64, num_vis=12, disp_iter=20,
         grounding_init_std=0.0, sound_ground_init="kaiming",
     ),
 }
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CCoL: an unchosen object is labelled silent only if its mask error exceeds this")
     method.add_argument("--ccol_broadcast_bug", action="store_true",
                         help="restore the reference's (B,)x(B,1) broadcast in CCoL's solo grounding loss")
+    method.add_argument("--reference_bn_drift", action="store_true",
+                        help="let frozen ResNets' BatchNorm statistics update in training, as the reference")
     method.add_argument("--eval_silent", action="store_true",
                         help="silent-object evaluation: masks gated by grounding, leakage into silent slots")
     method.add_argument("--metrics_backend", default="fast", choices=["fast", "mir_eval"],

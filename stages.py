@@ -56,8 +56,9 @@ class Stage(nn.Module):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        for module in self._frozen:
-            module.eval()  # frozen means frozen: BatchNorm statistics must not drift
+        if not self.args.reference_bn_drift:
+            for module in self._frozen:
+                module.eval()  # frozen means frozen: BatchNorm statistics must not drift
         return self
 
     # ------------------------------------------------------------------ inputs

@@ -30,17 +30,12 @@ from . import layout
 from .errors import DataError
 from .index import IndexEntry
 from .readers import load_frame, load_top_boxes
-from .transforms import crop_resize, object_box, resize_box, resized_size
+from .transforms import crop_resize, object_box, resize_box, resized_size, train_short_side
 
 CACHE_FORMAT = 1
 MANIFEST = "manifest.json"
 # What each dataset mode crops: the top detection box (CCoL) or the whole frame (SoP).
 CROP_KINDS = {"ccol": "top_box", "sop": "full_frame"}
-
-
-def train_short_side(img_size: int) -> int:
-    """The shorter side train crops are cut from, as MUSICMixDataset's train path."""
-    return int(img_size * 1.1)
 
 
 def video_paths(cache_dir: str, frames_rel: str) -> tuple[str, str]:

@@ -16,7 +16,7 @@ from .crop_cache import CachedVideo, check_manifest
 from .errors import DataError
 from .index import IndexEntry, draw_partners, format_split_table, group_by_class, read_index, read_sep_list
 from .readers import list_frame_ids, load_frame, load_top_boxes, read_audio_window
-from .transforms import crop_resize, crop_resized, object_box
+from .transforms import crop_resize, crop_resized, object_box, train_short_side
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         S = self.img_size
         if self.split == "train":
             # One crop position (relative) and one flip for all T frames of the object.
-            short_side, rel_offset, flip = int(S * 1.1), (random.random(), random.random()), random.random() < 0.5
+            rel_offset, flip = (random.random(), random.random()), random.random() < 0.5
+            short_side = train_short_side(S)
         else:
             short_side, rel_offset, flip = S, None, False
         folder = self._frames_dir(video)
@@ -266,14 +267,14 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         if cached is None:
             cached = CachedVideo(self.crop_cache, video)
             self._cached_videos.put(video.frames, cached)
-        S = self.img_size
         if self.split == "train":
+            # Drawn as _load_crops draws them: one relative crop position and one flip per object.
             rel_offset, flip = (random.random(), random.random()), random.random() < 0.5
-        for t, frame_id in enumerate(frame_ids.tolist()):
-            if self.split == "train":
-                crop = crop_resized(cached.train_view(frame_id), S, rel_offset)   # (3, S, S)
+            for t, frame_id in enumerate(frame_ids.tolist()):
+                crop = crop_resized(cached.train_view(frame_id), self.img_size, rel_offset)   # (3, S, S)
                 out[:, t] = crop[..., ::-1] if flip else crop
-            else:
+        else:
+            for t, frame_id in enumerate(frame_ids.tolist()):
                 out[:, t] = cached.eval_view(frame_id)
         return cached.boxes[frame_ids - 1]
 

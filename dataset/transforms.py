@@ -11,6 +11,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def train_short_side(size: int) -> int:
+    """The shorter side a box is resized to before the reference's train-time RandomCrop(size)."""
+    return int(size * 1.1)
+
+
 def object_box(box: tuple[int, int, int, int] | None, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """The detection box clipped to the image (at least 1 px); the full frame if there is none."""
     width, height = image_size

@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset import DataError  # noqa: E402
-from dataset.crop_cache import (CROP_KINDS, build_video, is_cached, make_manifest, read_manifest,  # noqa: E402
-                                write_json_atomic, MANIFEST)
+from dataset.crop_cache import (CROP_KINDS, MANIFEST, build_video, is_cached, make_manifest,  # noqa: E402
+                                read_manifest, write_json_atomic)
 from dataset.index import read_index  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def build_cache(root: str, cache_dir: str, lists: list[str], img_size: int, mode
     tasks = [(root, cache_dir, v, img_size, mode) for v in todo]
     progress = dict(total=len(tasks), desc="cache", unit="video")
     start, written, failures = time.time(), 0, []
-    with Pool(workers, initializer=_init_worker) as pool:
+    with Pool(max(1, workers), initializer=_init_worker) as pool:
         for size, error in tqdm(pool.imap_unordered(_build_task, tasks), **progress):
             written += size
             if error is not None:

@@ -5,6 +5,8 @@
 # A second run reuses whatever is already built or trained. DATA_ROOT and CKPT are overridable.
 source "$(dirname "$0")/_env.sh"
 export PROFILE=demo
+# One compute thread: the other core runs the data-loading worker.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 VIDEOS_PER_CLASS="${VIDEOS_PER_CLASS:-12}"
 start=$(date +%s)
 
@@ -20,11 +22,14 @@ echo "   data ready after $(( $(date +%s) - start )) s"
 
 echo "== 2/4 training (demo profile, CPU)"
 # Short runs need larger steps than the reference's 15k-iteration schedules.
-FAST_LR="--lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3 --lr_sound 1e-3 --lr_synthesizer 1e-3 --lr_frame 1e-3"
-EPOCHS="${GRD_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_grd.sh --resume $FAST_LR
-EPOCHS="${COL_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_col.sh --resume $FAST_LR
-EPOCHS="${CCOL_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_ccol.sh --resume $FAST_LR
-EPOCHS="${SOP_EPOCHS:-4}" LR_STEPS="100" bash scripts/train_sop.sh --resume $FAST_LR
+SEP_LR="--lr_sound 1e-3 --lr_synthesizer 1e-3 --lr_frame 1e-3"
+GRD_LR="--lr_sound_ground 3e-3 --lr_grounding 3e-3 --lr_frame_ground 3e-3"
+EPOCHS="${GRD_EPOCHS:-5}" LR_STEPS="4" bash scripts/train_grd.sh --resume $GRD_LR
+EPOCHS="${COL_EPOCHS:-4}" LR_STEPS="3" bash scripts/train_col.sh --resume $SEP_LR \
+  --lr_sound_ground 1e-4 --lr_grounding 1e-4 --lr_frame_ground 1e-4
+EPOCHS="${CCOL_EPOCHS:-4}" LR_STEPS="3" bash scripts/train_ccol.sh --resume $SEP_LR \
+  --lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3
+EPOCHS="${SOP_EPOCHS:-3}" LR_STEPS="2" bash scripts/train_sop.sh --resume $SEP_LR
 echo "   trained after $(( $(date +%s) - start )) s"
 
 echo "== 3/4 evaluation on the test mixtures"

@@ -1,5 +1,5 @@
-"""DistributedDataParallel on CPU (gloo, 2 processes): one step on two halves of a batch equals one
-step on the whole batch, and main.make_loader shards train and evaluation sets without duplicates.
+"""DistributedDataParallel on CPU (gloo, 2 processes): steps on two halves of a batch equal steps
+on the whole batch, and main.make_loader shards train and evaluation sets without duplicates.
 
 What is compared, and why BatchNorm runs in eval mode: in train mode each replica normalises with
 the statistics of its own half batch, so the replicas' losses legitimately differ from one process
@@ -24,6 +24,9 @@ from test_stages import fake_batch, tiny_args
 
 WORLD_SIZE = 2
 BATCH = 4                 # global batch: 2 samples per rank
+# A second step also checks that every trainable parameter joins the graph: DDP (without
+# find_unused_parameters, as main.py builds it) fails on the forward after a step that missed one.
+STEPS = 2
 STAGES_COMPARED = ("grd", "ccol", "sop")
 EVAL_SET = 11             # odd on purpose: sharding must neither pad nor drop evaluation samples
 TRAIN_SET = 12
@@ -52,9 +55,9 @@ def state(model: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def one_step(stage: str, batch_slice: slice, wrap=None) -> tuple[dict, dict, dict]:
-    """(losses, parameters before, parameters after) one Adam step of a freshly seeded stage on
-    part of the fixed batch."""
+def train_steps(stage: str, batch_slice: slice, wrap=None) -> tuple[list, dict, dict]:
+    """(losses of each step, parameters before, parameters after) STEPS Adam steps of a freshly
+    seeded stage on part of the fixed batch."""
     torch.manual_seed(0)
     args = tiny_args(stage)
     nets = build_nets(args)
@@ -63,13 +66,16 @@ def one_step(stage: str, batch_slice: slice, wrap=None) -> tuple[dict, dict, dic
     before = state(model)
     wrapped = wrap(model) if wrap else model
     wrapped.train()
-    batchnorm_in_eval(model)
+    batchnorm_in_eval(model)            # see the module docstring
     batch = {k: v[batch_slice] for k, v in fake_batch(args, batch_size=BATCH, seed=1).items()}
-    losses, _ = wrapped(batch)
-    optimizer.zero_grad()
-    losses["total"].backward()
-    optimizer.step()
-    return {k: v.detach() for k, v in losses.items()}, before, state(model)
+    history = []
+    for _ in range(STEPS):
+        losses, _ = wrapped(batch)
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+        history.append({k: v.detach() for k, v in losses.items()})
+    return history, before, state(model)
 
 
 class IndexedSamples(torch.utils.data.Dataset):
@@ -99,12 +105,13 @@ def run_rank(rank: int, store: str, out_dir: str) -> None:
         per_rank = BATCH // WORLD_SIZE
         results = {}
         for stage in STAGES_COMPARED:
-            losses, _, params = one_step(stage, slice(rank * per_rank, (rank + 1) * per_rank),
-                                         wrap=nn.parallel.DistributedDataParallel)
-            for value in losses.values():
-                dist.all_reduce(value)
-                value /= WORLD_SIZE
-            results[stage] = (losses, params)
+            history, _, params = train_steps(stage, slice(rank * per_rank, (rank + 1) * per_rank),
+                                             wrap=nn.parallel.DistributedDataParallel)
+            for losses in history:
+                for value in losses.values():
+                    dist.all_reduce(value)
+                    value /= WORLD_SIZE
+            results[stage] = (history, params)
         shards = {"eval": shard_indices(False, EVAL_SET), "train": shard_indices(True, TRAIN_SET)}
         gathered = [None] * WORLD_SIZE
         dist.all_gather_object(gathered, shards)
@@ -124,17 +131,18 @@ def ddp_results(tmp_path_factory):
 
 
 @pytest.mark.parametrize("stage", STAGES_COMPARED)
-def test_ddp_step_on_two_halves_equals_one_step_on_the_whole_batch(ddp_results, stage):
+def test_ddp_steps_on_two_halves_equal_steps_on_the_whole_batch(ddp_results, stage):
     with one_thread():
-        losses, before, after = one_step(stage, slice(0, BATCH))
-    ddp_losses, ddp_after = ddp_results["stages"][stage]
-    assert ddp_losses.keys() == losses.keys()
-    for name in losses:
-        torch.testing.assert_close(ddp_losses[name], losses[name], atol=1e-5, rtol=1e-5, msg=name)
+        history, before, after = train_steps(stage, slice(0, BATCH))
+    ddp_history, ddp_after = ddp_results["stages"][stage]
+    for step, (ddp_losses, losses) in enumerate(zip(ddp_history, history)):
+        assert ddp_losses.keys() == losses.keys()
+        for name in losses:
+            torch.testing.assert_close(ddp_losses[name], losses[name], atol=1e-5, rtol=1e-5, msg=f"{name} {step}")
     assert ddp_after.keys() == after.keys()
     for name in after:
         torch.testing.assert_close(ddp_after[name], after[name], atol=1e-5, rtol=1e-5, msg=name)
-    # Not vacuous: the step moved the weights of the nets trained. (At initialisation CCoL's hard
+    # Not vacuous: the steps moved the weights of the nets trained. (At initialisation CCoL's hard
     # grounding gate can close every mask, which then passes no gradient to the separation nets.)
     moved = {name.split(".")[1] for name in after if not torch.equal(after[name], before[name])}
     assert SEPARATION_NETS <= moved if stage == "sop" else GROUNDING_NETS <= moved, moved

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GPUs for DataParallel (the original scripts' way); prefer torchrun for DDP")
     run.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     run.add_argument("--compile", action="store_true", help="torch.compile the stage module")
+    run.add_argument("--channels_last", action="store_true",
+                     help="conv nets in channels-last memory format (CUDA with --amp: faster convolutions)")
+    run.add_argument("--sync_bn", action="store_true",
+                     help="DDP on CUDA: BatchNorm statistics over all GPUs (default: per GPU, as the reference)")
 
     data = p.add_argument_group("data")
     data.add_argument("--data_root", default=os.environ.get("DATA_ROOT", "data/synthetic"),
@@ -75,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--batch_size_per_gpu", type=int, default=12)
     data.add_argument("--workers", type=int, default=8)
     data.add_argument("--num_val", type=int, default=-1, help="mixtures evaluated (-1: all)")
+    data.add_argument("--crop_cache", default="",
+                      help="crop cache folder from scripts/cache_crops.py for this --img_size (top boxes; whole "
+                           "frames for --stage sop): the loader decodes no JPEG ('' = decode the frames)")
     data.add_argument("--on_error", default="raise", choices=["raise", "skip"],
                       help="bad sample: stop with an error naming the file, or skip it and count it")
 
@@ -185,7 +192,7 @@ def apply_run_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace
         raise SystemExit(f"{path} not found: is {run_dir} a trained run?")
     with open(path) as f:
         saved = json.load(f)
-    for key in ARCH_KEYS:
+    for key in ("stage",) + ARCH_KEYS:
         if key in saved:
             setattr(args, key, saved[key])
     return args

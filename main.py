@@ -105,7 +105,8 @@ def make_dataset(args, split: str) -> MUSICMixDataset:
     common = dict(mode="sop" if args.stage == "sop" else "ccol", num_mix=args.num_mix,
                   num_frames=args.num_frames, stride_frames=args.stride_frames,
                   frame_rate=args.frame_rate, img_size=args.img_size, aud_len=args.aud_len,
-                  aud_rate=args.aud_rate, on_error=args.on_error, seed=args.seed)
+                  aud_rate=args.aud_rate, on_error=args.on_error, seed=args.seed,
+                  crop_cache=args.crop_cache or None)
     if split == "train":
         return MUSICMixDataset(args.data_root, args.list_train, "train", dup_trainset=args.dup_trainset, **common)
     if split == "val":
@@ -133,7 +134,10 @@ def make_loader(dataset, args, train: bool, epoch: int = 0) -> DataLoader:
                       shuffle=train and sampler is None, sampler=sampler, drop_last=train,
                       num_workers=args.workers, collate_fn=collate, pin_memory=args.device_obj.type == "cuda",
                       worker_init_fn=_seed_worker, generator=generator,
-                      persistent_workers=False, prefetch_factor=4 if args.workers > 0 else None)
+                      # The val loader lives for the whole run; a train loader is rebuilt per epoch so
+                      # that its workers' RNG depends on the epoch only (exact replay on resume).
+                      persistent_workers=args.workers > 0 and not train,
+                      prefetch_factor=4 if args.workers > 0 else None)
 
 
 def to_device(batch: dict, device) -> dict:
@@ -143,6 +147,22 @@ def to_device(batch: dict, device) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
+def train_step(model, batch: dict, optimizer, args) -> dict:
+    """One optimisation step; returns the losses as device tensors (no host sync)."""
+    with torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
+        losses, _ = model(batch)
+    losses = {k: v.mean() for k, v in losses.items()}   # DataParallel returns one value per replica
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    optimizer.step()
+    return losses
+
+
+def configure_cuda() -> None:
+    torch.backends.cudnn.benchmark = True          # input sizes are fixed
+    torch.set_float32_matmul_precision("high")     # TF32 matmuls when not under --amp
+
+
 def train_one_epoch(model, loader, optimizer, args, epoch: int) -> dict:
     model.train()
     sums, count, skipped = {}, 0, 0
@@ -155,12 +175,7 @@ def train_one_epoch(model, loader, optimizer, args, epoch: int) -> dict:
             continue
         skipped += batch.pop("skipped", 0)
         batch = to_device(batch, args.device_obj)
-        with torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
-            losses, _ = model(batch)
-        losses = {k: v.mean() for k, v in losses.items()}   # DataParallel returns one value per replica
-        optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        optimizer.step()
+        losses = train_step(model, batch, optimizer, args)
         for k, v in losses.items():  # accumulated on the device: no host sync per step
             sums[k] = sums.get(k, 0) + v.detach()
         count += 1
@@ -254,7 +269,9 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
                                                limit=num_vis - len(vis_samples))
 
     records = utils.gather_objects(records)
-    summary = {"loss": {k: v / max(batches, 1) for k, v in loss_sums.items()}}
+    parts = utils.gather_objects([(loss_sums, batches)])   # every rank's shard
+    batches = sum(n for _, n in parts)
+    summary = {"loss": {k: sum(sums.get(k, 0.0) for sums, _ in parts) / max(batches, 1) for k in loss_sums}}
     if records:
         summary.update(metrics.summarize(records))
     if ground_prob:
@@ -477,6 +494,10 @@ def main(argv=None) -> None:
 
     nets = build_nets(args)
     stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(args.device_obj)
+    if args.channels_last:
+        stage = stage.to(memory_format=torch.channels_last)
+    if args.device_obj.type == "cuda":
+        configure_cuda()
     if args.train_visual == "yes" and not args.weights_imagenet and args.stage != "sop":
         log.info("no ImageNet weights: the ResNets train from random init (--train_visual yes)")
     for name, net in nets.items():
@@ -484,6 +505,8 @@ def main(argv=None) -> None:
         log.info("  %-13s %9d parameters, %9d trainable", name, sum(p.numel() for p in net.parameters()), trainable)
     model = stage
     if world_size > 1:
+        if args.sync_bn and args.device_obj.type == "cuda":
+            stage = torch.nn.SyncBatchNorm.convert_sync_batchnorm(stage)  # replaced in place: nets stay valid
         model = torch.nn.parallel.DistributedDataParallel(
             stage, device_ids=[local_rank] if args.device_obj.type == "cuda" else None)
     elif args.num_gpus > 1:

@@ -35,7 +35,8 @@ from arguments import parse_args  # noqa: E402
 from dataset import MUSICMixDataset  # noqa: E402
 from dataset.crop_cache import CROP_KINDS, read_manifest  # noqa: E402
 from dataset.index import read_index  # noqa: E402
-from main import build_nets, frozen_modules, make_loader, param_groups, reconstruct, to_device  # noqa: E402
+from main import (build_nets, configure_cuda, frozen_modules, make_loader, param_groups,  # noqa: E402
+                  reconstruct, to_device, train_step)
 from scripts import (cache_crops, create_index_files, detect_objects, extract_frames_audio,  # noqa: E402
                      make_synthetic_music)
 from stages import STAGES  # noqa: E402
@@ -82,15 +83,16 @@ def ensure_crop_cache(root: str, img_size: int, mode: str, workers: int) -> tupl
     return cache_dir, time.perf_counter() - tic
 
 
-def train_dataset(args, crop_cache: str | None, min_samples: int) -> MUSICMixDataset:
-    """main.make_dataset(args, 'train') with the crop cache chosen here, repeated as often as needed
-    to give `min_samples` samples (a small root would end the measurement early)."""
+def train_dataset(args, crop_cache: str | None, num_samples: int) -> MUSICMixDataset:
+    """main.make_dataset(args, 'train') with the crop cache chosen here and exactly `num_samples`
+    samples: a small root is repeated enough, and the workers make no sample that is not timed
+    (their CPU time is then all spent on measured samples)."""
     videos = len(read_index(args.list_train))
     mode = "sop" if args.stage == "sop" else "ccol"
     return MUSICMixDataset(args.data_root, args.list_train, "train", mode=mode,
                            num_mix=args.num_mix, num_frames=args.num_frames, stride_frames=args.stride_frames,
                            frame_rate=args.frame_rate, img_size=args.img_size, aud_len=args.aud_len,
-                           aud_rate=args.aud_rate, dup_trainset=max(args.dup_trainset, -(-min_samples // videos)),
+                           aud_rate=args.aud_rate, dup_trainset=-(-num_samples // videos), max_samples=num_samples,
                            on_error=args.on_error, seed=args.seed, crop_cache=crop_cache)
 
 
@@ -125,7 +127,7 @@ def bench_loader(args, crop_cache: str | None, warmup: int, steps: int) -> dict:
     for _ in range(timed):
         timed_samples += len(next(iterator)["infos"])
     seconds = time.perf_counter() - tic
-    del iterator          # joins the workers, so that their CPU time is counted
+    del iterator          # joins the (idle) workers, so that their CPU time is counted
     cpu_ms = 1e3 * (cpu_seconds() - cpu_start) / (samples + timed_samples)
     return {"samples_per_s": timed_samples / seconds, "startup_s": startup, "cpu_ms_per_sample": cpu_ms,
             "timed_batches": timed}
@@ -140,6 +142,8 @@ def build_stage(args, channels_last: bool):
     stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(args.device_obj)
     if channels_last:
         stage = stage.to(memory_format=torch.channels_last)
+    if args.device_obj.type == "cuda":
+        configure_cuda()
     optimizer = torch.optim.Adam(param_groups(nets, args))
     return torch.compile(stage) if args.compile else stage, optimizer
 
@@ -155,17 +159,6 @@ def synthetic_batch(args, batch_size: int, seed: int = 0) -> dict:
     frames = torch.randint(0, 256, (B, N, 3, T, S, S), generator=g, dtype=torch.uint8)
     batch = {"audios": audios, "mix": audios.sum(1), "frames": frames, "sounding": sounding}
     return to_device(batch, args.device_obj)
-
-
-def train_step(model, batch: dict, optimizer, args) -> dict:
-    """One optimisation step exactly as main.train_one_epoch takes it (no host sync)."""
-    with torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
-        losses, _ = model(batch)
-    losses = {k: v.mean() for k, v in losses.items()}
-    optimizer.zero_grad(set_to_none=True)
-    losses["total"].backward()
-    optimizer.step()
-    return losses
 
 
 def synchronize(device: torch.device) -> None:

@@ -29,12 +29,12 @@ OBJECTS="--crop_cache $DATA_ROOT/crop_cache/top_box_32"
 FRAMES="--crop_cache $DATA_ROOT/crop_cache/full_frame_32"
 SEP_LR="--lr_sound 1e-3 --lr_synthesizer 1e-3 --lr_frame 1e-3"
 GRD_LR="--lr_sound_ground 3e-3 --lr_grounding 3e-3 --lr_frame_ground 3e-3"
-EPOCHS="${GRD_EPOCHS:-5}" LR_STEPS="4" bash scripts/train_grd.sh --resume $OBJECTS $GRD_LR
-EPOCHS="${COL_EPOCHS:-4}" LR_STEPS="3" bash scripts/train_col.sh --resume $OBJECTS $SEP_LR \
+EPOCHS="${GRD_EPOCHS:-15}" LR_STEPS="100" bash scripts/train_grd.sh --resume $OBJECTS $GRD_LR
+EPOCHS="${COL_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_col.sh --resume $OBJECTS $SEP_LR \
   --lr_sound_ground 1e-4 --lr_grounding 1e-4 --lr_frame_ground 1e-4
-EPOCHS="${CCOL_EPOCHS:-4}" LR_STEPS="3" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR \
+EPOCHS="${CCOL_EPOCHS:-6}" LR_STEPS="6" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR \
   --lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3
-EPOCHS="${SOP_EPOCHS:-3}" LR_STEPS="2" bash scripts/train_sop.sh --resume $FRAMES $SEP_LR
+EPOCHS="${SOP_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_sop.sh --resume $FRAMES $SEP_LR
 echo "   trained after $(( $(date +%s) - start )) s"
 
 echo "== 3/4 evaluation on the test mixtures"

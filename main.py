@@ -11,6 +11,7 @@ HTML visualization.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -456,7 +457,9 @@ def run_eval(args, model, nets) -> dict:
         utils.atomic_write_json(summary, os.path.join(args.run_dir, f"summary{suffix}.json"))
         if records:
             metrics.write_records_csv(os.path.join(args.run_dir, f"eval_{args.split}{suffix}.csv"), records)
-        viz.write_run_page(args, summary, vis_samples, ckpt.get("history"),
+        history_path = os.path.join(args.run_dir, "history.json")  # the whole run, not just up to best
+        history = json.load(open(history_path)) if os.path.isfile(history_path) else ckpt.get("history")
+        viz.write_run_page(args, summary, vis_samples, history,
                            title=f"{args.split} evaluation{' (silent objects)' if args.eval_silent else ''}, "
                                  f"checkpoint epoch {ckpt['epoch']}", checkpoint=best)
         viz.write_runs_index(args.ckpt)

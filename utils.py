@@ -54,7 +54,7 @@ def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
     keys = sorted(values)
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
     if dist.get_backend() == "nccl":
-        t = t.cuda()
+        t = t.to(torch.device("cuda", torch.cuda.current_device()))
     dist.all_reduce(t)
     return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
 

@@ -52,7 +52,7 @@ def test_loss_finite_and_falls_when_overfitting(stage):
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()
-        history.append(float(losses["total"]))
+        history.append(float(losses["total"].detach()))
     assert min(history[-5:]) < 0.8 * history[0], history
     if stage != "grd":
         assert out["pred_masks"].shape == (4, args.num_mix, 1, args.warp_bins, 32)

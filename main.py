@@ -29,7 +29,7 @@ import viz
 from arguments import ARCH_KEYS, apply_run_args, parse_args, save_args
 from dataset import MUSICMixDataset, collate
 from dataset.layout import MUSIC_CLASSES, class_of
-from models import ModelBuilder
+from models import ModelBuilder, count_parameters
 from models.spectral import istft, unwarp_log_freq
 from stages import STAGE_NETS, STAGES
 
@@ -504,8 +504,8 @@ def main(argv=None) -> None:
     if args.train_visual == "yes" and not args.weights_imagenet and args.stage != "sop":
         log.info("no ImageNet weights: the ResNets train from random init (--train_visual yes)")
     for name, net in nets.items():
-        trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-        log.info("  %-13s %9d parameters, %9d trainable", name, sum(p.numel() for p in net.parameters()), trainable)
+        log.info("  %-13s %9d parameters, %9d trainable", name, count_parameters(net),
+                 count_parameters(net, trainable_only=True))
     model = stage
     if world_size > 1:
         if args.sync_bn and args.device_obj.type == "cuda":

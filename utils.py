@@ -112,21 +112,6 @@ def setup_logging(run_dir: str | None = None) -> None:
                         handlers=handlers or [logging.NullHandler()], force=True)
 
 
-class AverageMeter:
-    """Running mean of scalars; values arrive as tensors and are read back only when displayed."""
-
-    def __init__(self):
-        self.sum, self.count = 0.0, 0
-
-    def update(self, value: float, n: int = 1) -> None:
-        self.sum += float(value) * n
-        self.count += n
-
-    @property
-    def avg(self) -> float:
-        return self.sum / max(self.count, 1)
-
-
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------

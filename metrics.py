@@ -57,7 +57,7 @@ def _bss_eval_mir_eval(refs, ests):
 
 
 @contextlib.contextmanager
-def _one_cpu_thread():
+def one_cpu_thread():
     """Run torch's CPU ops on one thread inside the block, then restore the previous thread count.
 
     Once torch.set_num_threads(n > 1) has been called, PyTorch's batched CPU LU runs MKL's dgetrf
@@ -84,7 +84,7 @@ def _bss_eval_fast(refs, ests):
     # single reference or estimate is rescaled, so normalising here is exact.
     refs = refs / refs.norm(dim=-1, keepdim=True)
     ests = ests / ests.norm(dim=-1, keepdim=True)
-    with _one_cpu_thread() if refs.device.type == "cpu" else contextlib.nullcontext():
+    with one_cpu_thread() if refs.device.type == "cpu" else contextlib.nullcontext():
         sdr, sir, sar = fast_bss_eval.bss_eval_sources(
             refs,
             ests,

@@ -9,7 +9,6 @@ averaged gradient is the whole-batch gradient. COL is left out: its mixture MIL 
 minimum of batch means, which no split of the batch preserves.
 """
 import os
-from contextlib import contextmanager
 
 import pytest
 import torch
@@ -19,6 +18,7 @@ import torch.nn as nn
 
 import main
 from main import build_nets, frozen_modules, param_groups
+from metrics import one_cpu_thread
 from stages import STAGE_NETS, STAGES
 from test_stages import fake_batch, tiny_args
 
@@ -32,17 +32,6 @@ EVAL_SET = 11             # odd on purpose: sharding must neither pad nor drop e
 TRAIN_SET = 12
 GROUNDING_NETS = set(STAGE_NETS["grd"])
 SEPARATION_NETS = set(STAGE_NETS["sop"])
-
-
-@contextmanager
-def one_thread():
-    """Two processes with two threads each on a small CPU stall for seconds in thread barriers."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def batchnorm_in_eval(model: nn.Module) -> None:
@@ -132,7 +121,8 @@ def ddp_results(tmp_path_factory):
 
 @pytest.mark.parametrize("stage", STAGES_COMPARED)
 def test_ddp_steps_on_two_halves_equal_steps_on_the_whole_batch(ddp_results, stage):
-    with one_thread():
+    # Two processes with two threads each on a small CPU stall for seconds in thread barriers.
+    with one_cpu_thread():
         history, before, after = train_steps(stage, slice(0, BATCH))
     ddp_history, ddp_after = ddp_results["stages"][stage]
     for step, (ddp_losses, losses) in enumerate(zip(ddp_history, history)):

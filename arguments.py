@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--aud_len", type=int, default=65535)
     data.add_argument("--aud_rate", type=int, default=11025)
     data.add_argument("--dup_trainset", type=int, default=40, help="passes over the train list per epoch")
+    data.add_argument("--dup_valset", type=int, default=1,
+                      help="passes over the val list, each with other fixed partners (more val mixtures)")
     data.add_argument("--batch_size_per_gpu", type=int, default=12)
     data.add_argument("--workers", type=int, default=8)
     data.add_argument("--num_val", type=int, default=-1, help="mixtures evaluated (-1: all)")

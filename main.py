@@ -111,7 +111,8 @@ def make_dataset(args, split: str) -> MUSICMixDataset:
     if split == "train":
         return MUSICMixDataset(args.data_root, args.list_train, "train", dup_trainset=args.dup_trainset, **common)
     if split == "val":
-        return MUSICMixDataset(args.data_root, args.list_val, "val", max_samples=args.num_val, **common)
+        return MUSICMixDataset(args.data_root, args.list_val, "val", dup_valset=args.dup_valset,
+                               max_samples=args.num_val, **common)
     return MUSICMixDataset(args.data_root, args.list_test, "test", sep_list=args.list_sep,
                            max_samples=args.num_val, **common)
 
@@ -149,14 +150,14 @@ def to_device(batch: dict, device) -> dict:
 # Training
 # ----------------------------------------------------------------------------------------------
 def train_step(model, batch: dict, optimizer, args) -> dict:
-    """One optimisation step; returns the losses as device tensors (no host sync)."""
+    """One optimisation step; returns the losses and the stage's diagnostics as device tensors (no host sync)."""
     with torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
-        losses, _ = model(batch)
+        losses, out = model(batch)
     losses = {k: v.mean() for k, v in losses.items()}   # DataParallel returns one value per replica
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     optimizer.step()
-    return losses
+    return {**losses, **{k: v.float().mean() for k, v in out.get("stats", {}).items()}}
 
 
 def configure_cuda() -> None:
@@ -228,7 +229,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
     Returns (summary, per-source records, visualization samples).
     """
     model.eval()
-    loss_sums, batches = {}, 0
+    loss_sums, stat_sums, batches = {}, {}, 0
     records, vis_samples = [], []
     ground_prob, ground_true, solo_prob, silent_leak, ref_silent_sdr = [], [], [], [], []
     sounding_gated_off = 0
@@ -241,6 +242,8 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
             losses, out = model(batch)
         for k, v in losses.items():
             loss_sums[k] = loss_sums.get(k, 0.0) + float(v.mean())
+        for k, v in out.get("stats", {}).items():
+            stat_sums[k] = stat_sums.get(k, 0.0) + float(v.float().mean())
         batches += 1
         sounding = batch["sounding"]                                           # (B, N) bool
         if "sounding_prob" in out:
@@ -270,9 +273,10 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
                                                limit=num_vis - len(vis_samples))
 
     records = utils.gather_objects(records)
-    parts = utils.gather_objects([(loss_sums, batches)])   # every rank's shard
-    batches = sum(n for _, n in parts)
-    summary = {"loss": {k: sum(sums.get(k, 0.0) for sums, _ in parts) / max(batches, 1) for k in loss_sums}}
+    parts = utils.gather_objects([(loss_sums, stat_sums, batches)])   # every rank's shard
+    batches = sum(n for *_, n in parts)
+    summary = {"loss": {k: sum(sums.get(k, 0.0) for sums, _, _ in parts) / max(batches, 1) for k in loss_sums},
+               "stats": {k: sum(sums.get(k, 0.0) for _, sums, _ in parts) / max(batches, 1) for k in stat_sums}}
     if records:
         summary.update(metrics.summarize(records))
     if ground_prob:
@@ -425,6 +429,7 @@ def flat_metrics(summary: dict) -> dict:
     flat = {f"loss_{k}": v for k, v in summary["loss"].items()}
     for k, v in summary.get("mean", {}).items():
         flat[k] = v
+    flat.update(summary.get("stats", {}))
     if "grounding" in summary:
         flat["grounding_acc"] = summary["grounding"]["accuracy"]
         flat["grounding_ap"] = summary["grounding"]["ap"]

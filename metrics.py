@@ -2,7 +2,9 @@
 
 import contextlib
 import csv
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import fast_bss_eval
@@ -39,13 +41,14 @@ def _is_audible(signals):
     return (signals.abs().sum(dim=-1) > VALID_ABS_SUM).all(dim=-1)
 
 
+# mir_eval 0.8 marks bss_eval_sources deprecated (removed in 0.9), once per call and per source;
+# requirements pin 0.8.x, so the warning is noise here. Set once: catch_warnings is not thread-safe.
+warnings.filterwarnings("ignore", message=r"mir_eval\.separation\.", category=FutureWarning)
+
+
 def _mir_eval_sources(ref, est):
     """mir_eval's bss_eval_sources without permutation; (N, L) float64 arrays -> (sdr, sir, sar), each (N,)."""
-    with warnings.catch_warnings():
-        # mir_eval 0.8 marks bss_eval_sources deprecated (removed in 0.9), once per call and per
-        # source; requirements pin 0.8.x, so the warning is noise here.
-        warnings.filterwarnings("ignore", message=r"mir_eval\.separation\.", category=FutureWarning)
-        sdr, sir, sar, _ = bss_eval_sources(ref, est, compute_permutation=False)
+    sdr, sir, sar, _ = bss_eval_sources(ref, est, compute_permutation=False)
     return sdr, sir, sar
 
 
@@ -212,10 +215,15 @@ def reference_silent_sdr(refs4, ests4):
     refs4 = _as_float64(refs4).cpu() + REFERENCE_SILENT_OFFSET
     ests4 = _as_float64(ests4).cpu() + REFERENCE_SILENT_OFFSET
     _check_sources(refs4, ests4)
-    valid = _is_audible(refs4) & _is_audible(ests4)
+    valid = np.flatnonzero((_is_audible(refs4) & _is_audible(ests4)).numpy())
     sdr = np.full(refs4.shape[0], np.nan)
-    for b in np.flatnonzero(valid.numpy()):
-        sdr[b] = _mir_eval_sources(refs4[b].numpy(), ests4[b].numpy())[0].mean()
+
+    def one_sample(b):
+        return _mir_eval_sources(refs4[b].numpy(), ests4[b].numpy())[0].mean()
+
+    # mir_eval's time goes into LAPACK solves and FFTs, which release the GIL: threads use all cores.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(valid), os.cpu_count() or 1, 8))) as pool:
+        sdr[valid] = list(pool.map(one_sample, valid))
     return sdr
 
 

@@ -69,20 +69,23 @@ class Stage(nn.Module):
         return spec, frames
 
     # ------------------------------------------------------------------ grounding
-    def grounding_grid(self, spec: dict, frames: torch.Tensor) -> torch.Tensor:
+    def grounding_grid(self, spec: dict, frames: torch.Tensor, with_mixture: bool = True) -> torch.Tensor:
         """Logits of every (audio, object) pair: audio in [mixture, solo 0, solo 2] x the N objects.
 
-        Returns (B, 3, N, 2). The audio net runs once per distinct spectrogram (3 per sample),
-        not once per pair as in the reference (8).
+        Returns (B, 3, N, 2), or (B, 2, N, 2) without the mixture row when `with_mixture` is False.
+        The audio net runs once per distinct spectrogram (3 per sample), not once per pair as in
+        the reference (8).
         """
         B, N = frames.shape[:2]
         log_mags = spec["log_mags"]                                           # (B, N, 1, F, T)
-        audio_in = torch.stack([spec["log_mag_mix"], log_mags[:, 0], log_mags[:, 2]], 1)  # (B, 3, 1, F, T)
-        audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, 3, -1)     # (B, 3, Da)
+        rows = [spec["log_mag_mix"]] if with_mixture else []
+        audio_in = torch.stack(rows + [log_mags[:, 0], log_mags[:, 2]], 1)   # (B, R, 1, F, T)
+        R = audio_in.shape[1]
+        audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, R, -1)     # (B, R, Da)
         visual_feat = self.nets["frame_ground"].forward_multiframe(frames.flatten(0, 1)).view(B, N, -1)
-        pairs_a = audio_feat[:, :, None].expand(-1, -1, N, -1)                # (B, 3, N, Da)
-        pairs_v = visual_feat[:, None].expand(-1, 3, -1, -1)                  # (B, 3, N, Dv)
-        return self.nets["grounding"](pairs_a, pairs_v)                       # (B, 3, N, 2)
+        pairs_a = audio_feat[:, :, None].expand(-1, -1, N, -1)                # (B, R, N, Da)
+        pairs_v = visual_feat[:, None].expand(-1, R, -1, -1)                  # (B, R, N, Dv)
+        return self.nets["grounding"](pairs_a, pairs_v)                       # (B, R, N, 2)
 
     # ------------------------------------------------------------------ separation
     def object_masks(self, spec: dict, frames: torch.Tensor) -> torch.Tensor:
@@ -107,13 +110,13 @@ def _ce_both(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def solo_grounding_losses(ce_sounding: torch.Tensor, ce_silent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """GRD's solo terms on the (B, 3, N) CE grid.
+    """GRD's solo terms on the solo rows of the CE grid, (B, 2, N): rows solo 0, solo 2.
 
     Positive (multiple instance): the solo track of video 0 matches object 0 or the other object of
     pseudo-video A, whichever fits best, per sample. Negative: the track of video 2 with object 0.
     """
-    positive = torch.minimum(ce_sounding[:, AUDIO_SOLO_A, 0], ce_sounding[:, AUDIO_SOLO_A, 1]).mean()
-    negative = ce_silent[:, AUDIO_SOLO_B, 0].mean()
+    positive = torch.minimum(ce_sounding[:, 0, 0], ce_sounding[:, 0, 1]).mean()
+    negative = ce_silent[:, 1, 0].mean()
     return positive, negative
 
 
@@ -130,11 +133,13 @@ class GRD(Stage):
 
     def forward(self, batch):
         spec, frames = self.prepare(batch)
-        logits = self.grounding_grid(spec, frames)
-        ce_sounding, ce_silent = _ce_both(logits)
+        # The mixture row only feeds evaluation; training skips it (a third of the audio net's work).
+        logits = self.grounding_grid(spec, frames, with_mixture=not self.training)
+        ce_sounding, ce_silent = _ce_both(logits[:, -2:])
         positive, negative = solo_grounding_losses(ce_sounding, ce_silent)
         losses = {"total": positive + negative, "grd_pos": positive, "grd_neg": negative}
-        return losses, {**grounding_outputs(logits), **spec}
+        outputs = {} if self.training else grounding_outputs(logits)
+        return losses, {**outputs, **spec}
 
 
 class COL(Stage):
@@ -157,7 +162,7 @@ class COL(Stage):
         return self.sep_loss(pseudo_masks, targets, spec["weight"]).mean()
 
     def grounding_losses(self, ce_sounding, ce_silent, masks, spec):
-        positive, negative = solo_grounding_losses(ce_sounding, ce_silent)
+        positive, negative = solo_grounding_losses(ce_sounding[:, AUDIO_SOLO_A:], ce_silent[:, AUDIO_SOLO_A:])
         mix = ce_sounding[:, AUDIO_MIX].mean(0)                                # (N,) batch-mean CEs
         # As the reference: the MIL minimum is between batch means, not per sample.
         mix_positive = torch.minimum(mix[0], mix[1]) + torch.minimum(mix[2], mix[3])
@@ -172,7 +177,12 @@ class COL(Stage):
         losses = {"sep": self.gated_separation_loss(masks, outputs["sounding_prob"], spec)}
         losses.update(self.grounding_losses(ce_sounding, ce_silent, masks, spec))
         losses["total"] = self.combine(losses)
-        return losses, {**outputs, "pred_masks": masks, **spec}
+        stats = self.label_stats(masks, spec, batch["sounding"])
+        return losses, {**outputs, "pred_masks": masks, **spec, "stats": stats}
+
+    def label_stats(self, masks, spec, sounding) -> dict:
+        """Diagnostics logged beside the losses (never trained on); none for COL."""
+        return {}
 
     def combine(self, losses):
         return losses["sep"] + self.grounding_weight * (losses["grd_pos"] + losses["grd_neg"] + losses["grd_mix"])
@@ -197,6 +207,15 @@ class CCoL(COL):
             above_thres = (1 + torch.sign(mask_error - self.args.silent_thres)) / 2
             w_neg = (1 - w_pos) * above_thres
         return w_pos, w_neg
+
+    def label_stats(self, masks, spec, sounding):
+        """How often separation picks the truly sounding object (the loader knows which objects are
+        silent: it zeroed their audio), and how often it calls a silent / sounding object 'silent'."""
+        w_pos, w_neg = self.sounding_labels(masks, spec)
+        sounding = sounding.to(w_pos.dtype)
+        return {"label_acc": (w_pos == sounding).float().mean(),
+                "silent_label_rate": (w_neg * (1 - sounding)).sum() / (1 - sounding).sum().clamp(min=1),
+                "false_silent_rate": (w_neg * sounding).sum() / sounding.sum().clamp(min=1)}
 
     def grounding_losses(self, ce_sounding, ce_silent, masks, spec):
         w_pos, w_neg = self.sounding_labels(masks, spec)

@@ -65,6 +65,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         img_size: side S of the square crops.
         aud_len, aud_rate: clip length in samples and the rate clips are returned at.
         dup_trainset: the train list is repeated this many times per epoch.
+        dup_valset: the val list is repeated this many times, each repeat with other (fixed)
+            partners: more mixtures per val video steady the best-checkpoint choice.
         max_samples: if > 0, the dataset is cut to this many samples.
         sep_list: test_sep.csv, required for split='test'; in sop mode a row's first num_mix
             videos are used.
@@ -84,8 +86,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
     def __init__(self, root: str, list_file: str, split: str, mode: str = "ccol", num_mix: int = 4,
                  num_frames: int = 3, stride_frames: int = 1, frame_rate: float = 1, img_size: int = 224,
                  aud_len: int = 65535, aud_rate: int = layout.AUDIO_RATE, dup_trainset: int = 1,
-                 max_samples: int = -1, sep_list: str | None = None, on_error: str = "raise",
-                 seed: int = 1234, crop_cache: str | None = None):
+                 dup_valset: int = 1, max_samples: int = -1, sep_list: str | None = None,
+                 on_error: str = "raise", seed: int = 1234, crop_cache: str | None = None):
         for name, value, allowed in (("split", split, SPLITS), ("mode", mode, MODES),
                                      ("on_error", on_error, ON_ERROR)):
             if value not in allowed:
@@ -117,7 +119,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             self.by_audio = {v.audio: v for v in self.videos}
             length = len(self.mixtures)
         else:
-            length = len(self.videos) * (dup_trainset if split == "train" else 1)
+            length = len(self.videos) * (dup_trainset if split == "train" else dup_valset)
         self.length = min(length, max_samples) if max_samples > 0 else length
 
         # Objects 1, 3, ... are the silent partners in ccol; everything sounds in sop.

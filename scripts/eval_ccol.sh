@@ -3,4 +3,4 @@
 # The architecture is read from <run>/args.json. Variables: DATA_ROOT, CKPT, ID (default MUSIC_CCoL).
 source "$(dirname "$0")/_env.sh"
 "$PY" main.py --mode eval --split test --id "${ID:-MUSIC_CCoL}" --ckpt "$CKPT" --data_root "$DATA_ROOT" \
-  --profile "$PROFILE" --num_val "${NUM_VAL:--1}" "$@"
+  --profile "$PROFILE" --num_val "${NUM_VAL:--1}" --metrics_backend mir_eval "$@"

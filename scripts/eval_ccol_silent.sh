@@ -3,4 +3,4 @@
 # into the silent objects' slots (dB), sounding/silent accuracy, and the reference's 4-slot number.
 source "$(dirname "$0")/_env.sh"
 "$PY" main.py --mode eval --eval_silent --split test --id "${ID:-MUSIC_CCoL}" --ckpt "$CKPT" \
-  --data_root "$DATA_ROOT" --profile "$PROFILE" --num_val "${NUM_VAL:--1}" "$@"
+  --data_root "$DATA_ROOT" --profile "$PROFILE" --num_val "${NUM_VAL:--1}" --metrics_backend mir_eval "$@"

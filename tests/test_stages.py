@@ -58,7 +58,23 @@ def test_loss_finite_and_falls_when_overfitting(stage):
         assert out["pred_masks"].shape == (4, args.num_mix, 1, args.warp_bins, 32)
         assert ((out["pred_masks"] >= 0) & (out["pred_masks"] <= 1)).all()
     if stage != "sop":
+        model.eval()
+        with torch.no_grad():
+            _, out = model(batch)
         assert out["sounding_prob"].shape == (4, 4) and out["solo_prob"].shape == (4, 4)
+
+
+def test_grounding_grid_without_mixture_row_is_the_solo_rows():
+    """GRD training skips the mixture row; the solo rows must be exactly those of the full grid."""
+    torch.manual_seed(0)
+    args = tiny_args("grd")
+    model = STAGES["grd"](build_nets(args), args).eval()
+    with torch.no_grad():
+        spec, frames = model.prepare(fake_batch(args))
+        full = model.grounding_grid(spec, frames)
+        solo = model.grounding_grid(spec, frames, with_mixture=False)
+    assert full.shape == (4, 3, args.num_mix, 2) and solo.shape == (4, 2, args.num_mix, 2)
+    torch.testing.assert_close(solo, full[:, 1:])
 
 
 def _ccol(*extra):

@@ -17,7 +17,8 @@ PROFILES = {
     "demo": dict(
         img_size=32, num_frames=2, aud_len=8191, stft_frame=510, stft_hop=128, warp_bins=64,
         arch_sound="unet6", unet_levels=6, ngf=8, vis_width=8, vggish_width=8,
-        batch_size_per_gpu=32, dup_trainset=25, workers=1, num_val=64, num_vis=12, disp_iter=20,
+        batch_size_per_gpu=32, dup_trainset=25, dup_valset=8, workers=1, num_val=64, num_vis=12,
+        disp_iter=20,
         grounding_init_std=0.0, sound_ground_init="kaiming",
     ),
 }
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--img_pool", default="maxpool", choices=["maxpool", "avgpool"])
     model.add_argument("--sound_ground_init", default="default", choices=["default", "kaiming"],
                        help="grounding audio CNN init: PyTorch default as the reference (tiny features "
-                            "at first), or Kaiming (the demo uses it)")
+                            "at first), or Kaiming fan-in, on the visual features' scale (the demo uses it)")
     model.add_argument("--grounding_init_std", type=float, default=1e-4,
                        help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch default "
                             "(no slow start; the demo uses it)")

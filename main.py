@@ -466,7 +466,7 @@ def run_eval(args, model, nets) -> dict:
         history = json.load(open(history_path)) if os.path.isfile(history_path) else ckpt.get("history")
         viz.write_run_page(args, summary, vis_samples, history,
                            title=f"{args.split} evaluation{' (silent objects)' if args.eval_silent else ''}, "
-                                 f"checkpoint epoch {ckpt['epoch']}", checkpoint=best)
+                                 f"checkpoint epoch {ckpt['epoch']}", checkpoint=best, page=args.split + suffix)
         viz.write_runs_index(args.ckpt)
         if records:
             log.info("\n%s", metrics.format_summary_table(summary))

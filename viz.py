@@ -1,8 +1,9 @@
 """HTML pages of a run (per-sample cards, metric summary, training curves) and an index of all runs.
 
 `collect_samples` copies what a page shows out of an evaluation batch (small uint8 images and int16
-waveforms, computed batched on the model's device); `write_run_page` writes
-`<run_dir>/visualization/index.html` with its media into a fresh folder and swaps it in whole;
+waveforms, computed batched on the model's device); `write_run_page` writes the validation page
+`<run_dir>/visualization/index.html` or an evaluation page `<run_dir>/visualization/<split>[_silent]/`
+with its media into a fresh folder and swaps it in whole;
 `plot_history` draws the loss and metric curves; `write_runs_index` lists every run of a ckpt folder.
 Pages are self-contained (no external resources): open them straight from disk.
 """
@@ -639,13 +640,29 @@ def _swap_in(tmp: str, final: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_run_page(args, summary, vis_samples, history, title, checkpoint=None) -> str:
-    """Write <args.run_dir>/visualization/index.html with its media; returns the page's path."""
+def _eval_pages(root: str) -> list[str]:
+    """Names of the evaluation pages (sub-folders with an index.html) under a visualization folder."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(n for n in os.listdir(root) if not n.startswith(".") and n != "media"
+                  and os.path.isfile(os.path.join(root, n, "index.html")))
+
+
+def write_run_page(args, summary, vis_samples, history, title, checkpoint=None, page: str = "") -> str:
+    """Write a page of a run with its media; returns the page's path.
+
+    page "" is the training run's validation page, <run_dir>/visualization/index.html; an evaluation
+    names its own page ("test", "test_silent"), <run_dir>/visualization/<page>/index.html, so that
+    no page overwrites another. Each page is written into a fresh folder and swapped in whole.
+    """
     run_dir = args.run_dir
-    os.makedirs(run_dir, exist_ok=True)
-    _remove_stale(run_dir)
-    final = os.path.join(run_dir, PAGE_DIR)
-    tmp = tempfile.mkdtemp(prefix=f".{PAGE_DIR}-new-", dir=run_dir)
+    root = os.path.join(run_dir, PAGE_DIR)
+    parent = root if page else run_dir
+    os.makedirs(parent, exist_ok=True)
+    _remove_stale(parent)
+    final = os.path.join(parent, page) if page else root
+    up = "../../" if page else "../"          # from the page's folder back to run_dir
+    tmp = tempfile.mkdtemp(prefix=f".{PAGE_DIR}-new-", dir=parent)
     try:
         os.chmod(tmp, 0o755)
         media = os.path.join(tmp, "media")
@@ -661,11 +678,17 @@ def write_run_page(args, summary, vis_samples, history, title, checkpoint=None) 
         run_id, stage = getattr(args, "id", os.path.basename(run_dir)), getattr(args, "stage", "?")
         links = []
         if os.path.isfile(os.path.join(run_dir, "..", "index.html")):
-            links.append("<a href=\"../../index.html\">all runs</a>")
+            links.append(f"<a href=\"{up}../index.html\">all runs</a>")
+        if page and os.path.isfile(os.path.join(root, "index.html")):
+            links.append("<a href=\"../index.html\">validation page</a>")
+        for other in _eval_pages(root):
+            if other != page:
+                links.append(f"<a href=\"{_url(('../' if page else '') + other + '/index.html')}\">"
+                             f"{_esc(other.replace('_', ' '))} evaluation</a>")
         for name in ("results.json", "results_silent.json", "summary.json", "summary_silent.json",
                      "history.json", "args.json", "eval_test.csv", "eval_val.csv", "eval_test_silent.csv"):
             if os.path.isfile(os.path.join(run_dir, name)):
-                links.append(f"<a href=\"{_url('../' + name)}\">{_esc(name)}</a>")
+                links.append(f"<a href=\"{_url(up + name)}\">{_esc(name)}</a>")
         meta = [f"<b>stage</b> {_esc(stage)}", f"<b>written</b> {datetime.datetime.now():%Y-%m-%d %H:%M:%S}"]
         if checkpoint:
             meta.append(f"<b>checkpoint</b> {_esc(checkpoint)}")
@@ -696,6 +719,9 @@ def write_run_page(args, summary, vis_samples, history, title, checkpoint=None) 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not page:  # the evaluation pages live inside the validation page's folder: keep them
+        for other in _eval_pages(root):
+            os.rename(os.path.join(root, other), os.path.join(tmp, other))
     _swap_in(tmp, final)
     return os.path.join(final, "index.html")
 
@@ -736,8 +762,10 @@ def write_runs_index(ckpt_root) -> str:
         else:
             src, vals = "—", {}
         silent = silent if isinstance(silent, dict) else {}
-        page = os.path.join(run_dir, PAGE_DIR, "index.html")
-        runs.append((mtime, name, args, epochs, src, vals, silent, os.path.isfile(page)))
+        root = os.path.join(run_dir, PAGE_DIR)
+        pages = ([("validation", "index.html")] if os.path.isfile(os.path.join(root, "index.html")) else [])
+        pages += [(sub.replace("_", " "), f"{sub}/index.html") for sub in _eval_pages(root)]
+        runs.append((mtime, name, args, epochs, src, vals, silent, pages))
     runs.sort(key=lambda r: -r[0])
 
     cols = [("sdr", "SDR"), ("sir", "SIR"), ("sar", "SAR"), ("sdr_mix", "mix SDR"),
@@ -745,12 +773,12 @@ def write_runs_index(ckpt_root) -> str:
             ("solo_grounding_acc", "solo acc")]
     head = ("<tr><th class=\"l\">run</th><th class=\"l\">stage</th><th class=\"l\">updated</th><th>epochs</th>"
             "<th class=\"l\">metrics from</th>" + "".join(f"<th>{_esc(c[1])}</th>" for c in cols)
-            + "<th>silent leakage</th><th>silent acc</th><th class=\"l\">page</th></tr>")
+            + "<th>silent leakage</th><th>silent acc</th><th class=\"l\">pages</th></tr>")
     rows = []
-    for mtime, name, args, epochs, src, vals, silent, has_page in runs:
-        link = f"{urllib.parse.quote(name)}/{PAGE_DIR}/index.html"
+    for mtime, name, args, epochs, src, vals, silent, pages in runs:
+        links = [(label, f"{urllib.parse.quote(name)}/{PAGE_DIR}/{urllib.parse.quote(rel)}") for label, rel in pages]
         digits = {"grounding_acc": 3, "grounding_ap": 3, "solo_grounding_acc": 3}
-        anchor = f"<a href=\"{_esc(link)}\">{_esc(name)}</a>" if has_page else _esc(name)
+        anchor = f"<a href=\"{_esc(links[0][1])}\">{_esc(name)}</a>" if links else _esc(name)
         cells = [f"<td class=\"l\">{anchor}</td>",
                  f"<td class=\"l\">{_esc(args.get('stage', '?'))}</td>",
                  f"<td class=\"l\">{datetime.datetime.fromtimestamp(mtime):%Y-%m-%d %H:%M}</td>",
@@ -758,7 +786,8 @@ def write_runs_index(ckpt_root) -> str:
         cells += [f"<td>{_fmt(vals.get(k), digits.get(k, 2))}</td>" for k, _ in cols]
         cells += [f"<td>{_fmt(silent.get('silent_leakage_db'), 1, ' dB')}</td>",
                   f"<td>{_fmt(silent.get('silent_acc'), 3)}</td>",
-                  "<td class=\"l\">" + (f"<a href=\"{_esc(link)}\">open</a>" if has_page else "—") + "</td>"]
+                  "<td class=\"l\">" + (" · ".join(f"<a href=\"{_esc(href)}\">{_esc(label)}</a>"
+                                                   for label, href in links) or "—") + "</td>"]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     table = (f"<div class=\"panel\" style=\"overflow-x:auto\"><table class=\"runs\"><thead>{head}</thead>"
              f"<tbody>{''.join(rows) or '<tr><td class=l colspan=15>no runs yet</td></tr>'}</tbody></table></div>"

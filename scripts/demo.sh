@@ -29,7 +29,6 @@ OBJECTS="--crop_cache $DATA_ROOT/crop_cache/top_box_32"
 FRAMES="--crop_cache $DATA_ROOT/crop_cache/full_frame_32"
 SEP_LR="--lr_sound 1e-3 --lr_synthesizer 1e-3 --lr_frame 1e-3"
 GRD_LR="--lr_sound_ground 3e-3 --lr_grounding 3e-3 --lr_frame_ground 3e-3"
-VAL="--dup_valset 8"   # 64 val mixtures (8 per val video) for a steadier best-checkpoint choice
 mkdir -p "$CKPT"
 # Jobs that nothing downstream waits for run beside the GRD -> COL -> CCoL chain, one core each;
 # their output goes to a log and a failure stops the demo at the end.
@@ -42,7 +41,7 @@ in_background() {  # NAME COMMAND...: run COMMAND with its output in $CKPT/demo_
   echo "   [$name] started in the background, log: $CKPT/demo_$name.log"
 }
 sop() {
-  EPOCHS="${SOP_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_sop.sh --resume $FRAMES $SEP_LR $VAL
+  EPOCHS="${SOP_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_sop.sh --resume $FRAMES $SEP_LR
   ID=MUSIC_SoP bash scripts/eval_ccol.sh $FRAMES
 }
 evaluate_both() {  # RUN: the plain and the silent-object evaluation
@@ -50,11 +49,11 @@ evaluate_both() {  # RUN: the plain and the silent-object evaluation
   ID=$1 bash scripts/eval_ccol_silent.sh $OBJECTS
 }
 in_background sop sop
-EPOCHS="${GRD_EPOCHS:-15}" LR_STEPS="100" bash scripts/train_grd.sh --resume $OBJECTS $GRD_LR $VAL
-EPOCHS="${COL_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_col.sh --resume $OBJECTS $SEP_LR $VAL \
+EPOCHS="${GRD_EPOCHS:-14}" LR_STEPS="${GRD_LR_STEPS:-12}" bash scripts/train_grd.sh --resume $OBJECTS $GRD_LR
+EPOCHS="${COL_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_col.sh --resume $OBJECTS $SEP_LR \
   --lr_sound_ground 1e-4 --lr_grounding 1e-4 --lr_frame_ground 1e-4
 in_background col_eval evaluate_both MUSIC_COL
-EPOCHS="${CCOL_EPOCHS:-6}" LR_STEPS="6" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR $VAL \
+EPOCHS="${CCOL_EPOCHS:-10}" LR_STEPS="${CCOL_LR_STEPS:-8}" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR \
   --lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3
 echo "   trained after $(( $(date +%s) - start )) s"
 evaluate_both MUSIC_CCoL

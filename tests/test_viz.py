@@ -184,6 +184,32 @@ def test_run_page_and_index(tmp_path):
     assert [n for n in os.listdir(args.run_dir) if n.startswith(".")] == []
 
 
+def test_evaluation_pages_do_not_overwrite_each_other(tmp_path):
+    """Validation, test and silent-object pages coexist; rewriting the validation page keeps the others."""
+    args = make_args(tmp_path)
+    batch, out, masks, waves, records = make_batch(tmp_path)
+    samples = viz.collect_samples(batch, out, masks, waves, records, args, limit=2)
+    val = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="validation, epoch 3")
+    test = viz.write_run_page(args, SUMMARY, samples[:1], HISTORY, title="test evaluation", page="test")
+    silent = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="test evaluation (silent objects)",
+                                page="test_silent")
+    root = os.path.join(args.run_dir, "visualization")
+    assert test == os.path.join(root, "test", "index.html") and silent == os.path.join(root, "test_silent", "index.html")
+    val = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="validation, epoch 4")
+    for page, title in ((val, "validation, epoch 4"), (test, "test evaluation"),
+                        (silent, "test evaluation (silent objects)")):
+        refs, text = assert_links_resolve(page)
+        assert title in text
+    refs, _ = assert_links_resolve(val)
+    assert "test/index.html" in refs and "test_silent/index.html" in refs
+    refs, _ = assert_links_resolve(silent)
+    assert "../index.html" in refs and "../test/index.html" in refs
+    index_refs, _ = assert_links_resolve(viz.write_runs_index(args.ckpt))
+    assert {"MUSIC_CCOL/visualization/index.html", "MUSIC_CCOL/visualization/test/index.html",
+            "MUSIC_CCOL/visualization/test_silent/index.html"} <= set(index_refs)
+    assert [n for n in os.listdir(root) if n.startswith(".")] == []
+
+
 def test_grd_page_and_runs_index_metrics(tmp_path):
     args = make_args(tmp_path, stage="grd")
     batch, out, masks, waves, records = make_batch(tmp_path, with_masks=False)

@@ -223,7 +223,8 @@ def reconstruct(masks: torch.Tensor, out: dict, args) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tuple[dict, list, list]:
+def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
+             mix_sdr_cache: dict | None = None) -> tuple[dict, list, list]:
     """Loss, SDR/SIR/SAR of every sounding source, grounding over the whole set; vis samples.
 
     Returns (summary, per-source records, visualization samples).
@@ -256,7 +257,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
             if silent:  # every object's mask gated by its mixture grounding (reference main_silent.py)
                 masks = masks * (out["sounding_prob"] > 0.5).to(masks.dtype)[..., None, None, None]
             est = reconstruct(masks, out, args)                                # (B, N, L)
-            batch_records = separation_records(est, batch, args)
+            batch_records = separation_records(est, batch, args, mix_sdr_cache)
             records += batch_records
             waves = {"est": est}
             if silent:
@@ -297,8 +298,12 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0) -> tup
     return summary, records, vis_samples
 
 
-def separation_records(est, batch, args) -> list[dict]:
-    """SDR/SIR/SAR (and mixture SDR) of each sounding object of each sample, one record per source."""
+def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> list[dict]:
+    """SDR/SIR/SAR (and mixture SDR) of each sounding object of each sample, one record per source.
+
+    mix_sdr_cache: dataset index -> mixture SDRs, for a fixed set (validation) evaluated every epoch:
+    the mixture's SDR does not depend on the model, so it is computed once (half the metric time).
+    """
     sounding = batch["sounding"]
     B, N, L = est.shape
     S = int(sounding[0].sum())                       # sounding objects per sample (2 for CCoL/SoP)
@@ -306,7 +311,13 @@ def separation_records(est, batch, args) -> list[dict]:
     ests = est[sounding].view(B, S, L)
     mix = batch["mix"]
     sep = metrics.separation_metrics(refs, ests, backend=args.metrics_backend)
-    sdr_mix = metrics.mixture_sdr(refs, mix, backend=args.metrics_backend)
+    indices = [int(i) for i in batch["index"]]
+    if mix_sdr_cache is not None and all(i in mix_sdr_cache for i in indices):
+        sdr_mix = np.stack([mix_sdr_cache[i] for i in indices])
+    else:
+        sdr_mix = np.asarray(metrics.mixture_sdr(refs, mix, backend=args.metrics_backend))
+        if mix_sdr_cache is not None:
+            mix_sdr_cache.update(zip(indices, sdr_mix))
     slots = sounding[0].nonzero().flatten().tolist()
     records = []
     for b in range(B):
@@ -398,6 +409,7 @@ def train(args, model, nets) -> None:
     log.info("train: %d samples/epoch, val: %d mixtures, batch %d", len(train_set), len(val_set),
              args.batch_size_per_gpu * max(1, args.num_gpus))
     val_loader = make_loader(val_set, args, train=False)
+    val_mix_sdr = {}   # the val mixtures are fixed: their own SDR is computed once
     for epoch in range(start_epoch, args.num_epoch):
         utils.seed_everything(args.seed + epoch)
         train_means = train_one_epoch(model, make_loader(train_set, args, True, epoch), optimizer, args, epoch)
@@ -406,7 +418,8 @@ def train(args, model, nets) -> None:
         scheduler.step()
         improved = False
         if (epoch + 1) % args.eval_epoch == 0 or epoch + 1 == args.num_epoch:
-            summary, records, vis_samples = evaluate(model, val_loader, args, num_vis=args.num_vis)
+            summary, records, vis_samples = evaluate(model, val_loader, args, num_vis=args.num_vis,
+                                                     mix_sdr_cache=val_mix_sdr)
             history["val"].append({"epoch": epoch + 1, **flat_metrics(summary)})
             log.info("[val] epoch %d %s", epoch + 1, format_flat(history["val"][-1]))
             value = selection_metric(summary, args.stage)

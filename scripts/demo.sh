@@ -56,7 +56,8 @@ in_background col_eval evaluate_both MUSIC_COL
 EPOCHS="${CCOL_EPOCHS:-10}" LR_STEPS="${CCOL_LR_STEPS:-8}" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR \
   --lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3
 echo "   trained after $(( $(date +%s) - start )) s"
-evaluate_both MUSIC_CCoL
+in_background ccol_silent_eval env ID=MUSIC_CCoL bash scripts/eval_ccol_silent.sh $OBJECTS
+ID=MUSIC_CCoL bash scripts/eval_ccol.sh $OBJECTS
 failed=0
 for job in "${background[@]}"; do
   if ! wait "${job%%:*}"; then

@@ -151,3 +151,23 @@ def test_frozen_nets_stay_in_eval_and_get_no_gradient():
     assert nets["frame"].fc.weight.grad is not None
     names = {g["name"] for g in param_groups(nets, args)}
     assert "frame_ground" not in names and "frame" in names
+
+
+def test_separation_records_reuse_cached_mixture_sdr():
+    """Validation caches each fixed mixture's own SDR: the cached values are the computed ones, and used."""
+    from main import separation_records
+    args = tiny_args("ccol")
+    batch = fake_batch(args)
+    batch["index"] = torch.arange(4)
+    batch["infos"] = [[f"audio/violin/v{b}{n}.wav" for n in range(4)] for b in range(4)]
+    est = batch["audios"] + 0.05 * torch.randn_like(batch["audios"])
+    fresh = separation_records(est, batch, args)
+    cache = {}
+    first = separation_records(est, batch, args, cache)
+    assert sorted(cache) == [0, 1, 2, 3]
+    assert [r["sdr_mix"] for r in first] == pytest.approx([r["sdr_mix"] for r in fresh])
+    for index in cache:
+        cache[index] = cache[index] * 0 + 123.0
+    again = separation_records(est, batch, args, cache)
+    assert all(r["sdr_mix"] == 123.0 for r in again)
+    assert [r["sdr"] for r in again] == pytest.approx([r["sdr"] for r in fresh])

@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     log = p.add_argument_group("logging")
     log.add_argument("--disp_iter", type=int, default=20)
     log.add_argument("--eval_epoch", type=int, default=1)
+    log.add_argument("--best_by", default="loss", choices=["loss", "sdr"],
+                     help="checkpoint_best: lowest validation loss (the reference) or highest validation SDR "
+                          "(COL, CCoL, SoP; GRD always uses the loss)")
     log.add_argument("--num_vis", type=int, default=40, help="samples shown in the HTML visualization")
     return p
 

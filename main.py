@@ -370,15 +370,20 @@ def check_arch(saved_args: dict, args, path: str) -> None:
                                     f"(saved vs now): {diff}")
 
 
-def is_better(value, best, stage: str) -> bool:
+def lower_is_better(args) -> bool:
+    return args.stage == "grd" or args.best_by == "loss"
+
+
+def is_better(value, best, args) -> bool:
     if value is None or not math.isfinite(value):
         return False
-    return best is None or (value < best if stage == "grd" else value > best)
+    return best is None or (value < best if lower_is_better(args) else value > best)
 
 
-def selection_metric(summary: dict, stage: str):
-    """GRD keeps the lowest validation loss; separation stages keep the highest validation SDR."""
-    if stage == "grd":
+def selection_metric(summary: dict, args):
+    """The value `*_best` is chosen on: the lowest validation loss (the reference's rule: for COL and
+    CCoL its total includes the grounding terms), or with --best_by sdr the highest validation SDR."""
+    if lower_is_better(args):
         return summary["loss"].get("total")
     return summary.get("mean", {}).get("sdr")
 
@@ -422,8 +427,8 @@ def train(args, model, nets) -> None:
                                                      mix_sdr_cache=val_mix_sdr)
             history["val"].append({"epoch": epoch + 1, **flat_metrics(summary)})
             log.info("[val] epoch %d %s", epoch + 1, format_flat(history["val"][-1]))
-            value = selection_metric(summary, args.stage)
-            improved = is_better(value, best, args.stage)
+            value = selection_metric(summary, args)
+            improved = is_better(value, best, args)
             if improved:
                 best = value
             if utils.is_main_process():

@@ -49,11 +49,11 @@ evaluate_both() {  # RUN: the plain and the silent-object evaluation
   ID=$1 bash scripts/eval_ccol_silent.sh $OBJECTS
 }
 in_background sop sop
-EPOCHS="${GRD_EPOCHS:-14}" LR_STEPS="${GRD_LR_STEPS:-12}" bash scripts/train_grd.sh --resume $OBJECTS $GRD_LR
+EPOCHS="${GRD_EPOCHS:-13}" LR_STEPS="${GRD_LR_STEPS:-11}" bash scripts/train_grd.sh --resume $OBJECTS $GRD_LR
 EPOCHS="${COL_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_col.sh --resume $OBJECTS $SEP_LR \
   --lr_sound_ground 1e-4 --lr_grounding 1e-4 --lr_frame_ground 1e-4
 in_background col_eval evaluate_both MUSIC_COL
-EPOCHS="${CCOL_EPOCHS:-10}" LR_STEPS="${CCOL_LR_STEPS:-8}" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR \
+EPOCHS="${CCOL_EPOCHS:-12}" LR_STEPS="${CCOL_LR_STEPS:-10}" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR \
   --lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3
 echo "   trained after $(( $(date +%s) - start )) s"
 in_background ccol_silent_eval env ID=MUSIC_CCoL bash scripts/eval_ccol_silent.sh $OBJECTS

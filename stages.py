@@ -161,7 +161,11 @@ class COL(Stage):
         targets = spec["gt_masks"][:, 0::2]                                    # sound of A, sound of B
         return self.sep_loss(pseudo_masks, targets, spec["weight"]).mean()
 
-    def grounding_losses(self, ce_sounding, ce_silent, masks, spec):
+    def sounding_labels(self, masks, spec):
+        """COL has no separation-chosen labels."""
+        return None
+
+    def grounding_losses(self, ce_sounding, ce_silent, masks, spec, labels=None):
         positive, negative = solo_grounding_losses(ce_sounding[:, AUDIO_SOLO_A:], ce_silent[:, AUDIO_SOLO_A:])
         mix = ce_sounding[:, AUDIO_MIX].mean(0)                                # (N,) batch-mean CEs
         # As the reference: the MIL minimum is between batch means, not per sample.
@@ -175,12 +179,13 @@ class COL(Stage):
         masks = self.object_masks(spec, frames)
         ce_sounding, ce_silent = _ce_both(logits)
         losses = {"sep": self.gated_separation_loss(masks, outputs["sounding_prob"], spec)}
-        losses.update(self.grounding_losses(ce_sounding, ce_silent, masks, spec))
+        labels = self.sounding_labels(masks, spec)                             # once per step
+        losses.update(self.grounding_losses(ce_sounding, ce_silent, masks, spec, labels))
         losses["total"] = self.combine(losses)
-        stats = self.label_stats(masks, spec, batch["sounding"])
+        stats = self.label_stats(labels, batch["sounding"])
         return losses, {**outputs, "pred_masks": masks, **spec, "stats": stats}
 
-    def label_stats(self, masks, spec, sounding) -> dict:
+    def label_stats(self, labels, sounding) -> dict:
         """Diagnostics logged beside the losses (never trained on); none for COL."""
         return {}
 
@@ -208,17 +213,17 @@ class CCoL(COL):
             w_neg = (1 - w_pos) * above_thres
         return w_pos, w_neg
 
-    def label_stats(self, masks, spec, sounding):
+    def label_stats(self, labels, sounding):
         """How often separation picks the truly sounding object (the loader knows which objects are
         silent: it zeroed their audio), and how often it calls a silent / sounding object 'silent'."""
-        w_pos, w_neg = self.sounding_labels(masks, spec)
+        w_pos, w_neg = labels
         sounding = sounding.to(w_pos.dtype)
         return {"label_acc": (w_pos == sounding).float().mean(),
                 "silent_label_rate": (w_neg * (1 - sounding)).sum() / (1 - sounding).sum().clamp(min=1),
                 "false_silent_rate": (w_neg * sounding).sum() / sounding.sum().clamp(min=1)}
 
-    def grounding_losses(self, ce_sounding, ce_silent, masks, spec):
-        w_pos, w_neg = self.sounding_labels(masks, spec)
+    def grounding_losses(self, ce_sounding, ce_silent, masks, spec, labels=None):
+        w_pos, w_neg = labels if labels is not None else self.sounding_labels(masks, spec)
         first_sounds = w_pos[:, 0]                                             # r1 for pseudo-video A
         ce_first, ce_second = ce_sounding[:, AUDIO_SOLO_A, 0], ce_sounding[:, AUDIO_SOLO_A, 1]
         if self.args.ccol_broadcast_bug:

@@ -30,7 +30,7 @@ ARCH_KEYS = (
     "arch_synthesizer", "arch_grounding", "num_channels", "unet_levels", "ngf", "vis_width",
     "vggish_width", "img_pool", "num_frames", "stride_frames", "frame_rate", "img_size",
     "aud_len", "aud_rate", "stft_frame", "stft_hop", "warp_bins", "log_freq", "binary_mask",
-    "mask_thres", "loss", "weighted_loss",
+    "mask_thres", "loss", "weighted_loss", "spec_input",
 )
 
 
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--mask_thres", type=float, default=0.5)
     spec.add_argument("--loss", default="l1", choices=["l1", "l2", "bce"])
     spec.add_argument("--weighted_loss", type=int, default=1)
+    spec.add_argument("--spec_input", default="log1p", choices=["log1p", "log"],
+                      help="network input: log1p of the warped magnitude (CCoL) or its log "
+                           "(Sound of Pixels; the U-Net's input BatchNorm rescales either)")
 
     model = p.add_argument_group("model")
     model.add_argument("--arch_sound_ground", default="vggish")
@@ -117,12 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--grounding_init_std", type=float, default=1e-4,
                        help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch default "
                             "(no slow start; the demo uses it)")
+    model.add_argument("--sound_init", default="default", choices=["default", "sop"],
+                       help="separation U-Net init: PyTorch's default (CCoL) or Sound of Pixels' "
+                            "(conv N(0, 1e-3), BatchNorm weight N(1, 0.02))")
     model.add_argument("--weights_imagenet", default="",
                        help="local torchvision resnet18 ImageNet .pth (nothing is downloaded)")
     model.add_argument("--train_visual", default="auto", choices=["auto", "yes", "no"],
                        help="fine-tune the ResNet features; auto = only when no ImageNet weights are given")
 
     optim = p.add_argument_group("optimisation")
+    optim.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                       help="Adam without weight decay (CCoL) or SGD with momentum (Sound of Pixels)")
+    optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Adam's beta1)")
+    optim.add_argument("--weight_decay", type=float, default=0.0)
     optim.add_argument("--num_epoch", type=int, default=60)
     optim.add_argument("--lr_sound_ground", type=float, default=1e-4)
     optim.add_argument("--lr_frame_ground", type=float, default=1e-4)
@@ -181,8 +191,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if pre.stage == "sop":
         # Sound of Pixels as its public scripts configure it (reference_method.md §9), on 1 fps frames:
         # 2 whole-frame videos, binary masks, BCE, frames 3 s apart, higher learning rates.
+        # Its optimiser too: SGD (momentum 0.9, weight decay 1e-4), log-magnitude input, its init.
         parser.set_defaults(num_mix=2, binary_mask=1, loss="bce", stride_frames=3,
-                            lr_sound=1e-3, lr_synthesizer=1e-3, lr_frame=1e-4)
+                            lr_sound=1e-3, lr_synthesizer=1e-3, lr_frame=1e-4, optimizer="sgd",
+                            weight_decay=1e-4, spec_input="log", sound_init="sop")
     return _resolve(parser.parse_args(argv))
 
 

@@ -30,7 +30,6 @@ from arguments import ARCH_KEYS, apply_run_args, parse_args, save_args
 from dataset import MUSICMixDataset, collate
 from dataset.layout import MUSIC_CLASSES, class_of
 from models import ModelBuilder, count_parameters
-from models.spectral import istft, unwarp_log_freq
 from stages import STAGE_NETS, STAGES
 
 log = logging.getLogger("ccol")
@@ -54,7 +53,8 @@ def build_nets(args) -> torch.nn.ModuleDict:
             args.arch_grounding, audio_dim=8 * args.vggish_width, visual_dim=8 * args.vis_width,
             init_std=args.grounding_init_std),
         "sound": lambda: ModelBuilder.build_sound(
-            args.arch_sound, ngf=args.ngf, fc_dim=args.num_channels, levels=args.unet_levels),
+            args.arch_sound, ngf=args.ngf, fc_dim=args.num_channels, levels=args.unet_levels,
+            init=args.sound_init),
         "frame": lambda: ModelBuilder.build_frame(
             args.arch_frame, width=args.vis_width, fc_dim=args.num_channels, pool=args.img_pool,
             weights_imagenet=args.weights_imagenet),
@@ -74,16 +74,31 @@ def frozen_modules(nets, args) -> list:
 
 
 def param_groups(nets, args) -> list[dict]:
-    """Per-network Adam groups with the scripts' learning rates (frozen parameters are left out)."""
+    """Per-network optimiser groups with the scripts' learning rates (frozen parameters left out).
+
+    Sound of Pixels trains its frame net's last layer (`fc`) at the sound rate, as its optimiser
+    does; the CCoL stages give every network its own rate.
+    """
     lrs = {"sound_ground": args.lr_sound_ground, "frame_ground": args.lr_frame_ground,
            "grounding": args.lr_grounding, "sound": args.lr_sound, "frame": args.lr_frame,
-           "synthesizer": args.lr_synthesizer}
+           "synthesizer": args.lr_synthesizer, "frame_fc": args.lr_sound}
+    modules = dict(nets.items())
+    if args.stage == "sop":
+        modules.update(frame=nets["frame"].features, frame_fc=nets["frame"].fc)
     groups = []
-    for name, net in nets.items():
+    for name, net in modules.items():
         params = [p for p in net.parameters() if p.requires_grad]
         if params:
             groups.append({"params": params, "lr": lrs[name], "name": name})
     return groups
+
+
+def make_optimizer(nets, args) -> torch.optim.Optimizer:
+    """Adam without weight decay (CCoL), or SGD with momentum and weight decay (Sound of Pixels)."""
+    groups = param_groups(nets, args)
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=args.momentum, weight_decay=args.weight_decay)
+    return torch.optim.Adam(groups, betas=(args.momentum, 0.999), weight_decay=args.weight_decay)
 
 
 def initialise_from(nets, run_dir: str) -> None:
@@ -207,21 +222,6 @@ def check_finite(means: dict, epoch: int, it: int) -> None:
 # ----------------------------------------------------------------------------------------------
 # Evaluation
 # ----------------------------------------------------------------------------------------------
-def reconstruct(masks: torch.Tensor, out: dict, args) -> torch.Tensor:
-    """Object waveforms from warped masks: unwarp, x mixture magnitude, mixture phase, iSTFT.
-
-    masks (B, N, 1, Fw, T) -> waveforms (B, N, L), clipped to [-1, 1] as the reference.
-    """
-    B, N = masks.shape[:2]
-    mag_mix, phase_mix = out["mag_mix"], out["phase_mix"]                     # (B, 1, F, T)
-    if args.log_freq:
-        masks = unwarp_log_freq(masks.flatten(0, 1).float(), mag_mix.shape[-2]).view(B, N, 1, *mag_mix.shape[-2:])
-    est_mag = mag_mix[:, None] * masks                                         # (B, N, 1, F, T)
-    wav = istft(est_mag[:, :, 0], phase_mix.expand(-1, N, -1, -1), n_fft=args.stft_frame,
-                hop=args.stft_hop, length=args.aud_len)
-    return wav.clamp(-1, 1)
-
-
 @torch.no_grad()
 def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
              mix_sdr_cache: dict | None = None) -> tuple[dict, list, list]:
@@ -230,6 +230,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
     Returns (summary, per-source records, visualization samples).
     """
     model.eval()
+    frontend = utils.unwrap(model).frontend
     loss_sums, stat_sums, batches = {}, {}, 0
     records, vis_samples = [], []
     ground_prob, ground_true, solo_prob, silent_leak, ref_silent_sdr = [], [], [], [], []
@@ -256,7 +257,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
             masks = out["pred_masks"]
             if silent:  # every object's mask gated by its mixture grounding (reference main_silent.py)
                 masks = masks * (out["sounding_prob"] > 0.5).to(masks.dtype)[..., None, None, None]
-            est = reconstruct(masks, out, args)                                # (B, N, L)
+            est = frontend.reconstruct(masks, out, args.aud_len)               # (B, N, L)
             batch_records = separation_records(est, batch, args, mix_sdr_cache)
             records += batch_records
             waves = {"est": est}
@@ -269,7 +270,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
                     batch["audios"].cpu().double().numpy(), est.cpu().double().numpy()))
         if len(vis_samples) < num_vis:
             if waves is not None:
-                waves["gt_masked"] = reconstruct(out["gt_masks"], out, args)
+                waves["gt_masked"] = frontend.reconstruct(out["gt_masks"], out, args.aud_len)
             vis_samples += viz.collect_samples(batch, out, masks, waves, batch_records, args,
                                                limit=num_vis - len(vis_samples))
 
@@ -393,7 +394,7 @@ def selection_metric(summary: dict, args):
 # ----------------------------------------------------------------------------------------------
 def train(args, model, nets) -> None:
     run_dir = args.run_dir
-    optimizer = torch.optim.Adam(param_groups(nets, args))
+    optimizer = make_optimizer(nets, args)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_steps, gamma=0.1)
     history, best, start_epoch = {"train": [], "val": []}, None, 0
     latest = os.path.join(run_dir, "checkpoint_latest.pt")

@@ -47,7 +47,8 @@ class Stage(nn.Module):
         self.frontend = SpectralFrontend(
             n_fft=args.stft_frame, hop=args.stft_hop, warp_bins=args.warp_bins,
             log_freq=bool(args.log_freq), binary_mask=bool(args.binary_mask),
-            mask_thres=args.mask_thres, weighted_loss=bool(args.weighted_loss))
+            mask_thres=args.mask_thres, weighted_loss=bool(args.weighted_loss),
+            log_input=args.spec_input)
         self.sep_loss = LOSSES[args.loss](reduction="none")
         self.args = args
         self._frozen = list(frozen)
@@ -82,7 +83,8 @@ class Stage(nn.Module):
         audio_in = torch.stack(rows + [log_mags[:, 0], log_mags[:, 2]], 1)   # (B, R, 1, F, T)
         R = audio_in.shape[1]
         audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, R, -1)     # (B, R, Da)
-        visual_feat = self.nets["frame_ground"].forward_multiframe(frames.flatten(0, 1)).view(B, N, -1)
+        visual_feat = self.nets["frame_ground"].forward_objects(
+            frames, separately=self.args.reference_bn_drift)                   # (B, N, Dv)
         pairs_a = audio_feat[:, :, None].expand(-1, -1, N, -1)                # (B, R, N, Da)
         pairs_v = visual_feat[:, None].expand(-1, R, -1, -1)                  # (B, R, N, Dv)
         return self.nets["grounding"](pairs_a, pairs_v)                       # (B, R, N, 2)
@@ -93,9 +95,9 @@ class Stage(nn.Module):
 
         Returns mask probabilities (B, N, 1, F, T) in the (warped) spectrogram domain.
         """
-        B, N = frames.shape[:2]
         sound_feat = self.nets["sound"](spec["log_mag_mix"])                    # (B, C, F, T)
-        visual_vec = self.nets["frame"].forward_multiframe(frames.flatten(0, 1)).view(B, N, -1)  # (B, N, C)
+        visual_vec = self.nets["frame"].forward_objects(
+            frames, separately=self.args.reference_bn_drift)                   # (B, N, C)
         logits = self.nets["synthesizer"](visual_vec, sound_feat)             # (B, N, 1, F, T)
         return torch.sigmoid(logits)
 

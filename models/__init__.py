@@ -1,4 +1,4 @@
-"""Network builders: architecture name -> constructor for every net of CCoL and Sound-of-Pixels (ref. §2)."""
+"""Network builders: architecture name -> constructor for every net of CCoL and Sound-of-Pixels."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +10,7 @@ from .audio_net import UNet, VGGishGround
 from .criterion import LOSSES
 from .grounding_net import GroundingHead
 from .synthesizer_net import InnerProd
-from .vision_net import ResNet18Dilated, ResNet18Ground
+from .vision_net import NO_WEIGHTS, ResNet18Dilated, ResNet18Ground, has_weights
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,9 @@ def _lookup(registry: dict, arch: str, role: str):
 
 
 def _warn_random(role: str, weights_imagenet: str) -> None:
-    if not weights_imagenet:
-        log.warning("%s: no ImageNet weights given (--weights_imagenet), the ResNet-18 features are "
-                    "RANDOMLY initialised", role)
+    if not has_weights(weights_imagenet):
+        log.warning("%s: no ImageNet weights (--weights_imagenet %s), the ResNet-18 features are "
+                    "RANDOMLY initialised", role, NO_WEIGHTS)
 
 
 def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
@@ -48,11 +48,12 @@ class ModelBuilder:
         return _lookup(SOUND_GROUND_NETS, arch, "sound_ground")(width=width, init=init)
 
     @staticmethod
-    def build_frame_ground(arch: str = "resnet18", width: int = 64, weights_imagenet: str = "",
+    def build_frame_ground(arch: str = "resnet18", width: int = 64, weights_imagenet: str = NO_WEIGHTS,
                            pool: str = "maxpool") -> nn.Module:
+        """weights_imagenet: 'imagenet' (torchvision's cache), a state_dict path, or 'none'."""
         net_class = _lookup(FRAME_GROUND_NETS, arch, "frame_ground")
         _warn_random("frame_ground", weights_imagenet)
-        return net_class(width=width, pool=pool, weights=weights_imagenet or None)
+        return net_class(width=width, pool=pool, weights=weights_imagenet)
 
     @staticmethod
     def build_grounding(arch: str = "base", audio_dim: int = 512, visual_dim: int = 512,
@@ -62,21 +63,21 @@ class ModelBuilder:
 
     @staticmethod
     def build_sound(arch: str = "unet7", ngf: int = 64, fc_dim: int = 32,
-                    levels: int | None = None) -> nn.Module:
+                    levels: int | None = None, init: str = "default") -> nn.Module:
         net_class = _lookup(SOUND_NETS, arch, "sound")
         named_levels = getattr(net_class, "keywords", {}).get("levels")
         if levels is not None and named_levels is not None and levels != named_levels:
             raise ValueError(f"sound architecture '{arch}' has {named_levels} levels but levels={levels} "
                              f"was given; use arch 'unet' to choose the depth with `levels`")
         depth = {} if levels is None else {"levels": levels}
-        return net_class(ngf=ngf, fc_dim=fc_dim, **depth)
+        return net_class(ngf=ngf, fc_dim=fc_dim, init=init, **depth)
 
     @staticmethod
     def build_frame(arch: str = "resnet18dilated", width: int = 64, fc_dim: int = 32,
-                    pool: str = "maxpool", weights_imagenet: str = "") -> nn.Module:
+                    pool: str = "maxpool", weights_imagenet: str = NO_WEIGHTS) -> nn.Module:
         net_class = _lookup(FRAME_NETS, arch, "frame")
         _warn_random("frame", weights_imagenet)
-        return net_class(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet or None)
+        return net_class(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet)
 
     @staticmethod
     def build_synthesizer(arch: str = "linear", fc_dim: int = 32) -> nn.Module:

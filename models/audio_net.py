@@ -96,19 +96,22 @@ class UNet(nn.Module):
     """Separation audio net: a U-Net on the log-magnitude mixture (Zhao et al. 2018; ref. §2.4).
 
     Level i (0 = outermost) has ngf * min(2^i, 8) channels: 64, 128, 256, 512, 512, 512, 512 for
-    `unet7` with ngf = 64. Default PyTorch init, no output activation (`sound_activation='no'`).
+    `unet7` with ngf = 64. No output activation (`sound_activation='no'`).
 
     Args:
         levels: number of stride-2 downsamplings (7 for `unet7`), at least 2.
         ngf: channels of the outermost level.
         fc_dim: output channels K, the sound components combined by the synthesizer.
         input_nc: input channels.
+        init: 'default' (PyTorch's, as CCoL) or 'sop' (Sound of Pixels': conv weights N(0, 1e-3),
+            BatchNorm weights N(1, 0.02) and biases 0, so every mask starts near sigmoid(0)).
 
     Shape:
         log_mag_mix (B, input_nc, H, W) -> (B, fc_dim, H, W); H and W divisible by 2 ** levels.
     """
 
-    def __init__(self, levels: int = 7, ngf: int = 64, fc_dim: int = 32, input_nc: int = 1):
+    def __init__(self, levels: int = 7, ngf: int = 64, fc_dim: int = 32, input_nc: int = 1,
+                 init: str = "default"):
         super().__init__()
         if levels < 2:
             raise ValueError(f"UNet needs at least 2 levels, got {levels}")
@@ -120,6 +123,15 @@ class UNet(nn.Module):
         self.bn0 = nn.BatchNorm2d(input_nc)
         self.unet_block = UNetBlock(fc_dim, channels[0], input_nc=input_nc, inner=block,
                                     outermost=True)
+        if init not in ("default", "sop"):
+            raise ValueError(f"unknown init '{init}', expected 'default' or 'sop'")
+        if init == "sop":
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.normal_(m.weight, 0.0, 1e-3)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.normal_(m.weight, 1.0, 0.02)
+                    nn.init.zeros_(m.bias)
 
     def forward(self, log_mag_mix: torch.Tensor) -> torch.Tensor:
         height, width = log_mag_mix.shape[-2:]

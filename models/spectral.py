@@ -132,20 +132,26 @@ class SpectralFrontend(torch.nn.Module):
         binary_mask: binary ground-truth masks (SoP) instead of ratio masks clamped to [0, 5] (CCoL).
         mask_thres: threshold of the binary masks, as a fraction of the mixture magnitude.
         weighted_loss: loss weight clamp(log1p(mag_mix_w), 1e-3, 10); ones when off.
+        log_input: 'log1p' (CCoL) or 'log' (Sound of Pixels, floored at MAG_EPS) of the warped
+            magnitudes, the networks' input.
 
     Shape:
         audios (B, N, L) per-object clips, already scaled as they enter the mixture (silent
         objects are zeros); mix (B, L). Returns a dict of float32 tensors, all detached:
           mag_mix (B, 1, F, T), phase_mix (B, 1, F, T)       linear-frequency mixture
           mag_mix_w (B, 1, Fw, T), mags_w (B, N, 1, Fw, T)   warped magnitudes
-          log_mag_mix (B, 1, Fw, T), log_mags (B, N, 1, Fw, T)   log1p of those: network inputs
+          log_mag_mix (B, 1, Fw, T), log_mags (B, N, 1, Fw, T)   log of those: network inputs
           gt_masks (B, N, 1, Fw, T), weight (B, 1, Fw, T)    loss targets and weight
         with F = n_fft // 2 + 1 and T = 1 + L // hop.
     """
 
     def __init__(self, n_fft: int = 1022, hop: int = 256, warp_bins: int = 256, log_freq: bool = True,
-                 binary_mask: bool = False, mask_thres: float = 0.5, weighted_loss: bool = True):
+                 binary_mask: bool = False, mask_thres: float = 0.5, weighted_loss: bool = True,
+                 log_input: str = "log1p"):
         super().__init__()
+        if log_input not in ("log1p", "log"):
+            raise ValueError(f"log_input must be 'log1p' or 'log', got {log_input!r}")
+        self.log_input = log_input
         self.n_fft = n_fft
         self.hop = hop
         self.freq_bins = n_fft // 2 + 1
@@ -166,6 +172,28 @@ class SpectralFrontend(torch.nn.Module):
     def istft(self, mag: torch.Tensor, phase: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """(..., F, T) magnitude and phase -> (..., L) waveform."""
         return istft(mag, phase, self.n_fft, self.hop, length)
+
+    def reconstruct(self, masks: torch.Tensor, spec: dict, length: int | None = None,
+                    threshold: bool = True) -> torch.Tensor:
+        """Object waveforms from warped masks: unwarp, x mixture magnitude, mixture phase, iSTFT.
+
+        A model trained on binary masks separates with its masks thresholded at `mask_thres`
+        (Sound of Pixels' test-time rule) unless `threshold` is False; ratio masks are used as
+        they are. Output is clipped to [-1, 1], as the authors' evaluation does.
+        Shape: masks (B, N, 1, Fw, T), spec from forward() -> (B, N, L).
+        """
+        B, N = masks.shape[:2]
+        mag_mix, phase_mix = spec["mag_mix"], spec["phase_mix"]               # (B, 1, F, T)
+        if self.binary_mask and threshold:
+            masks = (masks > self.mask_thres).to(masks.dtype)
+        masks = self.unwarp(masks.flatten(0, 1).float()).view(B, N, 1, *mag_mix.shape[-2:])
+        est_mag = mag_mix[:, None] * masks                                     # (B, N, 1, F, T)
+        wav = self.istft(est_mag[:, :, 0], phase_mix.expand(-1, N, -1, -1), length)
+        return wav.clamp(-1, 1)
+
+    def _log(self, mag: torch.Tensor) -> torch.Tensor:
+        # Silent sources have zero magnitude: the plain log is floored where log1p needs nothing.
+        return torch.log1p(mag) if self.log_input == "log1p" else torch.log(mag.clamp_min(MAG_EPS))
 
     @torch.no_grad()
     def forward(self, audios: torch.Tensor, mix: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -197,8 +225,8 @@ class SpectralFrontend(torch.nn.Module):
             "phase_mix": phase_mix,
             "mag_mix_w": mag_mix_w,
             "mags_w": mags_w,
-            "log_mag_mix": torch.log1p(mag_mix_w),
-            "log_mags": torch.log1p(mags_w),
+            "log_mag_mix": self._log(mag_mix_w),
+            "log_mags": self._log(mags_w),
             "gt_masks": gt_masks,
             "weight": weight,
         }

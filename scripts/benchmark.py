@@ -35,8 +35,8 @@ from arguments import parse_args  # noqa: E402
 from dataset import MUSICMixDataset  # noqa: E402
 from dataset.crop_cache import CROP_KINDS, read_manifest  # noqa: E402
 from dataset.index import read_index  # noqa: E402
-from main import (build_nets, configure_cuda, frozen_modules, make_loader, param_groups,  # noqa: E402
-                  reconstruct, to_device, train_step)
+from main import (build_nets, configure_cuda, frozen_modules, make_loader, make_optimizer,  # noqa: E402
+                  to_device, train_step)
 from scripts import (cache_crops, create_index_files, detect_objects, extract_frames_audio,  # noqa: E402
                      make_synthetic_music)
 from stages import STAGES  # noqa: E402
@@ -137,14 +137,14 @@ def bench_loader(args, crop_cache: str | None, warmup: int, steps: int) -> dict:
 # Model
 # ----------------------------------------------------------------------------------------------
 def build_stage(args, channels_last: bool):
-    """The stage module as main.py builds it (compiled with --compile) and its Adam."""
+    """The stage module as main.py builds it (compiled with --compile) and its optimiser."""
     nets = build_nets(args)
     stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(args.device_obj)
     if channels_last:
         stage = stage.to(memory_format=torch.channels_last)
     if args.device_obj.type == "cuda":
         configure_cuda()
-    optimizer = torch.optim.Adam(param_groups(nets, args))
+    optimizer = make_optimizer(nets, args)
     return torch.compile(stage) if args.compile else stage, optimizer
 
 
@@ -259,7 +259,7 @@ def bench_eval(model, args, mir_eval_mixtures: int, repeats: int) -> dict:
     def forward():
         with torch.no_grad(), torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
             _, out = model(batch)
-        return reconstruct(out["pred_masks"], out, args)                      # (B, N, L)
+        return utils.unwrap(model).frontend.reconstruct(out["pred_masks"], out, args.aud_len)  # (B, N, L)
 
     est = forward()                  # warm-up
     synchronize(args.device_obj)

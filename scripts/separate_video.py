@@ -41,7 +41,7 @@ from arguments import apply_run_args, parse_args  # noqa: E402
 from dataset import DataError, layout, normalize_frames  # noqa: E402
 from dataset.readers import list_frame_ids, load_detections, load_frame, top_boxes  # noqa: E402
 from dataset.transforms import crop_resize, object_box  # noqa: E402
-from main import build_nets, check_arch, reconstruct  # noqa: E402
+from main import build_nets, check_arch  # noqa: E402
 from models.grounding_net import sounding_probability  # noqa: E402
 from models.spectral import stft, warp_log_freq  # noqa: E402
 from scripts import detect_objects  # noqa: E402
@@ -224,7 +224,7 @@ def separate(model, args, mix_track: np.ndarray, crops: torch.Tensor, starts: np
         # The front end wants sources too; the mixture stands in, only its mixture outputs are used.
         spec = model.frontend(mix[:, None], mix)
         masks = model.object_masks(spec, frames)                               # (B, N, 1, Fw, T)
-        est = reconstruct(masks, spec, args)                                   # (B, N, W)
+        est = model.frontend.reconstruct(masks, spec, args.aud_len)            # (B, N, W)
         if "grounding" in model.nets:
             prob = mixture_grounding(model.nets, spec["log_mag_mix"], frames)  # (B, N)
             probs.append(prob.cpu().numpy())

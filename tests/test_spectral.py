@@ -182,3 +182,35 @@ def test_frontend_unwarp_and_istft_helpers():
     torch.testing.assert_close(unwarped, torch.ones_like(unwarped))
     wav = frontend.istft(out["mag_mix"][:, 0] - MAG_EPS, out["phase_mix"][:, 0], length=length)
     torch.testing.assert_close(wav, mix, atol=1e-5, rtol=0)
+
+
+def test_reconstruct_thresholds_binary_masks_only():
+    """Sound of Pixels separates with its binary masks thresholded; ratio masks are used as they are."""
+    torch.manual_seed(0)
+    mix = 0.3 * torch.randn(2, 2047)
+    audios = torch.stack([mix / 2, mix / 2], 1)                               # (B, N, L)
+    masks = torch.full((2, 2, 1, 32, 16), 0.4)
+    masks[:, 0] = 0.6
+    for binary in (True, False):
+        front = SpectralFrontend(n_fft=254, hop=128, warp_bins=32, binary_mask=binary)
+        spec = front(audios, mix)
+        est = front.reconstruct(masks, spec, length=2047)                      # (B, N, L)
+        assert est.shape == (2, 2, 2047)
+        if binary:   # 0.6 -> the whole mixture, 0.4 -> nothing
+            torch.testing.assert_close(est[:, 0], mix.clamp(-1, 1), atol=1e-3, rtol=0)
+            assert est[:, 1].abs().max() == 0
+        else:
+            torch.testing.assert_close(est[:, 0], (0.6 * mix).clamp(-1, 1), atol=1e-3, rtol=0)
+    soft = front.reconstruct(masks, spec, length=2047, threshold=False)
+    torch.testing.assert_close(soft, est)
+
+
+def test_frontend_log_input():
+    """Sound of Pixels feeds log |S| (floored, so silent sources stay finite), CCoL log1p |S|."""
+    mix = 0.3 * torch.randn(1, 2047)
+    audios = torch.stack([mix, torch.zeros_like(mix)], 1)
+    out = SpectralFrontend(n_fft=254, hop=128, warp_bins=32, log_input="log")(audios, mix)
+    torch.testing.assert_close(out["log_mag_mix"], torch.log(out["mag_mix_w"]))
+    assert torch.isfinite(out["log_mags"]).all()
+    with pytest.raises(ValueError, match="log_input"):
+        SpectralFrontend(log_input="db")

@@ -171,3 +171,22 @@ def test_separation_records_reuse_cached_mixture_sdr():
     again = separation_records(est, batch, args, cache)
     assert all(r["sdr_mix"] == 123.0 for r in again)
     assert [r["sdr"] for r in again] == pytest.approx([r["sdr"] for r in fresh])
+
+
+def test_sop_uses_its_own_optimiser_input_and_init():
+    """SoP as Sound of Pixels runs it: SGD with momentum and weight decay, the frame net's last layer
+    at the sound rate, log-magnitude input, tiny conv init; CCoL keeps Adam and log1p."""
+    from main import make_optimizer
+    args = tiny_args("sop")
+    assert (args.optimizer, args.weight_decay, args.spec_input, args.sound_init) == ("sgd", 1e-4, "log", "sop")
+    nets = build_nets(args)
+    optimizer = make_optimizer(nets, args)
+    assert isinstance(optimizer, torch.optim.SGD)
+    lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    assert lrs["frame_fc"] == lrs["sound"] == args.lr_sound and lrs["frame"] == args.lr_frame
+    assert optimizer.param_groups[0]["momentum"] == 0.9
+    conv = nets["sound"].unet_block.model[0]
+    assert conv.weight.std() < 3e-3
+    ccol = tiny_args("ccol")
+    assert isinstance(make_optimizer(build_nets(ccol), ccol), torch.optim.Adam)
+    assert ccol.spec_input == "log1p"

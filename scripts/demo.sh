@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The whole method on the embedded synthetic MUSIC stand-in, on CPU, in about 10-15 minutes:
-# build the data (videos -> frames/audio -> index -> detections), train GRD -> COL -> CCoL and the
-# SoP baseline with the small-compute profile, evaluate, and print one results table.
-# A second run reuses whatever is already built or trained. DATA_ROOT and CKPT are overridable.
+# The whole method on CPU in about 15 minutes: data, GRD -> COL -> CCoL and the SoP baseline with the
+# small-compute profile, evaluation, one results table.
+#   bash scripts/demo.sh                        the embedded synthetic MUSIC stand-in (built on first use)
+#   DATA_ROOT=/my/music bash scripts/demo.sh    your own MUSIC-layout root: only what is missing is built
+#   SEED=2 bash scripts/demo.sh                 another seed for the synthetic data and the training
+# A second run reuses whatever is already built or trained. CKPT chooses where the runs go.
+SEED="${SEED:-1234}"
+if [ -z "${DATA_ROOT:-}" ]; then
+  DATA_ROOT=data/synthetic
+  [ "$SEED" = 1234 ] || DATA_ROOT="data/synthetic_seed$SEED"
+fi
+export DATA_ROOT
 source "$(dirname "$0")/_env.sh"
 export PROFILE=demo
 # One compute thread per process: two jobs (each with one light data-loading worker) share 2 cores.
@@ -10,23 +18,50 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 VIDEOS_PER_CLASS="${VIDEOS_PER_CLASS:-12}"
 start=$(date +%s)
 
+has_files() { [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null)" ]; }
 echo "== 1/3 data: $DATA_ROOT"
-if [ ! -f "$DATA_ROOT/videos.json" ]; then
-  "$PY" scripts/make_synthetic_music.py --out "$DATA_ROOT" --videos-per-class "$VIDEOS_PER_CLASS" --seed 1234
+if ! has_files "$DATA_ROOT/videos" && ! has_files "$DATA_ROOT/audio" && ! has_files "$DATA_ROOT/frames"; then
+  # An empty or new root: the embedded synthetic dataset. A root holding data is never written over.
+  "$PY" scripts/make_synthetic_music.py --out "$DATA_ROOT" --videos-per-class "$VIDEOS_PER_CLASS" \
+    --seed "$SEED"
 fi
-"$PY" scripts/extract_frames_audio.py --root "$DATA_ROOT"
-[ -f "$DATA_ROOT/test_sep.csv" ] || "$PY" scripts/create_index_files.py --root "$DATA_ROOT" --seed 1234
-"$PY" scripts/detect_objects.py --root "$DATA_ROOT" --from-annotations
-# Crops resized once and stored as uint8, so training decodes no JPEG (objects, and whole frames for SoP).
-"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode ccol
-"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode sop
+# Frames and audio from raw videos, for the videos that lack them (a root without videos/ has them).
+if has_files "$DATA_ROOT/videos"; then "$PY" scripts/extract_frames_audio.py --root "$DATA_ROOT"; fi
+lists=(train.csv val.csv test.csv test_sep.csv)
+missing=()
+for f in "${lists[@]}"; do [ -f "$DATA_ROOT/$f" ] || missing+=("$f"); done
+if [ "${#missing[@]}" = "${#lists[@]}" ]; then
+  "$PY" scripts/create_index_files.py --root "$DATA_ROOT" --seed "$SEED"
+elif [ "${#missing[@]}" != 0 ]; then
+  echo "error: $DATA_ROOT has some index files but lacks ${missing[*]}; the demo needs all of" \
+       "${lists[*]} (or none, and builds them with scripts/create_index_files.py)" >&2
+  exit 1
+fi
+# Detections are taken as they are; without any, the synthetic annotations give simulated ones.
+if ! has_files "$DATA_ROOT/detection_results"; then
+  if has_files "$DATA_ROOT/annotations"; then
+    "$PY" scripts/detect_objects.py --root "$DATA_ROOT" --from-annotations
+  else
+    echo "error: $DATA_ROOT/detection_results is missing: run scripts/detect_objects.py with a" \
+         "detector first (see README, 'Training and evaluating on real MUSIC')" >&2
+    exit 1
+  fi
+fi
+# Crops resized once and stored as uint8, so training decodes no JPEG (objects, and whole frames for
+# SoP); beside the data when the root is writable, else under $CKPT.
+CACHE_ROOT="$DATA_ROOT/crop_cache"
+if ! mkdir -p "$CACHE_ROOT" 2>/dev/null || [ ! -w "$CACHE_ROOT" ]; then
+  CACHE_ROOT="$CKPT/crop_cache/$(basename "$DATA_ROOT")"
+fi
+"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode ccol --out "$CACHE_ROOT/top_box_32"
+"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode sop --out "$CACHE_ROOT/full_frame_32"
 "$PY" -c "import sys; from dataset import summarize; print(summarize(sys.argv[1]))" "$DATA_ROOT"
 echo "   data ready after $(( $(date +%s) - start )) s"
 
 echo "== 2/3 training (demo profile, CPU) and evaluation on the test mixtures"
 # Short runs need larger steps than the reference's 15k-iteration schedules.
-OBJECTS="--crop_cache $DATA_ROOT/crop_cache/top_box_32"
-FRAMES="--crop_cache $DATA_ROOT/crop_cache/full_frame_32"
+OBJECTS="--crop_cache $CACHE_ROOT/top_box_32 --seed $SEED"
+FRAMES="--crop_cache $CACHE_ROOT/full_frame_32 --seed $SEED"
 SEP_LR="--lr_sound 1e-3 --lr_synthesizer 1e-3 --lr_frame 1e-3"
 GRD_LR="--lr_sound_ground 3e-3 --lr_grounding 3e-3 --lr_frame_ground 3e-3"
 mkdir -p "$CKPT"

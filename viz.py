@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from dataset.layout import MUSIC_CLASSES, class_of, frame_name, frames_dir
+from dataset.layout import CLASS_TO_ID, class_of, frame_name, frames_dir
 from models.spectral import stft, warp_log_freq
 
 PAGE_DIR = "visualization"
@@ -302,8 +302,7 @@ def _plot_per_class(per_class: dict, path: str) -> bool:
     rows = [(c, v) for c, v in per_class.items() if isinstance(v, dict)]
     if not rows:
         return False
-    order = {c: i for i, c in enumerate(MUSIC_CLASSES)}
-    rows.sort(key=lambda cv: (order.get(cv[0], len(order)), cv[0]))
+    rows.sort(key=lambda cv: (CLASS_TO_ID.get(cv[0], len(CLASS_TO_ID)), cv[0]))
     names = [c for c, _ in rows]
     sdr = np.array([_num(v.get("sdr")) for _, v in rows])
     mix = np.array([_num(v.get("sdr_mix")) for _, v in rows])

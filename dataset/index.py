@@ -7,7 +7,7 @@ from collections import defaultdict
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .errors import DataError
-from .layout import CLASS_TO_ID, FRAME_RATE, MUSIC_CLASSES, class_of
+from .layout import CLASS_TO_ID, FRAME_RATE, class_of
 
 # test_sep.csv joins its audio paths with a comma and a space, as the authors' file does.
 SEP_JOIN = ", "
@@ -45,7 +45,7 @@ def read_index(path: str) -> list[IndexEntry]:
                 raise DataError(f"line {line_no}: num_frames {count!r} is not an integer", path=path)
             if class_of(audio) not in CLASS_TO_ID:
                 raise DataError(f"line {line_no}: class {class_of(audio)!r} is not a MUSIC class "
-                                f"({', '.join(MUSIC_CLASSES)})", path=path)
+                                f"({', '.join(CLASS_TO_ID)})", path=path)
             entries.append(IndexEntry(audio, frames, int(count), where))
     return entries
 

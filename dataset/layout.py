@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import os
 
-# The 11 MUSIC solo instruments, in the order used for class ids everywhere in the project.
+# The 11 MUSIC solo instruments (the paper's dataset; the synthetic generator draws from these).
 MUSIC_CLASSES = (
     "accordion", "acoustic_guitar", "cello", "clarinet", "erhu", "flute",
     "saxophone", "trumpet", "tuba", "violin", "xylophone",
 )
-CLASS_TO_ID = {name: i for i, name in enumerate(MUSIC_CLASSES)}
+# MUSIC-21 (data/music_lists/MUSIC21_solo_videos.json) adds 10 instruments. They come after the 11
+# so that the 11's ids, and data and detections written with them, never change.
+MUSIC21_CLASSES = MUSIC_CLASSES + (
+    "bagpipe", "banjo", "bassoon", "congas", "drum", "electric_bass", "guzheng", "piano", "pipa",
+    "ukulele",
+)
+# The one class table: class ids of the loader (class_ids) and of detections (class_id = id + 1).
+CLASS_TO_ID = {name: i for i, name in enumerate(MUSIC21_CLASSES)}
 
 AUDIO_RATE = 11025          # Hz; the authors' extract_audio.py wrote 11000 by mistake
 FRAME_RATE = 1              # extracted frames per second
@@ -67,6 +74,11 @@ def detection_path(root: str, rel_frames: str) -> str:
 
 def annotation_path(root: str, class_name: str, video_id: str) -> str:
     return os.path.join(root, ANNOTATIONS, class_name, video_id + ".json")
+
+
+def detection_class_id(class_name: str) -> int:
+    """class_id of a detection row written for a table class: its id + 1 (0 is a detector's background)."""
+    return CLASS_TO_ID[class_name] + 1
 
 
 def class_of(rel: str) -> str:

@@ -1,14 +1,19 @@
-"""Visual nets: ResNet-18 trunks for grounding (pooled) and separation (dilated), ref. §2.2, §2.5."""
+"""Visual nets: ResNet-18 trunks for grounding (pooled) and separation (dilated)."""
 from __future__ import annotations
 
 import os
+import pickle
 
 import torch
 import torch.nn as nn
+from torchvision.models import ResNet18_Weights
 from torchvision.models.resnet import BasicBlock, conv1x1
 
-# torchvision's ImageNet ResNet-18 file (IMAGENET1K_V1), as cached by torch.hub.
-IMAGENET_RESNET18_FILE = "resnet18-f37072fd.pth"
+# The paper's visual features: torchvision's ImageNet ResNet-18, loaded through torchvision's
+# weights API (its hub cache, filled on first use when online).
+IMAGENET_WEIGHTS = ResNet18_Weights.IMAGENET1K_V1
+# --weights_imagenet values that are not paths.
+IMAGENET, NO_WEIGHTS = "imagenet", "none"
 
 
 def _stage(in_ch: int, out_ch: int, stride: int) -> nn.Sequential:
@@ -58,27 +63,60 @@ class ResNet18(nn.Module):
         return feat.flatten(1)                                        # (B, 8w)
 
 
-def cached_imagenet_weights() -> str:
-    """Path of torchvision's cached ImageNet ResNet-18 file, or '' when the cache lacks it."""
-    path = os.path.join(torch.hub.get_dir(), "checkpoints", IMAGENET_RESNET18_FILE)
-    return path if os.path.isfile(path) else ""
+def imagenet_cache_path() -> str:
+    """Where torchvision looks for (and downloads) the ImageNet ResNet-18 file: $TORCH_HOME/hub/checkpoints."""
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(IMAGENET_WEIGHTS.url))
 
 
-def load_imagenet(resnet: ResNet18, path: str) -> None:
-    """Load a local torchvision `resnet18` ImageNet state_dict into `resnet` (its fc is dropped).
+def imagenet_state_dict(source: str) -> dict:
+    """The ImageNet ResNet-18 state_dict from torchvision's cache ('imagenet') or a local file.
+
+    Raises:
+        FileNotFoundError: not cached and not downloadable (offline), or no file at the path.
+        ValueError: the file is not a readable torch state_dict.
+    """
+    if source == IMAGENET:
+        cached = imagenet_cache_path()
+        try:
+            # Loads the cached file, or downloads it there first (hash-checked) when it is missing.
+            state = IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True, map_location="cpu",
+                                                    weights_only=True)
+        except OSError as err:  # URLError and socket errors included: offline, proxy, disk
+            raise FileNotFoundError(
+                f"ImageNet ResNet-18 weights ({IMAGENET_WEIGHTS}) are not in torchvision's cache and "
+                f"could not be downloaded ({err}). torchvision looks for {cached} (folder "
+                f"$TORCH_HOME/hub/checkpoints, TORCH_HOME={os.environ.get('TORCH_HOME', '~/.cache/torch')}). "
+                f"Copy {os.path.basename(cached)} from {IMAGENET_WEIGHTS.url} there, pass its path as "
+                f"--weights_imagenet, or pass --weights_imagenet none to train the ResNets from random "
+                f"init.") from err
+        except (RuntimeError, pickle.UnpicklingError) as err:
+            raise ValueError(f"{cached} is not a readable torch file ({err}); delete it and run again "
+                             f"to download it") from err
+        return state
+    if not os.path.isfile(source):
+        raise FileNotFoundError(
+            f"ImageNet ResNet-18 weights not found at '{source}'. Pass --weights_imagenet imagenet "
+            f"for torchvision's cached {os.path.basename(IMAGENET_WEIGHTS.url)}, or --weights_imagenet "
+            f"none to train the ResNets from random init.")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError) as err:
+        raise ValueError(f"'{source}' is not a readable torch state_dict ({err})") from err
+
+
+def load_imagenet(resnet: ResNet18, source: str) -> None:
+    """Load torchvision's `resnet18` ImageNet state_dict into `resnet` (its fc is dropped).
+
+    Args:
+        source: 'imagenet' (torchvision's weights API) or the path of a local state_dict file.
 
     Raises:
         ValueError: `resnet` is not width 64, or the file's keys or shapes do not match.
-        FileNotFoundError: no file at `path`.
+        FileNotFoundError: the weights are neither cached nor downloadable, or no file at the path.
     """
     if resnet.width != 64:
         raise ValueError(f"ImageNet ResNet-18 weights need width 64, this net has width {resnet.width}")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"ImageNet ResNet-18 weights not found at '{path}'. Nothing is downloaded at run time: "
-            f"copy torchvision's {IMAGENET_RESNET18_FILE} there, or pass no weights to train from "
-            f"random init.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = imagenet_state_dict(source)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     expected = resnet.state_dict()
     missing = sorted(expected.keys() - state.keys())
@@ -86,10 +124,14 @@ def load_imagenet(resnet: ResNet18, path: str) -> None:
     mismatched = [f"{k}: file {tuple(state[k].shape)} vs net {tuple(v.shape)}"
                   for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or mismatched:
-        raise ValueError(f"'{path}' is not a torchvision resnet18 state_dict: missing keys "
+        raise ValueError(f"'{source}' is not a torchvision resnet18 state_dict: missing keys "
                          f"{missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches "
                          f"{mismatched[:5]}")
     resnet.load_state_dict(state)
+
+
+def has_weights(weights: str | None) -> bool:
+    return bool(weights) and weights != NO_WEIGHTS
 
 
 def _pool_frames(feat: torch.Tensor, dims: tuple[int, ...], pool: str) -> torch.Tensor:
@@ -111,13 +153,26 @@ def _frames_to_images(frames: torch.Tensor) -> tuple[torch.Tensor, list[int], in
     return images.reshape(-1, channels, height, width), lead, num_frames
 
 
+def _per_object(net: nn.Module, frames: torch.Tensor, separately: bool) -> torch.Tensor:
+    """`net.forward_multiframe` on (B, N, 3, T, H, W) objects -> (B, N, D).
+
+    All N objects go through the net in one call, unless `separately` and the ResNet's BatchNorm
+    layers are in train mode: then each object is its own call, as the authors' code runs it, so
+    that the batch statistics (and the running-statistics updates, one per object) are per object.
+    """
+    if separately and net.features.training:
+        return torch.stack([net.forward_multiframe(frames[:, n]) for n in range(frames.shape[1])], 1)
+    B, N = frames.shape[:2]
+    return net.forward_multiframe(frames.flatten(0, 1)).view(B, N, -1)
+
+
 class ResNet18Ground(nn.Module):
-    """Grounding visual encoder: ResNet-18 through its global average pool, pooled over frames (ref. §2.2).
+    """Grounding visual encoder: ResNet-18 through its global average pool, pooled over frames.
 
     Args:
         width: ResNet base width (64 = torchvision's resnet18).
         pool: 'maxpool' (reference) or 'avgpool' over the T frames.
-        weights: path of torchvision's ImageNet resnet18 file; None or '' keeps random init.
+        weights: 'imagenet' (torchvision's cache), a state_dict path, or 'none' / None (random).
 
     Shape:
         frames (..., 3, T, H, W) -> (..., 8w); e.g. (B, 3, 3, 224, 224) -> (B, 512).
@@ -126,7 +181,7 @@ class ResNet18Ground(nn.Module):
     def __init__(self, width: int = 64, pool: str = "maxpool", weights: str | None = None):
         super().__init__()
         trunk = ResNet18(width)
-        if weights:
+        if has_weights(weights):
             load_imagenet(trunk, weights)
         self.features = nn.Sequential(*trunk.children())            # conv1 ... layer4, avgpool
         self.pool = _check_pool(pool)
@@ -140,6 +195,10 @@ class ResNet18Ground(nn.Module):
         images, lead, num_frames = _frames_to_images(frames)          # (M*T, 3, H, W)
         feat = self(images).reshape(-1, num_frames, self.out_dim)    # (M, T, 8w)
         return _pool_frames(feat, (1,), self.pool).reshape(*lead, self.out_dim)
+
+    def forward_objects(self, frames: torch.Tensor, separately: bool = False) -> torch.Tensor:
+        """(B, N, 3, T, H, W) -> (B, N, 8w); `separately`: per-object BatchNorm batches in train mode."""
+        return _per_object(self, frames, separately)
 
 
 def _dilate(layer: nn.Module, dilation: int) -> None:
@@ -168,7 +227,7 @@ _ACTIVATIONS = {
 
 
 class ResNet18Dilated(nn.Module):
-    """Separation visual net: dilated ResNet-18, 3x3 conv to K channels, pooled over T x h x w (ref. §2.5).
+    """Separation visual net: dilated ResNet-18, 3x3 conv to K channels, pooled over T x h x w.
 
     Args:
         width: ResNet base width (64 = torchvision's resnet18).
@@ -176,7 +235,7 @@ class ResNet18Dilated(nn.Module):
         pool: 'maxpool' (reference) or 'avgpool' over frames and space.
         dilate_scale: output stride: 16 dilates layer4 (224 -> 14 x 14), 8 also layer3, 32 none.
         activation: applied after pooling: 'sigmoid' (reference), 'relu', 'tanh' or 'no'.
-        weights: path of torchvision's ImageNet resnet18 file; None or '' keeps random init.
+        weights: 'imagenet' (torchvision's cache), a state_dict path, or 'none' / None (random).
 
     Shape:
         frames (..., 3, T, H, W) -> (..., fc_dim); e.g. (B, 3, 3, 224, 224) -> (B, 32).
@@ -190,7 +249,7 @@ class ResNet18Dilated(nn.Module):
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation '{activation}', expected one of {sorted(_ACTIVATIONS)}")
         trunk = ResNet18(width)
-        if weights:
+        if has_weights(weights):
             load_imagenet(trunk, weights)
         if dilate_scale == 8:
             _dilate(trunk.layer3, 2)
@@ -214,3 +273,7 @@ class ResNet18Dilated(nn.Module):
         feat = self.forward_features_map(frames)                      # (..., K, T, h, w)
         pooled = _pool_frames(feat, (-3, -2, -1), self.pool)          # (..., K)
         return _ACTIVATIONS[self.activation](pooled)
+
+    def forward_objects(self, frames: torch.Tensor, separately: bool = False) -> torch.Tensor:
+        """(B, N, 3, T, H, W) -> (B, N, fc_dim); `separately`: per-object BatchNorm batches in train mode."""
+        return _per_object(self, frames, separately)

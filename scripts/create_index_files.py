@@ -18,16 +18,24 @@ SPLITS = ("train", "val", "test")
 def scan_videos(root: str, min_frames: int):
     """Pairs every `audio/<class>/<id>.wav` with its frames folder and counts the frames.
 
-    Returns: (kept entries, [(wav, reason)] for the dropped ones), both sorted by path.
+    Every class folder is a class (MUSIC-21 included). Returns: (kept entries, [(wav, reason)] for
+    the dropped ones), both sorted by path.
+
+    Raises:
+        ValueError: a class folder is not in the class table, which gives every class its id.
     """
+    wavs = sorted(glob.glob(os.path.join(root, layout.AUDIO, "*", "*.wav")))
+    unknown = sorted({os.path.basename(os.path.dirname(w)) for w in wavs} - layout.CLASS_TO_ID.keys())
+    if unknown:
+        raise ValueError(f"class folder(s) {', '.join(unknown)} under {os.path.join(root, layout.AUDIO)} "
+                         f"are not in the class table (dataset/layout.py MUSIC21_CLASSES: "
+                         f"{', '.join(layout.MUSIC21_CLASSES)}); rename the folder to a listed "
+                         f"instrument or append the class to the table")
     kept, dropped = [], []
-    for wav in sorted(glob.glob(os.path.join(root, layout.AUDIO, "*", "*.wav"))):
+    for wav in wavs:
         rel = os.path.relpath(wav, os.path.join(root, layout.AUDIO))
         class_name, video_id = os.path.split(rel)
         video_id = video_id[:-len(".wav")]
-        if class_name not in layout.CLASS_TO_ID:
-            dropped.append((wav, f"{class_name!r} is not a MUSIC class"))
-            continue
         key = layout.video_key(class_name, video_id)
         folder = layout.frames_dir(root, key + ".mp4")
         if not os.path.isdir(folder):
@@ -100,7 +108,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     out = args.out or args.root
 
-    kept, dropped = scan_videos(args.root, args.min_frames)
+    try:
+        kept, dropped = scan_videos(args.root, args.min_frames)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     for wav, reason in dropped:
         print(f"dropped {wav}: {reason}")
     if not kept:

@@ -5,7 +5,8 @@ frame: [frame_id (1-based, from the jpg name), class_id, score, x1, y1, x2, y2],
 of the extracted frame. The loader uses the top-scoring row of each frame and ignores class_id.
 
 - `--from-annotations` (synthetic data): rows from the true boxes in `<root>/annotations`;
-  class_id is our MUSIC id + 1 (layout.CLASS_TO_ID + 1, so 1..11), NOT CoSep's Open-Images ids.
+  class_id is layout.detection_class_id: the class table's id + 1 (1..21 for MUSIC-21), NOT
+  CoSep's Open-Images ids.
   Scores are drawn so the sounding object usually, not always, outranks the silent one, and a
   `--miss-rate` fraction of frames gets no row (the loader then uses the full frame).
 - `--weights`: a torchvision detection model with the user's local weights (never downloaded);
@@ -73,7 +74,7 @@ def annotation_rows(annotation: dict, frame_ids: list[int], image_size: tuple[in
             if x2 <= x1 or y2 <= y1:          # outside the picture in this frame
                 continue
             low, high = SOUNDING_SCORES if obj["sounding"] else SILENT_SCORES
-            rows.append([k, layout.CLASS_TO_ID[obj["class"]] + 1, rng.uniform(low, high), x1, y1, x2, y2])
+            rows.append([k, layout.detection_class_id(obj["class"]), rng.uniform(low, high), x1, y1, x2, y2])
     return np.array(rows, np.float32).reshape(-1, len(layout.DETECTION_COLUMNS))
 
 

@@ -122,7 +122,7 @@ def detection_rows(opts, frames_folder: str, device: str) -> tuple[np.ndarray, d
             rows = detect_objects.annotation_rows(annotation, frame_ids, image_size, np.random.default_rng(0), 0.0)
         except (KeyError, IndexError, TypeError) as err:
             raise SystemExit(f"{opts.from_annotations}: not a synthetic video annotation ({err!r})") from err
-        names = {layout.CLASS_TO_ID[c] + 1: c for c in layout.MUSIC_CLASSES}   # detect_objects' ids
+        names = {layout.detection_class_id(c): c for c in layout.CLASS_TO_ID}   # detect_objects' ids
     else:
         names = detect_objects.read_class_map(opts.class_map)
         model = detect_objects.build_detector(opts.arch, opts.weights, max(names) + 1, device)

@@ -8,7 +8,6 @@ evaluation reads the architecture back from there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 # Small-compute profile used by scripts/demo.sh on CPU. Only sizes change: same nets, losses, stages.
@@ -87,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "frames for --stage sop): the loader decodes no JPEG ('' = decode the frames)")
     data.add_argument("--on_error", default="raise", choices=["raise", "skip"],
                       help="bad sample: stop with an error naming the file, or skip it and count it")
+    data.add_argument("--allow_test_leak", action="store_true",
+                      help="train even though test videos are also listed in the train list (a warning)")
 
     spec = p.add_argument_group("spectrogram")
     spec.add_argument("--stft_frame", type=int, default=1022)
@@ -196,21 +197,3 @@ def parse_args(argv=None) -> argparse.Namespace:
                             lr_sound=1e-3, lr_synthesizer=1e-3, lr_frame=1e-4, optimizer="sgd",
                             weight_decay=1e-4, spec_input="log", sound_init="sop")
     return _resolve(parser.parse_args(argv))
-
-
-def save_args(args: argparse.Namespace, path: str) -> None:
-    with open(path, "w") as f:
-        json.dump({k: v for k, v in vars(args).items() if k != "device_obj"}, f, indent=2, sort_keys=True)
-
-
-def apply_run_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
-    """Take the architecture of a trained run from its args.json (evaluation, later stages)."""
-    path = os.path.join(run_dir, "args.json")
-    if not os.path.isfile(path):
-        raise SystemExit(f"{path} not found: is {run_dir} a trained run?")
-    with open(path) as f:
-        saved = json.load(f)
-    for key in ("stage",) + ARCH_KEYS:
-        if key in saved:
-            setattr(args, key, saved[key])
-    return args

@@ -26,8 +26,10 @@ from tqdm import tqdm
 import metrics
 import utils
 import viz
-from arguments import ARCH_KEYS, apply_run_args, parse_args, save_args
-from dataset import MUSICMixDataset, collate
+import checkpoints
+from arguments import parse_args
+from dataset import DataError, MUSICMixDataset, collate
+from dataset.index import split_leaks
 from dataset.layout import MUSIC_CLASSES, class_of
 from models import ModelBuilder, count_parameters
 from stages import STAGE_NETS, STAGES
@@ -99,19 +101,6 @@ def make_optimizer(nets, args) -> torch.optim.Optimizer:
     if args.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=args.momentum, weight_decay=args.weight_decay)
     return torch.optim.Adam(groups, betas=(args.momentum, 0.999), weight_decay=args.weight_decay)
-
-
-def initialise_from(nets, run_dir: str) -> None:
-    """Load the previous stage's best weights into the nets both stages share."""
-    ckpt = utils.load_checkpoint(os.path.join(run_dir, "checkpoint_best.pt"))
-    loaded = []
-    for name, net in nets.items():
-        if name in ckpt["nets"]:
-            utils.load_state_strict(net, ckpt["nets"][name], f"{name} of {run_dir}")
-            loaded.append(name)
-    if not loaded:
-        raise utils.CheckpointError(f"{run_dir} shares no network with stage nets {list(nets)}")
-    log.info("initialised %s from %s (epoch %d)", ", ".join(loaded), run_dir, ckpt["epoch"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -198,7 +187,7 @@ def train_one_epoch(model, loader, optimizer, args, epoch: int) -> dict:
         count += 1
         if (it + 1) % args.disp_iter == 0 or it + 1 == len(loader):
             means = {k: float(v) / count for k, v in sums.items()}
-            check_finite(means, epoch, it)
+            check_finite(means, epoch, it, args, batch)
             progress.set_postfix(loss=f"{means['total']:.4f}")
             log.info("[train] epoch %d it %d/%d %s  %.1f mix/s", epoch + 1, it + 1, len(loader),
                      " ".join(f"{k}={v:.4f}" for k, v in means.items()),
@@ -206,17 +195,28 @@ def train_one_epoch(model, loader, optimizer, args, epoch: int) -> dict:
     if count == 0:
         raise RuntimeError("no training batch could be loaded (see the skipped-sample warnings above)")
     means = utils.all_reduce_mean({k: float(v) / count for k, v in sums.items()})
-    check_finite(means, epoch, count)
+    check_finite(means, epoch, count, args)
     if skipped:
         log.warning("epoch %d: %d training samples skipped because of bad input (see warnings)", epoch + 1, skipped)
     return means
 
 
-def check_finite(means: dict, epoch: int, it: int) -> None:
+def check_finite(means: dict, epoch: int, it: int, args, batch: dict | None = None) -> None:
+    """Stop on a NaN/inf running loss, naming the input files when the batch holds non-finite audio."""
     bad = {k: v for k, v in means.items() if not math.isfinite(v)}
-    if bad:
-        raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, iteration {it}: {bad}. Training stopped; "
-                            f"the last good checkpoint is kept. Lower the learning rates or check the data.")
+    if not bad:
+        return
+    cause = "Lower the learning rates."
+    if batch is not None:
+        audible = torch.isfinite(batch["audios"]).all(-1).cpu()                # (B, N)
+        files = [batch["infos"][b][n] for b, n in (~audible).nonzero().tolist()]
+        cause = (f"The batch holds non-finite audio from {files}: check them with scripts/check_data.py."
+                 if files else "The batch's audio is finite: the model diverged. Lower the learning rates.")
+    latest = checkpoints.path_of(args.run_dir, "latest")
+    kept = (f"the last good checkpoint {latest} is kept" if os.path.isfile(latest)
+            else "no checkpoint was written yet")
+    raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, iteration {it}: {bad}. Training stopped; "
+                        f"{kept}. {cause}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
     """
     model.eval()
     frontend = utils.unwrap(model).frontend
-    loss_sums, stat_sums, batches = {}, {}, 0
+    loss_sums, stat_sums, batches, scored = {}, {}, 0, 0
     records, vis_samples = [], []
     ground_prob, ground_true, solo_prob, silent_leak, ref_silent_sdr = [], [], [], [], []
     sounding_gated_off = 0
@@ -247,6 +247,7 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
         for k, v in out.get("stats", {}).items():
             stat_sums[k] = stat_sums.get(k, 0.0) + float(v.float().mean())
         batches += 1
+        scored += batch["mix"].shape[0]
         sounding = batch["sounding"]                                           # (B, N) bool
         if "sounding_prob" in out:
             ground_prob.append(out["sounding_prob"].float().cpu())
@@ -275,10 +276,18 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
                                                limit=num_vis - len(vis_samples))
 
     records = utils.gather_objects(records)
-    parts = utils.gather_objects([(loss_sums, stat_sums, batches)])   # every rank's shard
-    batches = sum(n for *_, n in parts)
-    summary = {"loss": {k: sum(sums.get(k, 0.0) for sums, _, _ in parts) / max(batches, 1) for k in loss_sums},
-               "stats": {k: sum(sums.get(k, 0.0) for _, sums, _ in parts) / max(batches, 1) for k in stat_sums}}
+    # every rank's shard: its sums, batches, mixtures scored and mixtures it was given
+    parts = utils.gather_objects([(loss_sums, stat_sums, batches, scored, len(loader.dataset))])
+    batches = sum(part[2] for part in parts)
+    scored, total = sum(part[3] for part in parts), sum(part[4] for part in parts)
+    if scored == 0:
+        raise RuntimeError(f"none of the {total} mixtures could be loaded (see the skipped-sample warnings above)")
+    if scored < total:
+        log.warning("%d of %d mixtures skipped because of bad input (see warnings): every score is over "
+                    "the %d others", total - scored, total, scored)
+    summary = {"loss": {k: sum(p[0].get(k, 0.0) for p in parts) / batches for k in loss_sums},
+               "stats": {k: sum(p[1].get(k, 0.0) for p in parts) / batches for k in stat_sums},
+               "num_mixtures": scored, "num_skipped": total - scored}
     if records:
         summary.update(metrics.summarize(records))
     if ground_prob:
@@ -333,10 +342,15 @@ def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> l
     return records
 
 
-def headline(summary: dict, args, split: str, num_mixtures: int) -> dict:
-    """The flat results.json every evaluation writes (means over the test mixtures)."""
+def headline(summary: dict, args, split: str, checkpoint: str) -> dict:
+    """The flat results.json every evaluation writes: means over the mixtures scored, how many were
+    skipped, and what was evaluated (data root, mixture list, checkpoint)."""
     mean, median = summary.get("mean", {}), summary.get("median", {})
-    out = {"stage": args.stage, "split": split, "num_mixtures": num_mixtures, "run": args.id,
+    out = {"stage": args.stage, "split": split, "num_mixtures": summary["num_mixtures"],
+           "num_skipped": summary["num_skipped"], "run": args.id,
+           "data_root": os.path.abspath(args.data_root),
+           "split_file": os.path.abspath(args.list_sep if split == "test" else args.list_val),
+           "checkpoint": os.path.abspath(checkpoint),
            "sdr": mean.get("sdr"), "sir": mean.get("sir"), "sar": mean.get("sar"),
            "sdr_mix": mean.get("sdr_mix"), "sdr_median": median.get("sdr"),
            "grounding_acc": summary.get("grounding", {}).get("accuracy"),
@@ -350,27 +364,8 @@ def headline(summary: dict, args, split: str, num_mixtures: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints
+# Best checkpoint
 # ----------------------------------------------------------------------------------------------
-def save_checkpoint(model, optimizer, scheduler, epoch, history, best, args, tag: str) -> None:
-    nets = utils.unwrap(model).nets
-    state = {"nets": {k: v.state_dict() for k, v in nets.items()}, "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history, "best": best,
-             "args": vars(args) | {"device_obj": None}, "rng": utils.rng_state(), "stage": args.stage}
-    utils.atomic_torch_save(state, os.path.join(args.run_dir, f"checkpoint_{tag}.pt"))
-    for name, net in nets.items():  # per-network weights, named as the reference's files
-        utils.atomic_torch_save(net.state_dict(), os.path.join(args.run_dir, f"{name}_{tag}.pth"))
-
-
-def check_arch(saved_args: dict, args, path: str) -> None:
-    diff = {k: (saved_args.get(k), getattr(args, k)) for k in ARCH_KEYS if saved_args.get(k) != getattr(args, k)}
-    if saved_args.get("stage") != args.stage:
-        diff["stage"] = (saved_args.get("stage"), args.stage)
-    if diff:
-        raise utils.CheckpointError(f"{path} was trained with another configuration "
-                                    f"(saved vs now): {diff}")
-
-
 def lower_is_better(args) -> bool:
     return args.stage == "grd" or args.best_by == "loss"
 
@@ -397,19 +392,11 @@ def train(args, model, nets) -> None:
     optimizer = make_optimizer(nets, args)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_steps, gamma=0.1)
     history, best, start_epoch = {"train": [], "val": []}, None, 0
-    latest = os.path.join(run_dir, "checkpoint_latest.pt")
-    if os.path.exists(latest):
-        ckpt = utils.load_checkpoint(latest)
-        check_arch(ckpt["args"], args, latest)
-        for name, net in nets.items():
-            utils.load_state_strict(net, ckpt["nets"][name], f"{name} in {latest}")
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        history, best, start_epoch = ckpt["history"], ckpt["best"], ckpt["epoch"]
-        utils.set_rng_state(ckpt["rng"])
-        log.info("resumed %s at epoch %d", latest, start_epoch)
+    resumed = checkpoints.resume(nets, optimizer, scheduler, args)
+    if resumed is not None:
+        history, best, start_epoch = resumed
     elif args.init_from:
-        initialise_from(nets, args.init_from)
+        checkpoints.initialise_from(nets, args.init_from)
 
     train_set, val_set = make_dataset(args, "train"), make_dataset(args, "val")
     log.info("train: %d samples/epoch, val: %d mixtures, batch %d", len(train_set), len(val_set),
@@ -435,9 +422,9 @@ def train(args, model, nets) -> None:
             if utils.is_main_process():
                 viz.write_run_page(args, summary, vis_samples, history, title=f"validation, epoch {epoch + 1}")
         if utils.is_main_process():
-            save_checkpoint(model, optimizer, scheduler, epoch + 1, history, best, args, "latest")
-            if improved or not os.path.exists(os.path.join(run_dir, "checkpoint_best.pt")):
-                save_checkpoint(model, optimizer, scheduler, epoch + 1, history, best, args, "best")
+            checkpoints.save(nets, optimizer, scheduler, epoch + 1, history, best, args, "latest")
+            if improved or not os.path.exists(checkpoints.path_of(run_dir, "best")):
+                checkpoints.save(nets, optimizer, scheduler, epoch + 1, history, best, args, "best")
             utils.atomic_write_json(history, os.path.join(run_dir, "history.json"))
             viz.plot_history(history, run_dir)
             viz.write_runs_index(args.ckpt)
@@ -453,7 +440,8 @@ def flat_metrics(summary: dict) -> dict:
         flat["grounding_acc"] = summary["grounding"]["accuracy"]
         flat["grounding_ap"] = summary["grounding"]["ap"]
         flat["solo_grounding_acc"] = summary["solo_grounding_acc"]
-    return {k: utils.finite_or_none(v) for k, v in flat.items()}
+    flat = {k: utils.finite_or_none(v) for k, v in flat.items()}
+    return {**flat, "num_mixtures": summary["num_mixtures"], "num_skipped": summary["num_skipped"]}
 
 
 def format_flat(flat: dict) -> str:
@@ -461,11 +449,8 @@ def format_flat(flat: dict) -> str:
 
 
 def run_eval(args, model, nets) -> dict:
-    best = os.path.join(args.run_dir, "checkpoint_best.pt")
-    ckpt = utils.load_checkpoint(best)
-    check_arch(ckpt["args"], args, best)
-    for name, net in nets.items():
-        utils.load_state_strict(net, ckpt["nets"][name], f"{name} in {best}")
+    ckpt = checkpoints.load_run(nets, args, "best")
+    best = ckpt["path"]
     dataset = make_dataset(args, args.split)
     loader = make_loader(dataset, args, train=False)
     log.info("evaluating %s (epoch %d) on %s: %d mixtures%s", best, ckpt["epoch"], args.split, len(dataset),
@@ -473,7 +458,7 @@ def run_eval(args, model, nets) -> dict:
     tic = time.perf_counter()
     summary, records, vis_samples = evaluate(model, loader, args, silent=args.eval_silent, num_vis=args.num_vis)
     elapsed = time.perf_counter() - tic
-    result = headline(summary, args, args.split, len(dataset))
+    result = headline(summary, args, args.split, best)
     result["eval_seconds"] = round(elapsed, 2)
     if utils.is_main_process():
         suffix = "_silent" if args.eval_silent else ""
@@ -497,24 +482,47 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     rank, local_rank, world_size = utils.init_distributed()
     args.device_obj = utils.select_device(args.device, local_rank)
+    try:
+        run(args, local_rank, world_size)
+    except (DataError, checkpoints.CheckpointError, utils.WriteError) as err:
+        # Bad input, a damaged or foreign checkpoint, a full or read-only disk: the message names
+        # the file and says what to do; a traceback would only bury it.
+        log.error("error: %s", err)
+        raise SystemExit(1) from err
+
+
+def run(args, local_rank: int, world_size: int) -> None:
+    leaks = {}
     if args.mode == "eval":
         if not os.path.isdir(args.run_dir):
             raise SystemExit(f"no run folder {args.run_dir}: train first or pass --id/--ckpt of a trained run")
-        apply_run_args(args, args.run_dir)
+        args = checkpoints.run_args(args, args.run_dir)
+        utils.check_writable(args.run_dir)
     else:
-        latest = os.path.join(args.run_dir, "checkpoint_latest.pt")
+        leaks = split_leaks(args.list_train, args.list_val, args.list_test)
+        if leaks.get("train") and not args.allow_test_leak:
+            raise SystemExit(f"{len(leaks['train'])} test videos are also listed in {args.list_train} "
+                             f"(first: {leaks['train'][0].audio}): test scores would be measured on "
+                             f"training data. Fix the index files, or pass --allow_test_leak.")
+        latest = checkpoints.path_of(args.run_dir, "latest")
         if os.path.exists(latest) and not args.resume:
             raise SystemExit(f"{args.run_dir} already holds a run. Pass --resume to continue it, or choose "
                              f"another --id (runs are never deleted or overwritten).")
-        if os.path.exists(latest):
-            # Refuse a resume with other architecture flags before args.json is rewritten.
-            check_arch(utils.load_checkpoint(latest)["args"], args, latest)
+        # Refuse a resume with other architecture flags, or from a damaged file, before args.json
+        # is rewritten.
+        checkpoints.load_latest(args)
         if utils.is_main_process():
             os.makedirs(args.run_dir, exist_ok=True)
-            save_args(args, os.path.join(args.run_dir, "args.json"))
+            utils.check_writable(args.run_dir)
+            checkpoints.save_args(args)
     if world_size > 1:
         dist.barrier()
     utils.setup_logging(args.run_dir)
+    for split, leaked in leaks.items():
+        log.warning("!!! %d %s videos are also test videos (first: %s): %s", len(leaked), split,
+                    leaked[0].audio, "training on them as --allow_test_leak asks; test scores are not "
+                    "held out" if split == "train" else "validation scores and the best checkpoint "
+                    "are not independent of the test set")
     utils.seed_everything(args.seed)
     log.info("run %s: stage %s, mode %s, device %s, world size %d", args.id, args.stage, args.mode,
              args.device_obj, world_size)

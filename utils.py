@@ -1,6 +1,7 @@
-"""Run plumbing shared by main.py and the scripts: device, distribution, seeding, logging, checkpoints."""
+"""Run plumbing shared by main.py and the scripts: device, distribution, seeding, logging, files."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -8,6 +9,7 @@ import os
 import random
 import sys
 import tempfile
+from typing import Callable
 
 import numpy as np
 import torch
@@ -115,25 +117,93 @@ def setup_logging(run_dir: str | None = None) -> None:
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------
-def atomic_torch_save(obj, path: str) -> None:
-    """Write to a temp file in the same folder, then rename: a killed run never leaves half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".pt")
-    os.close(fd)
+class WriteError(RuntimeError):
+    """A file could not be written; the message names the path and the cause."""
+
+
+def _file_mode() -> int:
+    """What open() would give a new file: 0o666 less the process umask (mkstemp's files are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def describe_write_error(path: str, err: OSError) -> str:
+    if err.errno == errno.ENOSPC:
+        return f"no space left on {path}: free some space and run again"
+    if err.errno == errno.EROFS:
+        return f"cannot write {path}: read-only file system"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot write {path}: permission denied"
+    return f"cannot write {path}: {err.strerror or err}"
+
+
+class _KeepErrors:
+    """A binary file that remembers its write error: torch.save turns one into an opaque
+    RuntimeError ("unexpected pos ..." or "basic_ios::clear"), losing ENOSPC."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self):
+        self.f.flush()
+
+
+def atomic_write(path: str, write: Callable, text: bool = False) -> None:
+    """The one way files of a run are written: `write(f)` fills a temp file beside `path`, which then
+    replaces it, so a killed run never leaves half a file and a failed write keeps the previous one.
+
+    The file gets the user's umask permissions. Raises WriteError naming `path` and the cause.
+    """
+    tmp = None
     try:
-        torch.save(obj, tmp)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp_",
+                                   suffix="_" + os.path.basename(path))
+        with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
+            sink = _KeepErrors(f)
+            try:
+                write(sink)
+            except RuntimeError:
+                if sink.error is None:
+                    raise
+                raise sink.error from None
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        raise WriteError(describe_write_error(path, err)) from err
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
+def atomic_torch_save(obj, path: str) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
 def atomic_write_json(obj, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=_json_default)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: json.dump(obj, f, indent=2, default=_json_default), text=True)
+
+
+def atomic_save_npy(array: np.ndarray, path: str) -> None:
+    atomic_write(path, lambda f: np.save(f, array))
+
+
+def check_writable(folder: str) -> None:
+    """Create and remove a file in `folder`: a full or read-only disk is found before any compute."""
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp_probe_")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        raise WriteError(describe_write_error(folder, err)) from err
 
 
 def _json_default(x):
@@ -147,34 +217,3 @@ def _json_default(x):
 def finite_or_none(x: float):
     """JSON has no NaN/inf: write them as null."""
     return float(x) if x is not None and math.isfinite(x) else None
-
-
-class CheckpointError(RuntimeError):
-    pass
-
-
-def load_checkpoint(path: str) -> dict:
-    """Load a checkpoint file with a clear error for missing or damaged files."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a torch file): {e}") from e
-
-
-def load_state_strict(net: torch.nn.Module, state: dict, what: str) -> None:
-    """load_state_dict that names the network and the first mismatching keys/shapes."""
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        details = "; ".join(filter(None, [
-            f"missing {missing[:3]}" if missing else "",
-            f"unexpected {unexpected[:3]}" if unexpected else "",
-            f"shape mismatch {wrong[:3]}" if wrong else ""]))
-        raise CheckpointError(f"{what} does not match this architecture ({details}); "
-                              f"check the architecture flags (ngf, vis_width, num_channels, ...)")
-    net.load_state_dict(state)

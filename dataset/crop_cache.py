@@ -24,12 +24,13 @@ import json
 import os
 
 import numpy as np
-from PIL import Image
+
+import utils
 
 from . import layout
 from .errors import DataError
 from .index import IndexEntry
-from .readers import load_frame, load_top_boxes
+from .readers import frame_size, load_frame, load_top_boxes
 from .transforms import crop_resize, object_box, resize_box, resized_size, train_short_side
 
 CACHE_FORMAT = 1
@@ -82,13 +83,6 @@ def _temp_path(path: str) -> str:
     return os.path.join(folder, f".tmp{os.getpid()}_{name}")
 
 
-def write_json_atomic(obj, path: str) -> None:
-    tmp = _temp_path(path)
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
-
-
 def is_cached(cache_dir: str, video: IndexEntry) -> bool:
     """The video's files exist and hold at least the frames the index lists."""
     pixels_path, table_path = video_paths(cache_dir, video.frames)
@@ -106,12 +100,10 @@ def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mod
     The table is renamed into place last, so a video counts as cached only once it is whole.
     """
     folder = layout.frames_dir(root, video.frames)
-    top = load_top_boxes(layout.detection_path(root, video.frames)) if mode == "ccol" else {}
-    first = os.path.join(folder, layout.frame_name(1))
-    if not os.path.isfile(first):
-        raise DataError("frame not found", path=first)
-    with Image.open(first) as img:
-        image_size = img.size                                                  # (W, H)
+    image_size = frame_size(os.path.join(folder, layout.frame_name(1)))       # (W, H)
+    top = {}
+    if mode == "ccol":
+        top = load_top_boxes(layout.detection_path(root, video.frames), video.num_frames, image_size)
     frame_ids = range(1, video.num_frames + 1)
     boxes = [object_box(top.get(k), image_size) for k in frame_ids]
     short = train_short_side(img_size)
@@ -143,7 +135,7 @@ def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mod
     table = {"frames": video.frames, "num_frames": video.num_frames, "img_size": img_size,
              "train": [[int(offsets[2 * i]), h, w] for i, (w, h) in enumerate(sizes)],
              "eval": offsets[1:-1:2].tolist(), "boxes": [list(b) for b in boxes]}
-    write_json_atomic(table, table_path)
+    utils.atomic_write_json(table, table_path)
     return int(offsets[-1])
 
 

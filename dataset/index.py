@@ -79,6 +79,24 @@ def write_sep_list(path: str, rows: Iterable[Sequence[str]]) -> None:
             f.write(SEP_JOIN.join(row) + "\n")
 
 
+def shared_videos(entries: Iterable[IndexEntry], others: Iterable[IndexEntry]) -> list[IndexEntry]:
+    """The entries whose video (audio path) `others` also lists."""
+    keys = {e.audio for e in others}
+    return [e for e in entries if e.audio in keys]
+
+
+def split_leaks(list_train: str, list_val: str, list_test: str) -> dict[str, list[IndexEntry]]:
+    """Train and val videos that the test list also holds: {'train': [...], 'val': [...]}, only the
+    splits that leak. No test list (or no val list) means nothing to compare."""
+    if not os.path.isfile(list_test):
+        return {}
+    test = read_index(list_test)
+    lists = {"train": list_train, "val": list_val}
+    leaks = {split: shared_videos(read_index(path), test) for split, path in lists.items()
+             if split == "train" or os.path.isfile(path)}
+    return {split: leaked for split, leaked in leaks.items() if leaked}
+
+
 def group_by_class(entries: Iterable[IndexEntry]) -> dict[str, list[IndexEntry]]:
     by_class = defaultdict(list)
     for e in entries:

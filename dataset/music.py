@@ -15,7 +15,7 @@ from . import layout
 from .crop_cache import CachedVideo, check_manifest
 from .errors import DataError
 from .index import IndexEntry, draw_partners, format_split_table, group_by_class, read_index, read_sep_list
-from .readers import list_frame_ids, load_frame, load_top_boxes, read_audio_window
+from .readers import frame_size, list_frame_ids, load_frame, load_top_boxes, read_audio_window
 from .transforms import crop_resize, crop_resized, object_box, train_short_side
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,10 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             raise DataError(f"frame missing: {video.source} lists {video.num_frames} frames, "
                             f"{len(missing)} of them are absent",
                             path=os.path.join(folder, layout.frame_name(missing[0])))
-        top = load_top_boxes(layout.detection_path(self.root, video.frames)) if self.mode == "ccol" else {}
+        top = {}
+        if self.mode == "ccol":
+            size = frame_size(os.path.join(folder, layout.frame_name(1)))              # (W, H)
+            top = load_top_boxes(layout.detection_path(self.root, video.frames), video.num_frames, size)
         self._box_cache.put(video.frames, top)
         return top
 

@@ -20,11 +20,29 @@ log = logging.getLogger(__name__)
 _warned_rate = set()
 
 
+def window_start(num_samples: int, center_time: float, window: int, rate: int) -> int:
+    """First sample of the `window`-sample clip centred at `center_time` in a file of `num_samples`
+    at `rate` Hz, shifted to lie inside the file.
+
+    The first and last frames of a video always need a shift of up to half a clip; a shift beyond
+    one clip means the audio ends (or starts) long before the frames do: DataError without path.
+    """
+    wanted = int(center_time * rate) - window // 2
+    start = min(max(wanted, 0), num_samples - window)
+    if abs(start - wanted) > window:
+        raise DataError(f"audio is {num_samples / rate:.2f} s long, shorter than its frames: the clip "
+                        f"of the frame at {center_time:.2f} s would be moved {abs(start - wanted) / rate:.2f} s "
+                        f"(more than one clip) to fit in the file")
+    return start
+
+
 def read_audio_window(path: str, center_time: float, length: int, rate: int) -> np.ndarray:
-    """Exactly `length` samples at `rate` Hz centred at `center_time`, shifted to lie inside the file.
+    """Exactly `length` samples at `rate` Hz centred at `center_time`, shifted to lie inside the file
+    (by at most one clip, see window_start).
 
     Only the window is read from disk (never the whole file). Multi-channel audio is averaged to
     mono; a file at another rate is read at its own rate over the same time span and resampled.
+    A window holding NaN or inf samples is a DataError.
 
     Returns: float32 (length,), in [-1, 1] for PCM files.
     """
@@ -38,8 +56,10 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
             if native_len < native_win:
                 raise DataError(f"audio is {native_len / native_rate:.2f} s long, shorter than one "
                                 f"clip ({length / rate:.2f} s)", path=path)
-            start = int(center_time * native_rate) - native_win // 2
-            start = min(max(start, 0), native_len - native_win)
+            try:
+                start = window_start(native_len, center_time, native_win, native_rate)
+            except DataError as err:
+                raise DataError(str(err), path=path) from None
             f.seek(start)
             window = f.read(native_win, dtype="float32", always_2d=True)  # (native_win, channels)
     except sf.SoundFileError as err:
@@ -47,6 +67,8 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
     if len(window) != native_win:
         raise DataError(f"read {len(window)} of {native_win} samples at offset {start}: file truncated?",
                         path=path)
+    if not np.isfinite(window).all():
+        raise DataError(f"audio holds NaN or inf samples (in the clip at {center_time:.2f} s)", path=path)
     window = window.mean(axis=1) if window.shape[1] > 1 else window[:, 0]
     if native_rate != rate:
         if path not in _warned_rate:
@@ -83,6 +105,25 @@ def load_detections(path: str) -> np.ndarray:
     return dets
 
 
+def check_detection_frames(dets: np.ndarray, num_frames: int, path: str) -> None:
+    """Every row of a detection file must lie in its video's frames 1..num_frames."""
+    past = dets[:, 0] > num_frames
+    if past.any():
+        raise DataError(f"{int(past.sum())} of {len(dets)} rows are for frames past the video's last "
+                        f"frame {num_frames} (up to frame {int(dets[:, 0].max())}): a detection file of "
+                        f"another video, or frames extracted again?", path=path)
+
+
+def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: str) -> None:
+    """Every box must overlap the W x H frames: clipping one that does not would leave no object."""
+    width, height = image_size
+    outside = (dets[:, 3] >= width) | (dets[:, 4] >= height) | (dets[:, 5] <= 0) | (dets[:, 6] <= 0)
+    if outside.any():
+        row = dets[outside][0]
+        raise DataError(f"{int(outside.sum())} boxes lie outside the {width}x{height} frames (first: frame "
+                        f"{int(row[0])}, box {[round(float(v), 1) for v in row[3:7]]})", path=path)
+
+
 def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the box of the highest-scoring detection of any class (reference §1.3).
 
@@ -93,16 +134,32 @@ def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return frame_ids, np.ascontiguousarray(dets[order[first], 3:7])
 
 
-def load_top_boxes(path: str) -> dict[int, tuple[int, int, int, int]]:
-    """Frame id -> top box of a detection file, in whole pixels: rounded as PIL's crop rounds the
+def load_top_boxes(path: str, num_frames: int,
+                   image_size: tuple[int, int]) -> dict[int, tuple[int, int, int, int]]:
+    """Frame id -> top box of the detection file of a video of `num_frames` frames of `image_size`
+    (W, H), checked against both; boxes in whole pixels, rounded as PIL's crop rounds the
     reference's float boxes."""
-    frame_ids, boxes = top_boxes(load_detections(path))
+    dets = load_detections(path)
+    check_detection_frames(dets, num_frames, path)
+    check_detection_boxes(dets, image_size, path)
+    frame_ids, boxes = top_boxes(dets)
     return dict(zip(frame_ids.tolist(), map(tuple, np.rint(boxes).astype(int).tolist())))
 
 
 def list_frame_ids(folder: str) -> set[int]:
     """Ids of the `%06d.jpg` frames in a frames folder."""
     return {int(name[:-4]) for name in os.listdir(folder) if name.endswith(".jpg") and name[:-4].isdigit()}
+
+
+def frame_size(path: str) -> tuple[int, int]:
+    """(W, H) of a jpg frame, from its header."""
+    if not os.path.isfile(path):
+        raise DataError("frame not found", path=path)
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"unreadable image ({err})", path=path) from err
 
 
 def load_frame(path: str) -> torch.Tensor:

@@ -18,9 +18,10 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402
 from dataset import DataError  # noqa: E402
 from dataset.crop_cache import (CROP_KINDS, MANIFEST, build_video, is_cached, make_manifest,  # noqa: E402
-                                read_manifest, write_json_atomic)
+                                read_manifest)
 from dataset.index import read_index  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def build_cache(root: str, cache_dir: str, lists: list[str], img_size: int, mode
                  f"{manifest.get('crops')} crops (format {manifest.get('format')}); choose another --out")
     os.makedirs(cache_dir, exist_ok=True)
     # Marked incomplete while building: a dataset refuses a cache whose build did not finish.
-    write_json_atomic(wanted, os.path.join(cache_dir, MANIFEST))
+    utils.atomic_write_json(wanted, os.path.join(cache_dir, MANIFEST))
 
     videos = {}
     for path in lists:
@@ -74,7 +75,7 @@ def build_cache(root: str, cache_dir: str, lists: list[str], img_size: int, mode
         for error in failures:
             print(f"  {error}", file=sys.stderr)
         return len(failures)
-    write_json_atomic(make_manifest(root, img_size, mode, complete=True), os.path.join(cache_dir, MANIFEST))
+    utils.atomic_write_json(make_manifest(root, img_size, mode, complete=True), os.path.join(cache_dir, MANIFEST))
     return 0
 
 

@@ -7,8 +7,14 @@ of the extracted frame. The loader uses the top-scoring row of each frame and ig
 - `--from-annotations` (synthetic data): rows from the true boxes in `<root>/annotations`;
   class_id is layout.detection_class_id: the class table's id + 1 (1..21 for MUSIC-21), NOT
   CoSep's Open-Images ids.
-  Scores are drawn so the sounding object usually, not always, outranks the silent one, and a
-  `--miss-rate` fraction of frames gets no row (the loader then uses the full frame).
+  The rows carry the errors of a real detector, seeded per video (`--seed`) so they are
+  deterministic. Defaults: a `--miss-rate` 0.02 of frames gets no row at all (the loader then
+  uses the full frame); each object is missed in a further `--object-miss-rate` 0.05 of frames;
+  every box edge moves by Gaussian `--jitter` of 0.03 of the box's width or height; and in a
+  `--false-positive-rate` 0.15 of frames a box on one of the video's distractors (the player or
+  clutter, annotation key `distractors`) is reported with a random MUSIC instrument class,
+  scoring 0.3-0.95, which beats the sounding object's 0.7-0.99 in about a sixth of those frames.
+  Scores are drawn so the sounding object usually, not always, outranks the silent one (0.4-0.95).
 - `--weights`: a torchvision detection model with the user's local weights (never downloaded);
   class_id is the model's label, named by `--class-map`.
 """
@@ -26,6 +32,7 @@ import torchvision  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+import utils  # noqa: E402
 from dataset import layout  # noqa: E402
 from dataset.readers import list_frame_ids  # noqa: E402
 
@@ -35,6 +42,7 @@ DETECTORS = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcn
              "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
 SOUNDING_SCORES = (0.7, 0.99)   # uniform ranges: the sounding object usually scores higher
 SILENT_SCORES = (0.4, 0.95)
+FALSE_POSITIVE_SCORES = (0.3, 0.95)
 
 
 def list_videos(root: str) -> list[tuple[str, str]]:
@@ -52,29 +60,50 @@ def list_videos(root: str) -> list[tuple[str, str]]:
 
 
 def annotation_rows(annotation: dict, frame_ids: list[int], image_size: tuple[int, int],
-                    rng: np.random.Generator, miss_rate: float) -> np.ndarray:
+                    rng: np.random.Generator, miss_rate: float, jitter: float = 0.0,
+                    object_miss_rate: float = 0.0, false_positive_rate: float = 0.0) -> np.ndarray:
     """Detection rows of one video from its annotation, float32 (K, 7).
 
     Extracted frame k shows video frame min(int(frame_time(k) * fps), n - 1); boxes are scaled from
-    the video's resolution to the jpg's and clipped to it.
+    the video's resolution to the jpg's and clipped to it. `miss_rate`: frames without any row;
+    `object_miss_rate`: per object and frame; `jitter`: std of each box edge's shift, as a
+    fraction of the box's size; `false_positive_rate`: frames with one extra row on a distractor
+    (annotation key `distractors`, absent in older annotations) with a random instrument class.
+    Only `miss_rate` is required: the other errors are off by default, giving the exact boxes.
     """
     width, height = image_size
     scale = np.array([width / annotation["width"], height / annotation["height"]] * 2)
     last = annotation["num_video_frames"] - 1
+    distractors = annotation.get("distractors", [])
+
+    def detected_box(box):
+        """The box in jpg pixels, jittered and clipped; None when nothing of it is in view."""
+        box = np.asarray(box, float) * scale
+        if jitter:
+            size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
+            box = box + rng.normal(0.0, jitter, 4) * size
+        x1, y1, x2, y2 = np.clip(box, 0, [width, height, width, height])
+        return None if x2 <= x1 or y2 <= y1 else [x1, y1, x2, y2]
+
     rows = []
     for k in frame_ids:
         if rng.random() < miss_rate:
             continue
         shown = min(int(layout.frame_time(k) * annotation["fps"]), last)
         for obj in annotation["objects"]:
-            box = obj["boxes"][shown]
-            if box is None:
+            if obj["boxes"][shown] is None or (object_miss_rate and rng.random() < object_miss_rate):
                 continue
-            x1, y1, x2, y2 = np.clip(np.asarray(box, float) * scale, 0, [width, height, width, height])
-            if x2 <= x1 or y2 <= y1:          # outside the picture in this frame
+            box = detected_box(obj["boxes"][shown])
+            if box is None:                   # outside the picture in this frame
                 continue
             low, high = SOUNDING_SCORES if obj["sounding"] else SILENT_SCORES
-            rows.append([k, layout.detection_class_id(obj["class"]), rng.uniform(low, high), x1, y1, x2, y2])
+            rows.append([k, layout.detection_class_id(obj["class"]), rng.uniform(low, high), *box])
+        if distractors and false_positive_rate and rng.random() < false_positive_rate:
+            box = detected_box(distractors[rng.integers(len(distractors))]["boxes"][shown])
+            if box is not None:
+                mistaken = layout.MUSIC_CLASSES[rng.integers(len(layout.MUSIC_CLASSES))]
+                rows.append([k, layout.detection_class_id(mistaken),
+                             rng.uniform(*FALSE_POSITIVE_SCORES), *box])
     return np.array(rows, np.float32).reshape(-1, len(layout.DETECTION_COLUMNS))
 
 
@@ -122,10 +151,7 @@ def model_rows(model, folder: str, frame_ids: list[int], batch_size: int, score_
 def save_atomic(path: str, array: np.ndarray) -> None:
     """Writes via a temporary file, so an interrupted run never leaves a half-written npy."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    utils.atomic_save_npy(array, path)
 
 
 def read_class_map(path: str) -> dict[int, str]:
@@ -155,6 +181,13 @@ def main(argv=None):
                         help="model path: torch device (default: cuda if available, else cpu)")
     parser.add_argument("--miss-rate", type=float, default=0.02,
                         help="annotation path: fraction of frames left without detection (default: 0.02)")
+    parser.add_argument("--object-miss-rate", type=float, default=0.05,
+                        help="annotation path: fraction of frames each object is missed in (default: 0.05)")
+    parser.add_argument("--jitter", type=float, default=0.03,
+                        help="annotation path: std of box edge shifts, fraction of box size (default: 0.03)")
+    parser.add_argument("--false-positive-rate", type=float, default=0.15,
+                        help="annotation path: fraction of frames with a box on the player or clutter "
+                             "(default: 0.15)")
     parser.add_argument("--seed", type=int, default=1234, help="annotation path: score/miss seed (default: 1234)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo videos whose npy exists (default: skip them)")
@@ -194,7 +227,8 @@ def main(argv=None):
                 image_size = img.size
             # Seeded per video, so a resumed or partial run writes the same rows.
             rng = np.random.default_rng([args.seed, zlib.crc32(key.encode())])
-            rows = annotation_rows(annotation, frame_ids, image_size, rng, args.miss_rate)
+            rows = annotation_rows(annotation, frame_ids, image_size, rng, args.miss_rate, args.jitter,
+                                   args.object_miss_rate, args.false_positive_rate)
         else:
             rows = model_rows(model, folder, frame_ids, args.batch_size, args.score_thresh, device)
         save_atomic(out_path, rows)

@@ -21,10 +21,12 @@ Writes <out>/<object>.wav, <out>/mixture.wav, <out>/objects.json and <out>/index
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -35,13 +37,15 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import checkpoints  # noqa: E402
 import utils  # noqa: E402
 import viz  # noqa: E402
-from arguments import apply_run_args, parse_args  # noqa: E402
+from arguments import parse_args  # noqa: E402
 from dataset import DataError, layout, normalize_frames  # noqa: E402
-from dataset.readers import list_frame_ids, load_detections, load_frame, top_boxes  # noqa: E402
+from dataset.readers import (check_detection_boxes, frame_size, list_frame_ids, load_detections,  # noqa: E402
+                             load_frame, top_boxes)
 from dataset.transforms import crop_resize, object_box  # noqa: E402
-from main import build_nets, check_arch  # noqa: E402
+from main import build_nets  # noqa: E402
 from models.grounding_net import sounding_probability  # noqa: E402
 from models.spectral import stft, warp_log_freq  # noqa: E402
 from scripts import detect_objects  # noqa: E402
@@ -73,26 +77,17 @@ def load_run(run_dir: str, device: str):
 
     Returns (args, stage module in eval mode, checkpoint epoch).
     """
-    args_path = os.path.join(run_dir, "args.json")
-    if not os.path.isfile(args_path):
-        raise SystemExit(f"{args_path} not found: is {run_dir} a trained run?")
-    with open(args_path) as f:
-        stage = json.load(f)["stage"]
+    stage = checkpoints.saved_args(run_dir)["stage"]
     if stage == "grd":
         raise SystemExit(f"{run_dir} is a GRD run (grounding only): it cannot separate; use a COL, CCoL "
                          f"or SoP run")
-    args = parse_args(["--stage", stage, "--device", device, "--ckpt", os.path.dirname(os.path.abspath(run_dir)),
-                       "--id", os.path.basename(os.path.abspath(run_dir))])
-    apply_run_args(args, run_dir)
-    args.device_obj = utils.select_device(args.device)
+    parsed = parse_args(["--stage", stage, "--device", device, "--ckpt", os.path.dirname(os.path.abspath(run_dir)),
+                         "--id", os.path.basename(os.path.abspath(run_dir))])
+    args = checkpoints.run_args(parsed, run_dir, device_obj=utils.select_device(device))
     # The builders warn that the ResNets start random; the checkpoint replaces those weights.
     logging.getLogger("models").setLevel(logging.ERROR)
     nets = build_nets(args)
-    path = os.path.join(run_dir, "checkpoint_best.pt")
-    ckpt = utils.load_checkpoint(path)
-    check_arch(ckpt["args"], args, path)
-    for name, net in nets.items():
-        utils.load_state_strict(net, ckpt["nets"][name], f"{name} in {path}")
+    ckpt = checkpoints.load_run(nets, args, "best")
     model = STAGES[stage](nets, args).to(args.device_obj).eval()
     return args, model, ckpt["epoch"]
 
@@ -135,6 +130,19 @@ def detection_rows(opts, frames_folder: str, device: str) -> tuple[np.ndarray, d
         return load_detections(path), names
     except DataError as err:
         raise SystemExit(f"no usable detection in the video: {err}") from err
+
+
+@contextlib.contextmanager
+def output_folder(path: str):
+    """Creates `path` for the outputs; a run that fails removes it again if it created it."""
+    created = not os.path.exists(path)
+    os.makedirs(path, exist_ok=True)
+    try:
+        yield
+    except BaseException:
+        if created:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def object_tracks(dets: np.ndarray, num_frames: int, class_names: dict[int, str]) -> list[Track]:
@@ -356,14 +364,13 @@ def main(argv=None) -> dict:
         raise SystemExit(NO_BOXES)
     try:
         args, model, epoch = load_run(opts.run, opts.device)
-    except utils.CheckpointError as err:
+    except checkpoints.CheckpointError as err:
         raise SystemExit(str(err)) from err
     hop = round(opts.hop_sec * args.aud_rate) if opts.hop_sec else args.aud_len // 2
     if not 0 < hop <= args.aud_len:
         raise SystemExit(f"--hop-sec must give a hop in (0, {args.aud_len / args.aud_rate:.2f}] s, got {opts.hop_sec}")
-    os.makedirs(opts.out, exist_ok=True)
 
-    with tempfile.TemporaryDirectory(prefix="separate-") as work:
+    with output_folder(opts.out), tempfile.TemporaryDirectory(prefix="separate-") as work:
         frames_folder = layout.frames_dir(work, "/video.mp4")
         try:
             num_frames, seconds = extract_video(opts.video, frames_folder, layout.audio_path(work, "/video.wav"),
@@ -372,6 +379,11 @@ def main(argv=None) -> dict:
             raise SystemExit(f"{opts.video}: cannot extract frames and audio ({err})") from err
         mixture, _ = sf.read(layout.audio_path(work, "/video.wav"), dtype="float32")       # (L,)
         dets, class_names = detection_rows(opts, frames_folder, str(args.device_obj))
+        try:
+            check_detection_boxes(dets, frame_size(os.path.join(frames_folder, layout.frame_name(1))),
+                                  opts.detections or os.path.join(opts.out, "detections.npy"))
+        except DataError as err:
+            raise SystemExit(str(err)) from err
         tracks = object_tracks(dets, num_frames, class_names)
         if not tracks:
             raise SystemExit(f"no detection falls in the video's {num_frames} frames")

@@ -1,0 +1,194 @@
+"""Checkpoints of a run: saving each epoch, loading a trained run, initialising the next stage, resuming.
+
+A run folder <ckpt>/<id>/ holds args.json (the resolved arguments), checkpoint_latest.pt and
+checkpoint_best.pt (nets, optimizer, scheduler, epoch, history, best value, arguments, RNG state) and
+per-network <net>_<tag>.pth weights named as the reference's files. Everything here is written with
+utils.atomic_write, so a killed or failed write never replaces a good file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from typing import NamedTuple
+
+import torch
+
+import utils
+from arguments import ARCH_KEYS
+
+log = logging.getLogger("ccol")
+
+TAGS = ("latest", "best")
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+class Resumed(NamedTuple):
+    history: dict
+    best: float | None
+    epoch: int              # epochs done; training continues with this epoch index
+
+
+def path_of(run_dir: str, tag: str) -> str:
+    if tag not in TAGS:
+        raise ValueError(f"checkpoint tag must be one of {TAGS}, got {tag!r}")
+    return os.path.join(run_dir, f"checkpoint_{tag}.pt")
+
+
+# ----------------------------------------------------------------------------------------------
+# args.json
+# ----------------------------------------------------------------------------------------------
+def save_args(args: argparse.Namespace) -> None:
+    """<run_dir>/args.json: every resolved argument (evaluation and later stages read it back)."""
+    saved = {k: v for k, v in sorted(vars(args).items()) if k != "device_obj"}
+    utils.atomic_write(os.path.join(args.run_dir, "args.json"),
+                       lambda f: json.dump(saved, f, indent=2, sort_keys=True), text=True)
+
+
+def saved_args(run_dir: str) -> dict:
+    """The arguments a run was trained with, from its args.json."""
+    path = os.path.join(run_dir, "args.json")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} not found: is {run_dir} a trained run?")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path} is unreadable ({err})") from err
+
+
+def run_args(args: argparse.Namespace, run_dir: str, **extra) -> argparse.Namespace:
+    """A copy of `args` with the stage and architecture of the run in `run_dir` (and `extra`), so
+    that a user never repeats architecture flags to evaluate or separate with a trained run."""
+    saved = saved_args(run_dir)
+    arch = {key: saved[key] for key in ("stage",) + ARCH_KEYS if key in saved}
+    return argparse.Namespace(**{**vars(args), **arch, **extra})
+
+
+# ----------------------------------------------------------------------------------------------
+# Saving
+# ----------------------------------------------------------------------------------------------
+def save(nets, optimizer, scheduler, epoch: int, history: dict, best, args, tag: str) -> None:
+    """checkpoint_<tag>.pt with everything a resume needs, and each network's <name>_<tag>.pth."""
+    state = {"nets": {k: v.state_dict() for k, v in nets.items()}, "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history, "best": best,
+             "args": vars(args) | {"device_obj": None}, "rng": utils.rng_state(), "stage": args.stage}
+    utils.atomic_torch_save(state, path_of(args.run_dir, tag))
+    for name, net in nets.items():
+        utils.atomic_torch_save(net.state_dict(), os.path.join(args.run_dir, f"{name}_{tag}.pth"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------
+def load(path: str) -> dict:
+    """A checkpoint file, with a clear error for a missing or damaged one."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a torch file): {e}") from e
+
+
+def check_arch(saved: dict, args, path: str) -> None:
+    """Refuse weights trained with other architecture flags or for another stage."""
+    diff = {k: (saved.get(k), getattr(args, k)) for k in ARCH_KEYS if saved.get(k) != getattr(args, k)}
+    if saved.get("stage") != args.stage:
+        diff["stage"] = (saved.get("stage"), args.stage)
+    if diff:
+        raise CheckpointError(f"{path} was trained with another configuration (saved vs now): {diff}")
+
+
+def load_state_strict(net: torch.nn.Module, state: dict, what: str) -> None:
+    """load_state_dict that names the network and the first mismatching keys/shapes."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        details = "; ".join(filter(None, [
+            f"missing {missing[:3]}" if missing else "",
+            f"unexpected {unexpected[:3]}" if unexpected else "",
+            f"shape mismatch {wrong[:3]}" if wrong else ""]))
+        raise CheckpointError(f"{what} does not match this architecture ({details}); "
+                              f"check the architecture flags (ngf, vis_width, num_channels, ...)")
+    net.load_state_dict(state)
+
+
+def load_run(nets, args, tag: str = "best") -> dict:
+    """Weights of the run `args.run_dir` into `nets` (all of them), after the architecture check.
+
+    Returns the checkpoint (its 'epoch', 'history', ...); `path` is added.
+    """
+    path = path_of(args.run_dir, tag)
+    ckpt = load(path)
+    check_arch(ckpt["args"], args, path)
+    for name, net in nets.items():
+        if name not in ckpt["nets"]:
+            raise CheckpointError(f"{path} holds no {name} network (it has {sorted(ckpt['nets'])})")
+        load_state_strict(net, ckpt["nets"][name], f"{name} in {path}")
+    return {**ckpt, "path": path}
+
+
+def initialise_from(nets, run_dir: str, which: str = "best") -> dict:
+    """A previous stage's weights (its checkpoint_<which>.pt) into the nets both stages share.
+
+    Returns the checkpoint (with 'path').
+    """
+    path = path_of(run_dir, which)
+    ckpt = load(path)
+    loaded = []
+    for name, net in nets.items():
+        if name in ckpt["nets"]:
+            load_state_strict(net, ckpt["nets"][name], f"{name} of {path}")
+            loaded.append(name)
+    if not loaded:
+        raise CheckpointError(f"{path} shares no network with stage nets {list(nets)}")
+    log.info("initialised %s from %s (epoch %d)", ", ".join(loaded), path, ckpt["epoch"])
+    return {**ckpt, "path": path}
+
+
+# ----------------------------------------------------------------------------------------------
+# Resuming
+# ----------------------------------------------------------------------------------------------
+def load_latest(args) -> dict | None:
+    """The run's checkpoint_latest.pt after the architecture check; None if it has none.
+
+    A damaged file says how to go on: from the best checkpoint, or as a new run.
+    """
+    path = path_of(args.run_dir, "latest")
+    if not os.path.exists(path):
+        return None
+    try:
+        ckpt = load(path)
+    except CheckpointError as err:
+        best = path_of(args.run_dir, "best")
+        fallback = (f"to continue from the best checkpoint (losing the epochs after it), copy {best} "
+                    f"over it and run again with --resume; or " if os.path.isfile(best) else "")
+        raise CheckpointError(f"{err}. Nothing was changed: {fallback}start a new run with another "
+                              f"--id") from err
+    check_arch(ckpt["args"], args, path)
+    return ckpt
+
+
+def resume(nets, optimizer, scheduler, args) -> Resumed | None:
+    """Restore nets, optimizer, scheduler and RNG from checkpoint_latest.pt (None if there is none)."""
+    ckpt = load_latest(args)
+    if ckpt is None:
+        if args.resume:
+            log.warning("--resume: %s holds no checkpoint yet, starting a fresh run", args.run_dir)
+        return None
+    path = path_of(args.run_dir, "latest")
+    for name, net in nets.items():
+        load_state_strict(net, ckpt["nets"][name], f"{name} in {path}")
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    utils.set_rng_state(ckpt["rng"])
+    log.info("resumed %s at epoch %d", path, ckpt["epoch"])
+    return Resumed(ckpt["history"], ckpt["best"], ckpt["epoch"])

@@ -37,9 +37,9 @@ from dataset.crop_cache import CROP_KINDS, read_manifest  # noqa: E402
 from dataset.index import read_index  # noqa: E402
 from main import (build_nets, configure_cuda, frozen_modules, make_loader, make_optimizer,  # noqa: E402
                   to_device, train_step)
-from scripts import (cache_crops, create_index_files, detect_objects, extract_frames_audio,  # noqa: E402
-                     make_synthetic_music)
+from scripts import cache_crops, create_index_files, detect_objects, extract_frames_audio  # noqa: E402
 from stages import STAGES  # noqa: E402
+from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
 
 # main.py flags of each size preset. 'tiny' is tests/test_stages.py's configuration.
 SIZES = {
@@ -62,8 +62,8 @@ TEST_MIXTURES = 260      # MUSIC's test list (reference_method.md §8)
 def build_synthetic_root(root: str, classes, videos_per_class: int, seconds: float, width: int, height: int,
                          workers: int) -> None:
     """Generate, extract, index and detect, as a user prepares a root (train-only when tiny)."""
-    make_synthetic_music.generate(root, classes, videos_per_class, seed=0, min_sec=seconds, max_sec=seconds,
-                                  width=width, height=height, workers=workers)
+    generate(root, classes, videos_per_class, seed=0, min_sec=seconds, max_sec=seconds, width=width,
+             height=height, workers=workers)
     if extract_frames_audio.main(["--root", root, "--workers", str(workers)]):
         raise SystemExit(f"frame/audio extraction failed in {root}")
     # Fewer than 3 videos per class all go to train, which is all the benchmark reads.
@@ -452,7 +452,7 @@ def main(argv=None) -> int:
         if temp_root:
             build_synthetic_root(data_root, workers=2, **QUICK_DATA)
         elif opts.build_realistic and not os.path.isfile(os.path.join(data_root, "train.csv")):
-            build_synthetic_root(data_root, make_synthetic_music.DEFAULT_CLASSES, opts.build_realistic,
+            build_synthetic_root(data_root, DEFAULT_CLASSES, opts.build_realistic,
                                  workers=os.cpu_count(), **REALISTIC_DATA)
         report.data["data_build_s"] = time.perf_counter() - tic
         report.add("data", "build root", report.data["data_build_s"], "s")

@@ -53,7 +53,8 @@ def load(root, cls, vid):
 
 def test_rows_from_annotations(tmp_path, capsys):
     root = make_root(str(tmp_path))
-    detect_objects.main(["--root", root, "--from-annotations", "--miss-rate", "0"])
+    detect_objects.main(["--root", root, "--from-annotations", "--miss-rate", "0", "--object-miss-rate", "0",
+                         "--jitter", "0"])
     for cls, vid, silent_cls in VIDEOS:
         rows = load(root, cls, vid)
         assert rows.dtype == np.float32 and rows.shape == (2 * NUM_JPGS, 7)

@@ -4,10 +4,12 @@
     python scripts/check_data.py $DATA_ROOT --aud-len 65535 --num-frames 3 --sample-rate 11025
 
 Every video listed in train/val/test.csv is checked once: its wav (present, readable, the loader's
-sample rate, mono, finite, long enough for one clip), its frames (folder present, frames 1..N of
-the CSV present and readable, no frame beyond N), its CoSep detection file (present, non-empty,
-well formed, frame ids inside the video) and whether audio and frames last as long. Across files:
-test videos that also appear in train or val, and test_sep.csv rows naming videos test.csv lacks.
+sample rate, mono, finite, long enough for one clip and for its frames), its frames (folder present,
+frames 1..N of the CSV present and decodable to the end, no frame beyond N), its CoSep detection file
+(present, non-empty, well formed, frame ids inside the video, boxes inside the frames) and whether
+audio and frames last as long. Across files: train and val lists with fewer classes than a mixture
+has objects, test videos that also appear in train or val, and test_sep.csv rows naming videos
+test.csv lacks.
 Exit status 0 when the root is clean, 1 when anything is wrong.
 """
 from __future__ import annotations
@@ -24,8 +26,9 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset import DataError, layout  # noqa: E402
-from dataset.index import IndexEntry, read_index, read_sep_list  # noqa: E402
-from dataset.readers import list_frame_ids, load_detections  # noqa: E402
+from dataset.index import IndexEntry, group_by_class, read_index, read_sep_list, shared_videos  # noqa: E402
+from dataset.readers import (check_detection_boxes, check_detection_frames, frame_size,  # noqa: E402
+                             list_frame_ids, load_detections, window_start)
 
 SPLITS = ("train", "val", "test")
 
@@ -38,14 +41,17 @@ PROBLEMS = {
     "audio channels": "wav not mono (the loader averages the channels)",
     "audio not finite": "wav holds NaN or inf samples (the losses become NaN)",
     "frames missing": "frames folder, or frames the CSV lists, not on disk",
-    "frame unreadable": "jpg that cannot be opened",
+    "frame unreadable": "jpg that cannot be decoded (corrupt or truncated)",
     "frame count mismatch": "frames folder holds more frames than the CSV lists (stale index?)",
     "detections missing": "no detection_results/<class>/<id>.mp4.npy",
     "detections empty": "detection file with no row: no object found in any frame",
     "detections malformed": "detection file that is not a valid (K, 7) CoSep array of this video",
+    "boxes outside the image": "detection boxes that do not overlap the frames (no object to crop)",
     "shorter than a clip": "too short for one training clip (audio samples or frames)",
+    "audio shorter than frames": "audio ends more than a clip before the frames (the loader refuses it)",
     "durations differ": "audio and frames of a video do not last as long",
-    "test leak": "test video also listed in train or val",
+    "too few classes": "train or val list with fewer classes than objects in a mixture (training refuses it)",
+    "test leak": "test video also listed in train or val (training refuses a train leak)",
     "mixture list": "test_sep.csv row naming a video that test.csv does not list",
 }
 
@@ -65,12 +71,16 @@ class ClipSpec:
     num_frames: int
     stride_frames: int
     frame_rate: float
+    num_mix: int = 4
+
+    @property
+    def margin(self) -> int:
+        # The loader's margin keeps every frame of a clip and its centre inside the video.
+        return max(int(self.frame_rate), (self.num_frames // 2) * self.stride_frames)
 
     @property
     def min_frames(self) -> int:
-        # The loader's margin keeps every frame of a clip and its centre inside the video.
-        margin = max(int(self.frame_rate), (self.num_frames // 2) * self.stride_frames)
-        return 2 * margin + 1
+        return 2 * self.margin + 1
 
 
 def check_audio(path: str, clip: ClipSpec, where: str) -> tuple[list[Problem], float | None]:
@@ -122,15 +132,18 @@ def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem
     for k in range(1, video.num_frames + 1):
         path = os.path.join(folder, layout.frame_name(k))
         try:
-            with Image.open(path) as img:   # reads the header only: cheap on 100k frames
-                img.size
+            with Image.open(path) as img:
+                # Decoded at 1/8 scale: every byte is still read (a truncated jpg fails), 10x cheaper.
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
+                img.load()
         except (OSError, SyntaxError, ValueError) as err:
             problems.append(Problem("frame unreadable", path, str(err)))
             break
     return problems
 
 
-def check_detections(path: str, video: IndexEntry) -> list[Problem]:
+def check_detections(path: str, video: IndexEntry, first_frame: str) -> list[Problem]:
+    """The loader's checks of a detection file, against the video's frame count and frame size."""
     if not os.path.isfile(path):
         return [Problem("detections missing", path, f"needed by {video.source} (scripts/detect_objects.py)")]
     try:
@@ -139,11 +152,16 @@ def check_detections(path: str, video: IndexEntry) -> list[Problem]:
         detail = str(err).removeprefix(f"{path}: ")
         kind = "detections empty" if _holds_no_row(path) else "detections malformed"
         return [Problem(kind, path, detail)]
-    last = int(dets[:, 0].max())
-    if last > video.num_frames:
-        return [Problem("detections malformed", path, f"rows for frame {last}, the video has "
-                        f"{video.num_frames} frames ({video.source})")]
-    return []
+    checks = [("detections malformed", lambda: check_detection_frames(dets, video.num_frames, path))]
+    if os.path.isfile(first_frame):
+        checks.append(("boxes outside the image", lambda: check_detection_boxes(dets, frame_size(first_frame), path)))
+    problems = []
+    for kind, check in checks:
+        try:
+            check()
+        except DataError as err:
+            problems.append(Problem(kind, path, f"{str(err).removeprefix(f'{path}: ')} ({video.source})"))
+    return problems
 
 
 def _holds_no_row(path: str) -> bool:
@@ -161,10 +179,20 @@ def check_video(root: str, video: IndexEntry, clip: ClipSpec, detections: bool) 
     folder = layout.frames_dir(root, video.frames)
     problems += check_frames(folder, video, clip)
     if detections:
-        problems += check_detections(layout.detection_path(root, video.frames), video)
+        problems += check_detections(layout.detection_path(root, video.frames), video,
+                                     os.path.join(folder, layout.frame_name(1)))
+    if seconds is None:
+        return problems
+    # The last clip the loader may centre: the read refuses it if the audio ends a clip too early.
+    last_centre = layout.frame_time(video.num_frames - clip.margin, clip.frame_rate)
+    try:
+        window_start(round(seconds * clip.sample_rate), last_centre, clip.aud_len, clip.sample_rate)
+    except DataError as err:
+        return problems + [Problem("audio shorter than frames", audio, f"{err} ({video.num_frames} frames "
+                                   f"at {video.source})")]
     # Extraction writes floor(duration * fps) frames: within one frame of the audio when in sync.
     frames_sec = video.num_frames / clip.frame_rate
-    if seconds is not None and abs(seconds - frames_sec) > 1 / clip.frame_rate + 1:
+    if abs(seconds - frames_sec) > 1 / clip.frame_rate + 1:
         problems.append(Problem("durations differ", audio, f"audio {seconds:.1f} s, {video.num_frames} "
                                 f"frames = {frames_sec:.1f} s ({video.source})"))
     return problems
@@ -195,12 +223,14 @@ def check_root(root: str, clip: ClipSpec, index_files: dict[str, str] | None = N
     for video in videos.values():
         problems += check_video(root, video, clip, detections)
 
-    test = {v.audio for v in splits.get("test", [])}
     for split in ("train", "val"):
-        for video in splits.get(split, []):
-            if video.audio in test:
-                problems.append(Problem("test leak", layout.audio_path(root, video.audio),
-                                        f"test video listed in {split} at {video.source}"))
+        if split in splits and len(group_by_class(splits[split])) < clip.num_mix:
+            problems.append(Problem("too few classes", index_files[split], f"{len(group_by_class(splits[split]))} "
+                                    f"classes, a mixture of {clip.num_mix} objects needs {clip.num_mix}"))
+        for video in shared_videos(splits.get(split, []), splits.get("test", [])):
+            problems.append(Problem("test leak", layout.audio_path(root, video.audio),
+                                    f"test video listed in {split} at {video.source}"))
+    test = {v.audio for v in splits.get("test", [])}
     num_mixtures = 0
     if sep_list is not None:
         try:
@@ -255,6 +285,8 @@ def main(argv=None) -> int:
     parser.add_argument("--stride-frames", type=int, default=1, help="frames between clip frames (default: 1)")
     parser.add_argument("--frame-rate", type=float, default=layout.FRAME_RATE,
                         help=f"fps of the extracted frames (default: {layout.FRAME_RATE})")
+    parser.add_argument("--num-mix", type=int, default=4,
+                        help="objects per mixture: train and val need as many classes (default: 4; SoP 2)")
     parser.add_argument("--no-detections", action="store_true",
                         help="do not check detection files (the SoP baseline uses whole frames)")
     parser.add_argument("--max-examples", type=int, default=5, help="files shown per problem kind (default: 5)")
@@ -267,7 +299,8 @@ def main(argv=None) -> int:
         if any(not sep or split not in SPLITS for split, sep, _ in pairs):
             parser.error(f"--index takes SPLIT=CSV with SPLIT in {SPLITS}, got {args.index}")
         index_files = {split: path for split, _, path in pairs}
-    clip = ClipSpec(args.aud_len, args.sample_rate, args.num_frames, args.stride_frames, args.frame_rate)
+    clip = ClipSpec(args.aud_len, args.sample_rate, args.num_frames, args.stride_frames, args.frame_rate,
+                    args.num_mix)
     problems, checked = check_root(args.root, clip, index_files, args.sep_list, not args.no_detections)
     print(format_report(args.root, problems, checked, args.max_examples))
     return 1 if problems else 0

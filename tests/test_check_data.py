@@ -134,3 +134,69 @@ def test_missing_index_is_reported(tmp_path, capsys):
     status, out = run_check(tmp_path, capsys)
     assert status == 1
     assert "index file: 3 " in out and "train.csv" in out
+
+
+# ---------------------------------------------------------------- what the loader refuses, found first
+
+def truncated_jpg(root, video):
+    """A jpg cut to a third: its header is valid, its pixels are not all there."""
+    path = os.path.join(layout.frames_dir(root, video.frames), layout.frame_name(2))
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) // 3])
+
+
+def boxes_outside(root, video):
+    npy = layout.detection_path(root, video.frames)
+    dets = np.load(npy)
+    dets[:, [3, 5]] += 1000
+    np.save(npy, dets)
+
+
+def audio_cut_in_half(root, video):
+    wav = layout.audio_path(root, video.audio)
+    samples, rate = sf.read(wav, dtype="float32")
+    sf.write(wav, samples[:len(samples) // 2], rate, subtype="PCM_16")
+
+
+def detections_past_the_end(root, video):
+    npy = layout.detection_path(root, video.frames)
+    dets = np.load(npy)
+    dets[:, 0] += video.num_frames
+    np.save(npy, dets)
+
+
+def nan_audio(root, video):
+    wav = layout.audio_path(root, video.audio)
+    samples, rate = sf.read(wav, dtype="float32")
+    samples[::100] = np.nan
+    sf.write(wav, samples, rate, subtype="FLOAT")
+
+
+def three_classes_in_train(root, video):
+    path = os.path.join(root, "train.csv")
+    keep = [line for line in open(path).read().splitlines() if layout.class_of(line) != video.class_name]
+    open(path, "w").write("\n".join(keep) + "\n")
+
+
+def train_leak(root, video):
+    test_video = read_index(os.path.join(root, "test.csv"))[0]
+    with open(os.path.join(root, "train.csv"), "a") as f:
+        f.write(f"{test_video.audio},{test_video.frames},{test_video.num_frames}\n")
+
+
+ALONE = {truncated_jpg: "frame unreadable", boxes_outside: "boxes outside the image",
+         audio_cut_in_half: "audio shorter than frames", detections_past_the_end: "detections malformed",
+         nan_audio: "audio not finite", three_classes_in_train: "too few classes", train_leak: "test leak"}
+
+
+@pytest.mark.parametrize("damage", ALONE, ids=lambda f: f.__name__)
+def test_each_problem_the_loader_refuses_is_reported(tiny_data_root, tmp_path, capsys, damage):
+    """Each damage alone, on a copy of the tiny root, with clips short enough for every video."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data_root, root, ignore=shutil.ignore_patterns("videos"))
+    damage(str(root), read_index(root / "train.csv")[0])
+    clip = check_data.ClipSpec(aud_len=4095, sample_rate=11025, num_frames=2, stride_frames=1, frame_rate=1)
+    problems, _ = check_data.check_root(str(root), clip)
+    assert [p.kind for p in problems] == [ALONE[damage]], "\n".join(f"{p.kind}: {p.detail}" for p in problems)
+    status, out = run_check(root, capsys, "--aud-len", "4095", "--num-frames", "2")
+    assert status == 1 and f"  {ALONE[damage]}: 1 " in out

@@ -292,6 +292,16 @@ def test_audio_window_is_shifted_inside_the_file(tmp_path):
     assert np.array_equal(read_audio_window(path, 1.5, AUD_LEN, RATE), full[mid:mid + AUD_LEN])
 
 
+def test_audio_window_moves_at_most_one_clip(tmp_path):
+    """Edge frames shift their clip by up to half a clip; beyond one clip the audio is too short."""
+    path = str(tmp_path / "a.wav")
+    sf.write(path, np.zeros(3 * RATE), RATE, subtype="PCM_16")
+    read_audio_window(path, 3.0 + AUD_LEN / RATE / 2, AUD_LEN, RATE)       # a shift of one clip
+    with pytest.raises(DataError, match="shorter than its frames") as err:
+        read_audio_window(path, 3.0 + AUD_LEN / RATE, AUD_LEN, RATE)
+    assert path in str(err.value)
+
+
 def test_stereo_at_another_rate_is_averaged_and_resampled_with_one_warning(tmp_path, caplog):
     path = str(tmp_path / "s.wav")
     t = np.arange(3 * 22050) / 22050
@@ -384,8 +394,41 @@ def fewer_frames_than_csv(root):
     return 0, path, "lists 11 frames, 3 of them are absent"
 
 
+def wav_shorter_than_frames(root):
+    """3 s of audio for 8 frames: the centre frame's clip (4.5 s) lies past the end of the file."""
+    path = layout.audio_path(root, _video0(root).audio)
+    samples, rate = sf.read(path, dtype="float32")
+    sf.write(path, samples[:3 * rate], rate, subtype="PCM_16")
+    return 0, path, "shorter than its frames"
+
+
+def nan_wav(root):
+    path = layout.audio_path(root, _video0(root).audio)
+    samples, rate = sf.read(path, dtype="float32")
+    samples[::100] = np.nan
+    sf.write(path, samples, rate, subtype="FLOAT")
+    return 0, path, "NaN or inf samples"
+
+
+def boxes_outside_image(root):
+    path = layout.detection_path(root, _video0(root).frames)
+    rows = detection_rows(NUM_FRAMES)
+    rows[:, [3, 5]] += WIDTH             # every box right of the 48 px wide frames
+    np.save(path, rows)
+    return 0, path, "boxes lie outside the 48x36 frames"
+
+
+def detections_past_last_frame(root):
+    path = layout.detection_path(root, _video0(root).frames)
+    rows = detection_rows(NUM_FRAMES)
+    rows[:, 0] += NUM_FRAMES             # rows of frames 9..16 for a video of 8
+    np.save(path, rows)
+    return 0, path, "past the video's last frame 8"
+
+
 BAD_INPUTS = [missing_wav, corrupt_wav, short_wav, missing_jpg, corrupt_jpg, missing_npy, empty_npy,
-              malformed_npy, row_pointing_nowhere, fewer_frames_than_csv]
+              malformed_npy, row_pointing_nowhere, fewer_frames_than_csv, wav_shorter_than_frames,
+              nan_wav, boxes_outside_image, detections_past_last_frame]
 
 
 @pytest.mark.parametrize("damage", BAD_INPUTS, ids=lambda f: f.__name__)
@@ -464,3 +507,16 @@ def test_normalize_frames():
     assert out.dtype == torch.float32 and torch.allclose(out, (frames / 255.0 - mean) / std, atol=1e-5)
     with pytest.raises(ValueError, match="uint8"):
         normalize_frames(frames.float())
+
+
+def test_color_jitter_per_object_and_bounded():
+    """Each object gets its own colour change, the same on all its frames; 0 is the identity."""
+    from dataset.transforms import color_jitter
+    torch.manual_seed(0)
+    frames = torch.randint(30, 220, (2, 4, 3, 1, 8, 8), dtype=torch.uint8).expand(-1, -1, -1, 3, -1, -1)
+    out = color_jitter(frames.contiguous(), 0.4)
+    assert out.dtype == torch.uint8 and out.shape == frames.shape
+    assert torch.equal(out[..., 0, :, :], out[..., 1, :, :])                  # same for every frame
+    change = (out.float() - frames.float()).abs().mean(dim=(2, 3, 4, 5))      # (B, N)
+    assert change.min() > 0 and change.unique().numel() == change.numel()
+    assert torch.equal(color_jitter(frames.contiguous(), 0.0), frames)

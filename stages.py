@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dataset import normalize_frames
+from dataset import color_jitter, normalize_frames
 from models.criterion import LOSSES
 from models.spectral import SpectralFrontend
 
@@ -66,7 +66,10 @@ class Stage(nn.Module):
     def prepare(self, batch: dict) -> tuple[dict, torch.Tensor]:
         with torch.autocast(batch["mix"].device.type, enabled=False):
             spec = self.frontend(batch["audios"].float(), batch["mix"].float())
-        frames = normalize_frames(batch["frames"])  # (B, N, 3, T, H, W) float
+        frames = batch["frames"]                                               # (B, N, 3, T, H, W) uint8
+        if self.training and self.args.color_jitter > 0:
+            frames = color_jitter(frames, self.args.color_jitter)
+        frames = normalize_frames(frames)                                      # float
         return spec, frames
 
     # ------------------------------------------------------------------ grounding
@@ -147,10 +150,9 @@ class GRD(Stage):
 class COL(Stage):
     """Stage 2: co-learning. Mixture grounding gates which object masks explain each pseudo-video.
 
-    L = L_sep + 0.25 (solo positive + solo negative + mixture MIL positives)   (reference §3.2)
+    L = L_sep + w_solo (solo positive + solo negative) + w_mix (mixture MIL positives), with
+    w_solo = --solo_grounding_weight and w_mix = --mix_grounding_weight (both 0.25 for COL).
     """
-
-    separation_weight, grounding_weight = 1.0, 0.25
 
     def gated_separation_loss(self, masks, sounding_prob, spec):
         """Pseudo-video masks M_A = d0 m0 + d1 m1, M_B = d2 m2 + d3 m3 with d_n = [p_n > 0.5].
@@ -192,7 +194,8 @@ class COL(Stage):
         return {}
 
     def combine(self, losses):
-        return losses["sep"] + self.grounding_weight * (losses["grd_pos"] + losses["grd_neg"] + losses["grd_mix"])
+        return (losses["sep"] + self.args.solo_grounding_weight * (losses["grd_pos"] + losses["grd_neg"])
+                + self.args.mix_grounding_weight * losses["grd_mix"])
 
 
 class CCoL(COL):
@@ -200,7 +203,7 @@ class CCoL(COL):
 
     Per pseudo-video, the object whose (ungated) mask explains the pseudo-video's sound better is
     the sounding one; the other is labelled silent only if its mask error also exceeds
-    `silent_thres`. L = L_sep + 0.25 (L_pos + L_neg) + 0.5 L_solo.
+    `silent_thres`. L = L_sep + w_mix (L_pos + L_neg) + w_solo L_solo (CCoL: w_mix 0.25, w_solo 0.5).
     """
 
     def sounding_labels(self, masks, spec):
@@ -241,7 +244,8 @@ class CCoL(COL):
         }
 
     def combine(self, losses):
-        return losses["sep"] + 0.25 * (losses["grd_pos"] + losses["grd_neg"]) + 0.5 * losses["grd_solo"]
+        return (losses["sep"] + self.args.mix_grounding_weight * (losses["grd_pos"] + losses["grd_neg"])
+                + self.args.solo_grounding_weight * losses["grd_solo"])
 
 
 class SoP(Stage):

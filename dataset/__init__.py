@@ -6,7 +6,7 @@ from .errors import DataError
 # Loaded on first use, so that scripts needing only layout/index do not pay for importing torch.
 _LAZY = {
     "MUSICMixDataset": "music", "collate": "music", "summarize": "music",
-    "normalize_frames": "transforms",
+    "normalize_frames": "transforms", "color_jitter": "transforms",
 }
 
 __all__ = ["DataError", *_LAZY]

@@ -108,3 +108,26 @@ def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(3, 1, 1, 1)
     # (x / 255 - mean) / std as one multiply-add.
     return torch.addcmul(-mean / std, frames.float(), 1.0 / (255.0 * std))
+
+
+def color_jitter(frames: torch.Tensor, strength: float) -> torch.Tensor:
+    """Training augmentation: random brightness, contrast and saturation per object, the same for
+    all its frames, drawn from U[1 - strength, 1 + strength] (torch's RNG, on the frames' device).
+
+    Each video's look (lighting, paint, camera) varies more than a few training videos show; the
+    jitter keeps the visual nets from telling classes apart by one video's colours.
+    Shape: uint8 (..., 3, T, H, W) -> uint8 (..., 3, T, H, W).
+    """
+    if frames.dtype != torch.uint8 or frames.dim() < 4 or frames.shape[-4] != 3:
+        raise ValueError(f"expected uint8 frames (..., 3, T, H, W), got {frames.dtype} {tuple(frames.shape)}")
+    if strength <= 0:
+        return frames
+    lead = frames.shape[:-4]
+    factors = 1 + strength * (2 * torch.rand(3, *lead, 1, 1, 1, 1, device=frames.device) - 1)
+    brightness, contrast, saturation = factors                                # (..., 1, 1, 1, 1)
+    x = frames.float() * brightness
+    gray = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(3, 1, 1, 1)).sum(-4, keepdim=True)
+    x = gray + saturation * (x - gray)                                        # (..., 3, T, H, W)
+    mean = gray.mean(dim=(-3, -2, -1), keepdim=True)
+    x = mean + contrast * (x - mean)
+    return x.round_().clamp_(0, 255).to(torch.uint8)

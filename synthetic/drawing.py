@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 SUPERSAMPLE = 2             # sprites are drawn at this factor and downscaled, for smooth edges
+FAINT_ALPHA = 24            # alpha below this blends into the background within a grey level or so
 
 
 class Canvas:
@@ -275,5 +276,13 @@ def draw_instrument(class_name: str, height_px: float, tilt_deg: float, hue_shif
                for name, value in look.colours.items()}
     canvas = Canvas(look.aspect, height_px)
     look.draw(canvas, look.aspect, colours)
-    sprite = canvas.finish().rotate(tilt_deg, Image.Resampling.BICUBIC, expand=True)
+    sprite = drop_faint_edges(canvas.finish().rotate(tilt_deg, Image.Resampling.BICUBIC,
+                                                      expand=True))
     return sprite.crop(sprite.getchannel("A").getbbox())
+
+
+def drop_faint_edges(sprite: Image.Image) -> Image.Image:
+    """The RGBA sprite with nearly transparent pixels (left by resampling) made transparent, so
+    that its box holds only pixels that visibly change the picture."""
+    sprite.putalpha(sprite.getchannel("A").point(lambda a: a if a >= FAINT_ALPHA else 0))
+    return sprite

@@ -7,7 +7,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from .drawing import LOOKS, draw_instrument
+from .drawing import LOOKS, draw_instrument, drop_faint_edges
 from .props import Player, add_clutter, draw_lighting, light, make_background
 
 ANGLE_STEP = 0.5            # degrees; sway angles are quantised so rotated sprites can be cached
@@ -81,7 +81,7 @@ class SceneObject:
 
     @staticmethod
     def _rotate_sprite(sprite: Image.Image, angle: float):
-        rotated = sprite.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+        rotated = drop_faint_edges(sprite.rotate(angle, Image.Resampling.BILINEAR, expand=True))
         return rotated, rotated.getchannel("A").getbbox()
 
     def _rotate(self, angle: float):

@@ -225,7 +225,7 @@ VOICES = {
     "saxophone": Voice(49, 81, _SHORT, 0.0, "dyad", 0.0, 0.08, (800, 4000), _render_wind,
                        dict(amps=[h ** -0.7 for h in range(1, 25)], vibrato=0.15, attack=0.04,
                             breath=0.04, formants=((600, 200, 1.0), (1500, 600, 2.5)))),
-    "accordion": Voice(48, 84, _LONG, 0.5, "triad", 0.0, 0.08, None, _render_reed, {}),
+    "accordion": Voice(41, 84, _LONG, 0.5, "triad", 0.0, 0.08, None, _render_reed, {}),
     "erhu": Voice(62, 93, _SHORT, 0.0, "dyad", 0.0, 0.1, (2000, 5000), _render_bowed,
                   dict(formants=((1000, 250, 3.0), (3000, 600, 1.0)), vibrato=0.55, attack=0.06,
                        noise=0.04, glide=True)),

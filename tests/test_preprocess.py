@@ -15,7 +15,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset import layout  # noqa: E402
 from scripts import download_music, extract_frames_audio as extract  # noqa: E402
-from scripts import make_synthetic_music as synth  # noqa: E402
+import synthetic  # noqa: E402
 
 LISTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                      "music_lists")
@@ -175,8 +175,8 @@ def test_bad_videos_are_reported_and_good_ones_extracted(tmp_path, capsys):
 
 def test_synthetic_videos_extract_to_whole_seconds(tmp_path):
     root = str(tmp_path)
-    synth.main(["--out", root, "--classes", "violin", "--videos-per-class", "1", "--min-sec", "3",
-                "--max-sec", "4", "--width", "96", "--height", "64", "--workers", "1"])
+    synthetic.generate(root, ["violin"], videos_per_class=1, seed=0, min_sec=3, max_sec=4, width=96,
+                       height=64, workers=1)
     assert extract.main(["--root", root, "--workers", "1"]) == 0
     (video_id,) = json.load(open(os.path.join(root, "videos.json")))["videos"]["violin"]
     note = json.load(open(layout.annotation_path(root, "violin", video_id)))

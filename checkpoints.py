@@ -136,12 +136,16 @@ def load_run(nets, args, tag: str = "best") -> dict:
     return {**ckpt, "path": path}
 
 
-def initialise_from(nets, run_dir: str, which: str = "best") -> dict:
+def initialise_from(nets, run_dir: str, which: str = "latest") -> dict:
     """A previous stage's weights (its checkpoint_<which>.pt) into the nets both stages share.
 
+    `which` is 'latest' (its last epoch, as the authors' scripts chain the stages) or 'best'.
     Returns the checkpoint (with 'path').
     """
     path = path_of(run_dir, which)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path} does not exist: train the previous stage first, point --init_from "
+                              f"at its run folder, or pass --init_from none to start from scratch")
     ckpt = load(path)
     loaded = []
     for name, net in nets.items():

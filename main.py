@@ -396,7 +396,7 @@ def train(args, model, nets) -> None:
     if resumed is not None:
         history, best, start_epoch = resumed
     elif args.init_from:
-        checkpoints.initialise_from(nets, args.init_from)
+        checkpoints.initialise_from(nets, args.init_from, args.init_checkpoint)
 
     train_set, val_set = make_dataset(args, "train"), make_dataset(args, "val")
     log.info("train: %d samples/epoch, val: %d mixtures, batch %d", len(train_set), len(val_set),
@@ -533,8 +533,9 @@ def run(args, local_rank: int, world_size: int) -> None:
         stage = stage.to(memory_format=torch.channels_last)
     if args.device_obj.type == "cuda":
         configure_cuda()
-    if args.train_visual == "yes" and not args.weights_imagenet and args.stage != "sop":
-        log.info("no ImageNet weights: the ResNets train from random init (--train_visual yes)")
+    if args.mode == "train" and args.stage != "sop":  # SoP always fine-tunes its frame net
+        log.info("ResNet-18 features: %s weights, %s", args.weights_imagenet,
+                 "trained (--train_visual yes)" if args.train_visual == "yes" else "frozen")
     for name, net in nets.items():
         log.info("  %-13s %9d parameters, %9d trainable", name, count_parameters(net),
                  count_parameters(net, trainable_only=True))

@@ -22,7 +22,8 @@ NUM_GPUS="${NUM_GPUS:-1}"
 CKPT="${CKPT:-ckpt}"
 
 # One process per GPU under torchrun (DDP) when NUM_GPUS > 1; set LAUNCHER=dataparallel for the
-# original scripts' single-process DataParallel.
+# original scripts' single-process DataParallel. The global batch (--batch_size, 48 for the paper)
+# is the same whatever NUM_GPUS: each GPU gets its share.
 run_main() {
   if [ "$NUM_GPUS" -gt 1 ] && [ "${LAUNCHER:-torchrun}" = torchrun ]; then
     "$REPO_ROOT/.venv/bin/torchrun" --standalone --nproc_per_node "$NUM_GPUS" main.py "$@"

@@ -318,7 +318,7 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
 
     def stage_args(stage: str):
         argv = [*SIZES[cfg["sizes"]], "--stage", stage, "--data_root", data_root, "--device", str(device),
-                "--batch_size_per_gpu", str(cfg["batch_size"]), "--workers", str(cfg["workers"]),
+                "--batch_size", str(cfg["batch_size"]), "--workers", str(cfg["workers"]),
                 *opts.main_args.split(), *["--amp"] * opts.amp, *["--compile"] * opts.compile]
         resolved = parse_args(argv)
         resolved.device_obj = device

@@ -59,11 +59,10 @@ fi
 echo "   data ready after $(( $(date +%s) - start )) s"
 
 echo "== 2/3 training (demo profile, CPU) and evaluation on the test mixtures"
-# Short runs need larger steps than the reference's 15k-iteration schedules.
+# Schedules and learning rates are the demo profile's (arguments.py, PROFILE_STAGE_DEFAULTS);
+# GRD_EPOCHS, COL_EPOCHS, CCOL_EPOCHS, SOP_EPOCHS, GRD_LR_STEPS, CCOL_LR_STEPS override them.
 OBJECTS="--crop_cache $CACHE_ROOT/top_box_32 --seed $SEED"
 FRAMES="--crop_cache $CACHE_ROOT/full_frame_32 --seed $SEED"
-SEP_LR="--lr_sound 1e-3 --lr_synthesizer 1e-3 --lr_frame 1e-3"
-GRD_LR="--lr_sound_ground 3e-3 --lr_grounding 3e-3 --lr_frame_ground 3e-3"
 mkdir -p "$CKPT"
 # Jobs that nothing downstream waits for run beside the GRD -> COL -> CCoL chain, one core each;
 # their output goes to a log and a failure stops the demo at the end.
@@ -76,7 +75,7 @@ in_background() {  # NAME COMMAND...: run COMMAND with its output in $CKPT/demo_
   echo "   [$name] started in the background, log: $CKPT/demo_$name.log"
 }
 sop() {
-  EPOCHS="${SOP_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_sop.sh --resume $FRAMES $SEP_LR
+  EPOCHS="${SOP_EPOCHS:-}" bash scripts/train_sop.sh --resume $FRAMES
   ID=MUSIC_SoP bash scripts/eval_ccol.sh $FRAMES
 }
 evaluate_both() {  # RUN: the plain and the silent-object evaluation
@@ -84,12 +83,10 @@ evaluate_both() {  # RUN: the plain and the silent-object evaluation
   ID=$1 bash scripts/eval_ccol_silent.sh $OBJECTS
 }
 in_background sop sop
-EPOCHS="${GRD_EPOCHS:-13}" LR_STEPS="${GRD_LR_STEPS:-11}" bash scripts/train_grd.sh --resume $OBJECTS $GRD_LR
-EPOCHS="${COL_EPOCHS:-3}" LR_STEPS="100" bash scripts/train_col.sh --resume $OBJECTS $SEP_LR \
-  --lr_sound_ground 1e-4 --lr_grounding 1e-4 --lr_frame_ground 1e-4
+EPOCHS="${GRD_EPOCHS:-}" LR_STEPS="${GRD_LR_STEPS:-}" bash scripts/train_grd.sh --resume $OBJECTS
+EPOCHS="${COL_EPOCHS:-}" bash scripts/train_col.sh --resume $OBJECTS
 in_background col_eval evaluate_both MUSIC_COL
-EPOCHS="${CCOL_EPOCHS:-12}" LR_STEPS="${CCOL_LR_STEPS:-10}" bash scripts/train_ccol.sh --resume $OBJECTS $SEP_LR \
-  --lr_sound_ground 1e-3 --lr_grounding 1e-3 --lr_frame_ground 1e-3
+EPOCHS="${CCOL_EPOCHS:-}" LR_STEPS="${CCOL_LR_STEPS:-}" bash scripts/train_ccol.sh --resume $OBJECTS
 echo "   trained after $(( $(date +%s) - start )) s"
 in_background ccol_silent_eval env ID=MUSIC_CCoL bash scripts/eval_ccol_silent.sh $OBJECTS
 ID=MUSIC_CCoL bash scripts/eval_ccol.sh $OBJECTS

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Stage 3: cyclic co-learning, initialised from the COL run (reference: 60 epochs, every lr 1e-4,
-# x0.1 at epochs 30 and 50). Variables as train_grd.sh plus INIT (COL run folder).
+# Stage 3: cyclic co-learning, initialised from the COL run's latest weights. Every hyperparameter is
+# arguments.py's: for the paper, 60 epochs, every lr 1e-4, x0.1 after epochs 30 and 50, batch 48.
+# Variables as train_grd.sh, plus INIT (the COL run folder; default $CKPT/MUSIC_COL).
 source "$(dirname "$0")/_env.sh"
 run_main --stage ccol --id "${ID:-MUSIC_CCoL}" --ckpt "$CKPT" --data_root "$DATA_ROOT" --profile "$PROFILE" \
-  --init_from "${INIT:-$CKPT/MUSIC_COL}" --num_epoch "${EPOCHS:-60}" --lr_steps ${LR_STEPS:-30 50} \
-  --lr_sound_ground 1e-4 --lr_grounding 1e-4 --lr_sound 1e-4 --lr_synthesizer 1e-4 --lr_frame 1e-4 \
-  --lr_frame_ground 1e-4 "$@"
+  ${INIT:+--init_from "$INIT"} ${EPOCHS:+--num_epoch "$EPOCHS"} ${LR_STEPS:+--lr_steps $LR_STEPS} "$@"

@@ -14,7 +14,7 @@ TINY_ARGS = [
     "--profile", "demo", "--aud_len", "4095", "--stft_frame", "254", "--stft_hop", "128",
     "--warp_bins", "32", "--arch_sound", "unet", "--unet_levels", "5", "--ngf", "8",
     "--vis_width", "8", "--vggish_width", "8", "--img_size", "32", "--num_frames", "2",
-    "--batch_size_per_gpu", "4", "--dup_trainset", "2", "--workers", "0", "--num_vis", "2",
+    "--batch_size", "4", "--dup_trainset", "2", "--workers", "0", "--num_vis", "2",
     "--disp_iter", "2", "--lr_steps", "100",
 ]
 

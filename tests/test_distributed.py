@@ -81,7 +81,7 @@ class IndexedSamples(torch.utils.data.Dataset):
 
 
 def shard_indices(train: bool, length: int) -> list[int]:
-    args = tiny_args("ccol", "--workers", "0", "--batch_size_per_gpu", "2")
+    args = tiny_args("ccol", "--workers", "0", "--batch_size", "2")
     args.device_obj = torch.device("cpu")
     loader = main.make_loader(IndexedSamples(length), args, train=train)
     return [i for batch in loader for i in batch["index"].tolist()]

@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset import layout  # noqa: E402
 from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
 
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, help="output data root (required)")
@@ -57,8 +58,8 @@ def main(argv=None):
           f"({args.width}x{args.height}, seed {args.seed}) in {elapsed:.1f} s")
     for class_name in args.classes:
         print(f"  {class_name:16s} {per_class[class_name]} videos")
-    print(f"Total duration {total_sec / 60:.1f} min; {with_silent} videos show a silent instrument; "
-          f"list in {os.path.join(args.out, 'videos.json')}")
+    print(f"Total duration {total_sec / 60:.1f} min; {with_silent} videos show a silent "
+          f"instrument; list in {os.path.join(args.out, 'videos.json')}")
 
 
 if __name__ == "__main__":

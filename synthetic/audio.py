@@ -44,7 +44,7 @@ def compose(voice: Voice, duration: float, rng: np.random.Generator) -> list[tup
     or fades (up to 9 dB), and each note has its own velocity.
     """
     beat = 60.0 / rng.uniform(60, 150)
-    width = int(min(voice.midi_high - voice.midi_low, rng.integers(12, 25)))
+    width = min(voice.midi_high - voice.midi_low, int(rng.integers(12, 25)))
     low = int(rng.integers(voice.midi_low, voice.midi_high - width + 1))
     high = low + width
     legato = rng.uniform(0.6, 1.0)          # held part of each note: detached to smooth playing
@@ -84,7 +84,7 @@ def render_score(class_name: str, score, duration: float, rng: np.random.Generat
     """The dry (anechoic) performance of `score`: float32 (samples,), `duration` s, peak 1."""
     voice = VOICES[class_name]
     style = style or draw_style(rng)
-    n_total = int(round(duration * rate))
+    n_total = round(duration * rate)
     tail = int(voice.tail_sec * rate)
     out = np.zeros(n_total + tail, dtype=np.float32)
     # One noise track per video, sliced per note: far cheaper than filtering noise per note.

@@ -176,7 +176,7 @@ class Player:
 
     def paint_body(self, wall: Image.Image, instrument_box) -> None:
         """Torso, neck and head behind the instrument whose box at rest is `instrument_box`."""
-        width, height = wall.size
+        height = wall.size[1]
         x1, y1, x2, y2 = instrument_box
         r = self.head_r
         cx = (x1 + x2) / 2 + self.offset * (x2 - x1)

@@ -1,5 +1,4 @@
-"""The picture of one video: a lit room with clutter, the sounding instrument and its player, and
-sometimes a silent instrument."""
+"""The picture of one video: a lit room, clutter, the played instrument, its player, a silent one."""
 from __future__ import annotations
 
 import math

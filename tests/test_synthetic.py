@@ -11,7 +11,7 @@ import pytest
 import synthetic
 from dataset import layout
 from scripts import detect_objects, make_synthetic_music
-from synthetic import audio, voices
+from synthetic import audio, props, voices
 
 # cello (id 2) and flute (id 5) get a silent instrument in video 1; trumpet (id 7) in none.
 CLASSES = ["cello", "flute", "trumpet"]
@@ -32,9 +32,14 @@ def dataset_root(tmp_path_factory):
     return _generate(tmp_path_factory.mktemp("synthetic"))
 
 
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
 def _annotations(root):
-    listing = json.load(open(os.path.join(root, "videos.json")))
-    return {(c, v): json.load(open(layout.annotation_path(str(root), c, v)))
+    listing = json.loads(_read(os.path.join(root, "videos.json")))
+    return {(c, v): json.loads(_read(layout.annotation_path(str(root), c, v)))
             for c, ids in listing["videos"].items() for v in ids}
 
 
@@ -49,7 +54,7 @@ def _decode_first_frame(path):
 
 
 def test_listing_and_files(dataset_root):
-    listing = json.load(open(os.path.join(dataset_root, "videos.json")))
+    listing = json.loads(_read(os.path.join(dataset_root, "videos.json")))
     assert listing["version"] == 1.0
     assert list(listing["videos"]) == CLASSES
     ids = [v for c in CLASSES for v in listing["videos"][c]]
@@ -132,7 +137,7 @@ def test_distractors_player_and_static_clutter(dataset_root):
         assert player["kind"] == "player"
         player_moves.append(len({tuple(b) for b in player["boxes"]}) > 1)
         for item in clutter:
-            assert item["kind"] in synthetic.props.CLUTTER_KINDS
+            assert item["kind"] in props.CLUTTER_KINDS
             assert len({tuple(b) for b in item["boxes"]}) == 1, "clutter does not move"
             kinds.append(item["kind"])
     assert len(kinds) >= 2 * len(_annotations(dataset_root)) and len(set(kinds)) >= 4
@@ -141,8 +146,8 @@ def test_distractors_player_and_static_clutter(dataset_root):
 
 def test_same_seed_same_data(dataset_root, tmp_path):
     again = _generate(tmp_path / "again")
-    assert open(os.path.join(again, "videos.json")).read() == \
-        open(os.path.join(dataset_root, "videos.json")).read()
+    assert _read(os.path.join(again, "videos.json")) == _read(os.path.join(dataset_root,
+                                                                           "videos.json"))
     first, second = _annotations(dataset_root), _annotations(again)
     assert first == second
     for c, v in list(first)[:2]:

@@ -1,5 +1,6 @@
-"""Crash safety of main.py: SIGKILL mid-epoch then --resume replays the run exactly; a NaN loss stops
-training and keeps the last good checkpoint; an existing run is never deleted or overwritten."""
+"""Crash safety of main.py: SIGKILL mid-epoch then --resume replays the run exactly; NaN audio stops
+training naming the file and keeps the last good checkpoint; an existing run is never deleted or
+overwritten."""
 import hashlib
 import json
 import os
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import utils
+import checkpoints
 from arguments import ARCH_KEYS
 from conftest import REPO, TINY_ARGS, main_py
 from dataset import layout
@@ -74,7 +75,7 @@ def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(trained_runs, t
     cmd = [sys.executable, "main.py", *TINY_ARGS, "--ckpt", str(tmp_path), "--data_root", str(tiny_data_root),
            *KILL_ARGS, *init, "--id", "killed"]
     start_and_kill_in_epoch_2(cmd, killed)
-    ckpt = utils.load_checkpoint(str(killed / "checkpoint_latest.pt"))
+    ckpt = checkpoints.load(str(killed / "checkpoint_latest.pt"))
     assert ckpt["epoch"] == 1, "the kill should land inside epoch 2, after the epoch-1 checkpoint"
     assert len(history(killed)["train"]) == 1
 
@@ -109,26 +110,28 @@ def copy_of_run(trained_runs, tmp_path, run="ccol"):
     return tmp_path / run
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(trained_runs, tiny_data_root, tmp_path):
+def test_nan_audio_stops_training_naming_the_file_and_keeps_the_run(trained_runs, tiny_data_root, tmp_path):
     run_dir = copy_of_run(trained_runs, tmp_path)
     data = tmp_path / "data"
     shutil.copytree(tiny_data_root, data, ignore=shutil.ignore_patterns("videos"))
+    wavs = []
     for video in read_index(data / "train.csv"):   # a corrupt float wav: NaN samples
         wav = layout.audio_path(str(data), video.audio)
         samples, rate = sf.read(wav, dtype="float32")
         samples[::100] = np.nan
         sf.write(wav, samples, rate, subtype="FLOAT")
+        wavs.append(wav)
     before = file_digests(run_dir)
 
     with pytest.raises(AssertionError) as failure:
         main_py("--stage", "ccol", "--id", "ccol", "--num_epoch", "3", "--resume", ckpt=tmp_path, data_root=data)
     message = str(failure.value)
-    assert "command failed (1)" in message
-    assert "non-finite loss at epoch 3" in message and "last good checkpoint is kept" in message
+    assert "command failed (1)" in message and "Traceback" not in message
+    assert "holds NaN or inf samples" in message and any(wav in message for wav in wavs)
     after = file_digests(run_dir)
     for name in ("checkpoint_latest.pt", "checkpoint_best.pt", "history.json", "sound_latest.pth"):
         assert after[name] == before[name], f"{name} changed after the failed epoch"
-    assert utils.load_checkpoint(str(run_dir / "checkpoint_latest.pt"))["epoch"] == 2
+    assert checkpoints.load(str(run_dir / "checkpoint_latest.pt"))["epoch"] == 2
 
 
 def test_resume_with_a_broken_or_foreign_checkpoint_is_a_clear_error(trained_runs, tiny_data_root, tmp_path):
@@ -143,5 +146,6 @@ def test_resume_with_a_broken_or_foreign_checkpoint_is_a_clear_error(trained_run
     latest = run_dir / "checkpoint_latest.pt"
     data = latest.read_bytes()
     latest.write_bytes(data[: len(data) // 2])
-    with pytest.raises(AssertionError, match="checkpoint_latest.pt is unreadable"):
+    with pytest.raises(AssertionError, match="checkpoint_latest.pt is unreadable") as failure:
         main_py("--stage", "ccol", "--id", "ccol", "--num_epoch", "3", "--resume", **common)
+    assert "copy" in str(failure.value) and "another --id" in str(failure.value)

@@ -77,13 +77,13 @@ def annotation_rows(annotation: dict, frame_ids: list[int], image_size: tuple[in
     distractors = annotation.get("distractors", [])
 
     def detected_box(box):
-        """The box in jpg pixels, jittered and clipped; None when nothing of it is in view."""
+        """The box in jpg pixels, jittered and clipped; None when under a pixel of it is in view."""
         box = np.asarray(box, float) * scale
         if jitter:
             size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
             box = box + rng.normal(0.0, jitter, 4) * size
         x1, y1, x2, y2 = np.clip(box, 0, [width, height, width, height])
-        return None if x2 <= x1 or y2 <= y1 else [x1, y1, x2, y2]
+        return None if x2 - x1 < 1 or y2 - y1 < 1 else [x1, y1, x2, y2]
 
     rows = []
     for k in frame_ids:

@@ -149,6 +149,3 @@ class Scene:
         frame = self.background.copy()
         boxes = [obj.paste(frame, t) for obj in self.objects]
         return frame, boxes, self.player.paint_arms(frame, boxes[0])
-
-    def distractor_kinds(self) -> list[str]:
-        return ["player"] + [kind for kind, _ in self.clutter]

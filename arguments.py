@@ -200,7 +200,7 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
     data.add_argument("--on_error", default="raise", choices=["raise", "skip"],
                       help="bad sample: stop with an error naming the file, or skip it and count it")
     data.add_argument("--allow_test_leak", action="store_true",
-                      help="train even though test videos are also listed in the train list (a warning)")
+                      help="train even though the train list holds test videos (with a warning)")
 
     spec = p.add_argument_group("spectrogram")
     spec.add_argument("--stft_frame", type=int, default=1022, help="STFT window and FFT size (samples)")
@@ -293,6 +293,9 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
     log.add_argument("--best_by", default="loss", choices=["loss", "sdr"],
                      help="checkpoint_best: lowest validation loss (the reference) or highest validation SDR "
                           "(COL, CCoL, SoP; GRD always uses the loss)")
+    log.add_argument("--test_every", type=int, default=0,
+                     help="learning curves: also score the test mixtures every N epochs into "
+                          "history.json's 'test' (never used for checkpoint choice; 0 = never)")
     log.add_argument("--num_vis", type=int, default=40, help="samples shown in the HTML visualization")
     p.set_defaults(**defaults_of(stage, profile))
     return p

@@ -1,9 +1,10 @@
-"""Checkpoints of a run: saving each epoch, loading a trained run, initialising the next stage, resuming.
+"""Checkpoints of a run: saving each epoch, loading a trained run, initialising the next stage,
+resuming.
 
 A run folder <ckpt>/<id>/ holds args.json (the resolved arguments), checkpoint_latest.pt and
-checkpoint_best.pt (nets, optimizer, scheduler, epoch, history, best value, arguments, RNG state) and
-per-network <net>_<tag>.pth weights named as the reference's files. Everything here is written with
-utils.atomic_write, so a killed or failed write never replaces a good file.
+checkpoint_best.pt (nets, optimizer, scheduler, epoch, history, best value, arguments, RNG state)
+and per-network <net>_<tag>.pth weights named as the reference's files. Everything here is written
+with utils.atomic_write, so a killed or failed write never replaces a good file.
 """
 from __future__ import annotations
 
@@ -74,9 +75,10 @@ def run_args(args: argparse.Namespace, run_dir: str, **extra) -> argparse.Namesp
 # ----------------------------------------------------------------------------------------------
 def save(nets, optimizer, scheduler, epoch: int, history: dict, best, args, tag: str) -> None:
     """checkpoint_<tag>.pt with everything a resume needs, and each network's <name>_<tag>.pth."""
-    state = {"nets": {k: v.state_dict() for k, v in nets.items()}, "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history, "best": best,
-             "args": vars(args) | {"device_obj": None}, "rng": utils.rng_state(), "stage": args.stage}
+    state = {"nets": {k: v.state_dict() for k, v in nets.items()},
+             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "epoch": epoch, "history": history, "best": best, "stage": args.stage,
+             "args": vars(args) | {"device_obj": None}, "rng": utils.rng_state()}
     utils.atomic_torch_save(state, path_of(args.run_dir, tag))
     for name, net in nets.items():
         utils.atomic_torch_save(net.state_dict(), os.path.join(args.run_dir, f"{name}_{tag}.pth"))
@@ -92,16 +94,19 @@ def load(path: str) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a torch file): {e}") from e
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a torch file): "
+                              f"{e}") from e
 
 
 def check_arch(saved: dict, args, path: str) -> None:
     """Refuse weights trained with other architecture flags or for another stage."""
-    diff = {k: (saved.get(k), getattr(args, k)) for k in ARCH_KEYS if saved.get(k) != getattr(args, k)}
+    diff = {k: (saved.get(k), getattr(args, k)) for k in ARCH_KEYS
+            if saved.get(k) != getattr(args, k)}
     if saved.get("stage") != args.stage:
         diff["stage"] = (saved.get("stage"), args.stage)
     if diff:
-        raise CheckpointError(f"{path} was trained with another configuration (saved vs now): {diff}")
+        raise CheckpointError(f"{path} was trained with another configuration (saved vs now): "
+                              f"{diff}")
 
 
 def load_state_strict(net: torch.nn.Module, state: dict, what: str) -> None:
@@ -173,8 +178,10 @@ def load_latest(args) -> dict | None:
         ckpt = load(path)
     except CheckpointError as err:
         best = path_of(args.run_dir, "best")
-        fallback = (f"to continue from the best checkpoint (losing the epochs after it), copy {best} "
-                    f"over it and run again with --resume; or " if os.path.isfile(best) else "")
+        fallback = ""
+        if os.path.isfile(best):
+            fallback = (f"to continue from the best checkpoint (losing the epochs after it), copy "
+                        f"{best} over it and run again with --resume; or ")
         raise CheckpointError(f"{err}. Nothing was changed: {fallback}start a new run with another "
                               f"--id") from err
     check_arch(ckpt["args"], args, path)
@@ -182,7 +189,7 @@ def load_latest(args) -> dict | None:
 
 
 def resume(nets, optimizer, scheduler, args) -> Resumed | None:
-    """Restore nets, optimizer, scheduler and RNG from checkpoint_latest.pt (None if there is none)."""
+    """Nets, optimizer, scheduler and RNG restored from checkpoint_latest.pt; None without one."""
     ckpt = load_latest(args)
     if ckpt is None:
         if args.resume:

@@ -202,7 +202,7 @@ def train_one_epoch(model, loader, optimizer, args, epoch: int) -> dict:
 
 
 def check_finite(means: dict, epoch: int, it: int, args, batch: dict | None = None) -> None:
-    """Stop on a NaN/inf running loss, naming the input files when the batch holds non-finite audio."""
+    """Stop on a NaN/inf running loss, naming the batch's files when their audio is not finite."""
     bad = {k: v for k, v in means.items() if not math.isfinite(v)}
     if not bad:
         return
@@ -210,13 +210,14 @@ def check_finite(means: dict, epoch: int, it: int, args, batch: dict | None = No
     if batch is not None:
         audible = torch.isfinite(batch["audios"]).all(-1).cpu()                # (B, N)
         files = [batch["infos"][b][n] for b, n in (~audible).nonzero().tolist()]
-        cause = (f"The batch holds non-finite audio from {files}: check them with scripts/check_data.py."
-                 if files else "The batch's audio is finite: the model diverged. Lower the learning rates.")
+        cause = (f"The batch holds non-finite audio from {files}: check them with "
+                 f"scripts/check_data.py." if files else
+                 "The batch's audio is finite: the model diverged. Lower the learning rates.")
     latest = checkpoints.path_of(args.run_dir, "latest")
     kept = (f"the last good checkpoint {latest} is kept" if os.path.isfile(latest)
             else "no checkpoint was written yet")
-    raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, iteration {it}: {bad}. Training stopped; "
-                        f"{kept}. {cause}")
+    raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1}, iteration {it}: {bad}. Training "
+                        f"stopped; {kept}. {cause}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,10 +282,11 @@ def evaluate(model, loader, args, silent: bool = False, num_vis: int = 0,
     batches = sum(part[2] for part in parts)
     scored, total = sum(part[3] for part in parts), sum(part[4] for part in parts)
     if scored == 0:
-        raise RuntimeError(f"none of the {total} mixtures could be loaded (see the skipped-sample warnings above)")
+        raise RuntimeError(f"none of the {total} mixtures could be loaded (see the skipped-sample "
+                           f"warnings above)")
     if scored < total:
-        log.warning("%d of %d mixtures skipped because of bad input (see warnings): every score is over "
-                    "the %d others", total - scored, total, scored)
+        log.warning("%d of %d mixtures skipped because of bad input (see warnings): every score is "
+                    "over the %d others", total - scored, total, scored)
     summary = {"loss": {k: sum(p[0].get(k, 0.0) for p in parts) / batches for k in loss_sums},
                "stats": {k: sum(p[1].get(k, 0.0) for p in parts) / batches for k in stat_sums},
                "num_mixtures": scored, "num_skipped": total - scored}
@@ -403,6 +405,9 @@ def train(args, model, nets) -> None:
              args.batch_size_per_gpu * max(1, args.num_gpus))
     val_loader = make_loader(val_set, args, train=False)
     val_mix_sdr = {}   # the val mixtures are fixed: their own SDR is computed once
+    # Learning curves only: the test mixtures are scored along the way, never used to choose anything.
+    test_loader = make_loader(make_dataset(args, "test"), args, train=False) if args.test_every else None
+    test_mix_sdr = {}
     for epoch in range(start_epoch, args.num_epoch):
         utils.seed_everything(args.seed + epoch)
         train_means = train_one_epoch(model, make_loader(train_set, args, True, epoch), optimizer, args, epoch)
@@ -421,6 +426,11 @@ def train(args, model, nets) -> None:
                 best = value
             if utils.is_main_process():
                 viz.write_run_page(args, summary, vis_samples, history, title=f"validation, epoch {epoch + 1}")
+        if test_loader is not None and ((epoch + 1) % args.test_every == 0 or epoch + 1 == args.num_epoch):
+            summary, _, _ = evaluate(model, test_loader, args, mix_sdr_cache=test_mix_sdr)
+            history.setdefault("test", []).append(
+                {"epoch": epoch + 1, "mixtures_seen": (epoch + 1) * len(train_set), **flat_metrics(summary)})
+            log.info("[test] epoch %d %s", epoch + 1, format_flat(history["test"][-1]))
         if utils.is_main_process():
             checkpoints.save(nets, optimizer, scheduler, epoch + 1, history, best, args, "latest")
             if improved or not os.path.exists(checkpoints.path_of(run_dir, "best")):
@@ -501,9 +511,10 @@ def run(args, local_rank: int, world_size: int) -> None:
     else:
         leaks = split_leaks(args.list_train, args.list_val, args.list_test)
         if leaks.get("train") and not args.allow_test_leak:
-            raise SystemExit(f"{len(leaks['train'])} test videos are also listed in {args.list_train} "
-                             f"(first: {leaks['train'][0].audio}): test scores would be measured on "
-                             f"training data. Fix the index files, or pass --allow_test_leak.")
+            raise SystemExit(f"{len(leaks['train'])} test videos are also listed in "
+                             f"{args.list_train} (first: {leaks['train'][0].audio}): test scores "
+                             f"would be measured on training data. Fix the index files, or pass "
+                             f"--allow_test_leak.")
         latest = checkpoints.path_of(args.run_dir, "latest")
         if os.path.exists(latest) and not args.resume:
             raise SystemExit(f"{args.run_dir} already holds a run. Pass --resume to continue it, or choose "
@@ -520,9 +531,9 @@ def run(args, local_rank: int, world_size: int) -> None:
     utils.setup_logging(args.run_dir)
     for split, leaked in leaks.items():
         log.warning("!!! %d %s videos are also test videos (first: %s): %s", len(leaked), split,
-                    leaked[0].audio, "training on them as --allow_test_leak asks; test scores are not "
-                    "held out" if split == "train" else "validation scores and the best checkpoint "
-                    "are not independent of the test set")
+                    leaked[0].audio, "training on them as --allow_test_leak asks; test scores are "
+                    "not held out" if split == "train" else "validation scores and the best "
+                    "checkpoint are not independent of the test set")
     utils.seed_everything(args.seed)
     log.info("run %s: stage %s, mode %s, device %s, world size %d", args.id, args.stage, args.mode,
              args.device_obj, world_size)

@@ -122,7 +122,7 @@ class WriteError(RuntimeError):
 
 
 def _file_mode() -> int:
-    """What open() would give a new file: 0o666 less the process umask (mkstemp's files are 0600)."""
+    """What open() gives a new file: 0o666 less the process umask (mkstemp's files are 0600)."""
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
@@ -157,8 +157,9 @@ class _KeepErrors:
 
 
 def atomic_write(path: str, write: Callable, text: bool = False) -> None:
-    """The one way files of a run are written: `write(f)` fills a temp file beside `path`, which then
-    replaces it, so a killed run never leaves half a file and a failed write keeps the previous one.
+    """The one way files of a run are written: `write(f)` fills a temp file beside `path`, which
+    then replaces it, so a killed run never leaves half a file and a failed write keeps the
+    previous one.
 
     The file gets the user's umask permissions. Raises WriteError naming `path` and the cause.
     """
@@ -197,7 +198,7 @@ def atomic_save_npy(array: np.ndarray, path: str) -> None:
 
 
 def check_writable(folder: str) -> None:
-    """Create and remove a file in `folder`: a full or read-only disk is found before any compute."""
+    """Create and remove a file in `folder`: a read-only disk is found before any compute."""
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp_probe_")
         os.close(fd)

@@ -103,7 +103,8 @@ def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mod
     image_size = frame_size(os.path.join(folder, layout.frame_name(1)))       # (W, H)
     top = {}
     if mode == "ccol":
-        top = load_top_boxes(layout.detection_path(root, video.frames), video.num_frames, image_size)
+        top = load_top_boxes(layout.detection_path(root, video.frames), video.num_frames,
+                             image_size)
     frame_ids = range(1, video.num_frames + 1)
     boxes = [object_box(top.get(k), image_size) for k in frame_ids]
     short = train_short_side(img_size)

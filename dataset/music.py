@@ -241,7 +241,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         top = {}
         if self.mode == "ccol":
             size = frame_size(os.path.join(folder, layout.frame_name(1)))              # (W, H)
-            top = load_top_boxes(layout.detection_path(self.root, video.frames), video.num_frames, size)
+            top = load_top_boxes(layout.detection_path(self.root, video.frames), video.num_frames,
+                                 size)
         self._box_cache.put(video.frames, top)
         return top
 

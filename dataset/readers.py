@@ -30,15 +30,16 @@ def window_start(num_samples: int, center_time: float, window: int, rate: int) -
     wanted = int(center_time * rate) - window // 2
     start = min(max(wanted, 0), num_samples - window)
     if abs(start - wanted) > window:
-        raise DataError(f"audio is {num_samples / rate:.2f} s long, shorter than its frames: the clip "
-                        f"of the frame at {center_time:.2f} s would be moved {abs(start - wanted) / rate:.2f} s "
-                        f"(more than one clip) to fit in the file")
+        raise DataError(f"audio is {num_samples / rate:.2f} s long, shorter than its frames: the "
+                        f"clip of the frame at {center_time:.2f} s would be moved "
+                        f"{abs(start - wanted) / rate:.2f} s (more than one clip) to fit in the "
+                        f"file")
     return start
 
 
 def read_audio_window(path: str, center_time: float, length: int, rate: int) -> np.ndarray:
-    """Exactly `length` samples at `rate` Hz centred at `center_time`, shifted to lie inside the file
-    (by at most one clip, see window_start).
+    """Exactly `length` samples at `rate` Hz centred at `center_time`, shifted to lie inside the
+    file (by at most one clip, see window_start).
 
     Only the window is read from disk (never the whole file). Multi-channel audio is averaged to
     mono; a file at another rate is read at its own rate over the same time span and resampled.
@@ -68,7 +69,8 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
         raise DataError(f"read {len(window)} of {native_win} samples at offset {start}: file truncated?",
                         path=path)
     if not np.isfinite(window).all():
-        raise DataError(f"audio holds NaN or inf samples (in the clip at {center_time:.2f} s)", path=path)
+        raise DataError(f"audio holds NaN or inf samples (in the clip at {center_time:.2f} s)",
+                        path=path)
     window = window.mean(axis=1) if window.shape[1] > 1 else window[:, 0]
     if native_rate != rate:
         if path not in _warned_rate:
@@ -109,9 +111,9 @@ def check_detection_frames(dets: np.ndarray, num_frames: int, path: str) -> None
     """Every row of a detection file must lie in its video's frames 1..num_frames."""
     past = dets[:, 0] > num_frames
     if past.any():
-        raise DataError(f"{int(past.sum())} of {len(dets)} rows are for frames past the video's last "
-                        f"frame {num_frames} (up to frame {int(dets[:, 0].max())}): a detection file of "
-                        f"another video, or frames extracted again?", path=path)
+        raise DataError(f"{int(past.sum())} of {len(dets)} rows are for frames past the video's "
+                        f"last frame {num_frames} (up to frame {int(dets[:, 0].max())}): a "
+                        f"detection file of another video, or frames extracted again?", path=path)
 
 
 def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: str) -> None:
@@ -120,8 +122,9 @@ def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: s
     outside = (dets[:, 3] >= width) | (dets[:, 4] >= height) | (dets[:, 5] <= 0) | (dets[:, 6] <= 0)
     if outside.any():
         row = dets[outside][0]
-        raise DataError(f"{int(outside.sum())} boxes lie outside the {width}x{height} frames (first: frame "
-                        f"{int(row[0])}, box {[round(float(v), 1) for v in row[3:7]]})", path=path)
+        raise DataError(f"{int(outside.sum())} boxes lie outside the {width}x{height} frames "
+                        f"(first: frame {int(row[0])}, box {[round(float(v), 1) for v in row[3:7]]})",
+                        path=path)
 
 
 def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

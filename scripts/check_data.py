@@ -26,7 +26,8 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset import DataError, layout  # noqa: E402
-from dataset.index import IndexEntry, group_by_class, read_index, read_sep_list, shared_videos  # noqa: E402
+from dataset.index import (IndexEntry, group_by_class, read_index, read_sep_list,  # noqa: E402
+                           shared_videos)
 from dataset.readers import (check_detection_boxes, check_detection_frames, frame_size,  # noqa: E402
                              list_frame_ids, load_detections, window_start)
 
@@ -48,9 +49,9 @@ PROBLEMS = {
     "detections malformed": "detection file that is not a valid (K, 7) CoSep array of this video",
     "boxes outside the image": "detection boxes that do not overlap the frames (no object to crop)",
     "shorter than a clip": "too short for one training clip (audio samples or frames)",
-    "audio shorter than frames": "audio ends more than a clip before the frames (the loader refuses it)",
+    "audio shorter than frames": "audio ends over a clip before the frames (the loader refuses it)",
     "durations differ": "audio and frames of a video do not last as long",
-    "too few classes": "train or val list with fewer classes than objects in a mixture (training refuses it)",
+    "too few classes": "train or val list with fewer classes than a mixture's objects (refused)",
     "test leak": "test video also listed in train or val (training refuses a train leak)",
     "mixture list": "test_sep.csv row naming a video that test.csv does not list",
 }
@@ -133,7 +134,7 @@ def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem
         path = os.path.join(folder, layout.frame_name(k))
         try:
             with Image.open(path) as img:
-                # Decoded at 1/8 scale: every byte is still read (a truncated jpg fails), 10x cheaper.
+                # Decoded at 1/8 scale: every byte is still read (a truncated jpg fails), fast.
                 img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
                 img.load()
         except (OSError, SyntaxError, ValueError) as err:
@@ -154,13 +155,15 @@ def check_detections(path: str, video: IndexEntry, first_frame: str) -> list[Pro
         return [Problem(kind, path, detail)]
     checks = [("detections malformed", lambda: check_detection_frames(dets, video.num_frames, path))]
     if os.path.isfile(first_frame):
-        checks.append(("boxes outside the image", lambda: check_detection_boxes(dets, frame_size(first_frame), path)))
+        checks.append(("boxes outside the image",
+                       lambda: check_detection_boxes(dets, frame_size(first_frame), path)))
     problems = []
     for kind, check in checks:
         try:
             check()
         except DataError as err:
-            problems.append(Problem(kind, path, f"{str(err).removeprefix(f'{path}: ')} ({video.source})"))
+            detail = str(err).removeprefix(f"{path}: ")
+            problems.append(Problem(kind, path, f"{detail} ({video.source})"))
     return problems
 
 
@@ -188,8 +191,8 @@ def check_video(root: str, video: IndexEntry, clip: ClipSpec, detections: bool) 
     try:
         window_start(round(seconds * clip.sample_rate), last_centre, clip.aud_len, clip.sample_rate)
     except DataError as err:
-        return problems + [Problem("audio shorter than frames", audio, f"{err} ({video.num_frames} frames "
-                                   f"at {video.source})")]
+        return problems + [Problem("audio shorter than frames", audio,
+                                   f"{err} ({video.num_frames} frames at {video.source})")]
     # Extraction writes floor(duration * fps) frames: within one frame of the audio when in sync.
     frames_sec = video.num_frames / clip.frame_rate
     if abs(seconds - frames_sec) > 1 / clip.frame_rate + 1:
@@ -224,9 +227,10 @@ def check_root(root: str, clip: ClipSpec, index_files: dict[str, str] | None = N
         problems += check_video(root, video, clip, detections)
 
     for split in ("train", "val"):
-        if split in splits and len(group_by_class(splits[split])) < clip.num_mix:
-            problems.append(Problem("too few classes", index_files[split], f"{len(group_by_class(splits[split]))} "
-                                    f"classes, a mixture of {clip.num_mix} objects needs {clip.num_mix}"))
+        classes = len(group_by_class(splits.get(split, [])))
+        if split in splits and classes < clip.num_mix:
+            problems.append(Problem("too few classes", index_files[split], f"{classes} classes, a "
+                                    f"mixture of {clip.num_mix} objects needs {clip.num_mix}"))
         for video in shared_videos(splits.get(split, []), splits.get("test", [])):
             problems.append(Problem("test leak", layout.audio_path(root, video.audio),
                                     f"test video listed in {split} at {video.source}"))
@@ -286,7 +290,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frame-rate", type=float, default=layout.FRAME_RATE,
                         help=f"fps of the extracted frames (default: {layout.FRAME_RATE})")
     parser.add_argument("--num-mix", type=int, default=4,
-                        help="objects per mixture: train and val need as many classes (default: 4; SoP 2)")
+                        help="objects per mixture: train and val need as many classes (default 4)")
     parser.add_argument("--no-detections", action="store_true",
                         help="do not check detection files (the SoP baseline uses whole frames)")
     parser.add_argument("--max-examples", type=int, default=5, help="files shown per problem kind (default: 5)")
@@ -299,8 +303,8 @@ def main(argv=None) -> int:
         if any(not sep or split not in SPLITS for split, sep, _ in pairs):
             parser.error(f"--index takes SPLIT=CSV with SPLIT in {SPLITS}, got {args.index}")
         index_files = {split: path for split, _, path in pairs}
-    clip = ClipSpec(args.aud_len, args.sample_rate, args.num_frames, args.stride_frames, args.frame_rate,
-                    args.num_mix)
+    clip = ClipSpec(args.aud_len, args.sample_rate, args.num_frames, args.stride_frames,
+                    args.frame_rate, args.num_mix)
     problems, checked = check_root(args.root, clip, index_files, args.sep_list, not args.no_detections)
     print(format_report(args.root, problems, checked, args.max_examples))
     return 1 if problems else 0

@@ -42,8 +42,8 @@ import utils  # noqa: E402
 import viz  # noqa: E402
 from arguments import parse_args  # noqa: E402
 from dataset import DataError, layout, normalize_frames  # noqa: E402
-from dataset.readers import (check_detection_boxes, frame_size, list_frame_ids, load_detections,  # noqa: E402
-                             load_frame, top_boxes)
+from dataset.readers import (check_detection_boxes, frame_size, list_frame_ids,  # noqa: E402
+                             load_detections, load_frame, top_boxes)
 from dataset.transforms import crop_resize, object_box  # noqa: E402
 from main import build_nets  # noqa: E402
 from models.grounding_net import sounding_probability  # noqa: E402
@@ -81,7 +81,8 @@ def load_run(run_dir: str, device: str):
     if stage == "grd":
         raise SystemExit(f"{run_dir} is a GRD run (grounding only): it cannot separate; use a COL, CCoL "
                          f"or SoP run")
-    parsed = parse_args(["--stage", stage, "--device", device, "--ckpt", os.path.dirname(os.path.abspath(run_dir)),
+    parsed = parse_args(["--stage", stage, "--device", device,
+                         "--ckpt", os.path.dirname(os.path.abspath(run_dir)),
                          "--id", os.path.basename(os.path.abspath(run_dir))])
     args = checkpoints.run_args(parsed, run_dir, device_obj=utils.select_device(device))
     # The builders warn that the ResNets start random; the checkpoint replaces those weights.
@@ -380,7 +381,8 @@ def main(argv=None) -> dict:
         mixture, _ = sf.read(layout.audio_path(work, "/video.wav"), dtype="float32")       # (L,)
         dets, class_names = detection_rows(opts, frames_folder, str(args.device_obj))
         try:
-            check_detection_boxes(dets, frame_size(os.path.join(frames_folder, layout.frame_name(1))),
+            first_frame = os.path.join(frames_folder, layout.frame_name(1))
+            check_detection_boxes(dets, frame_size(first_frame),
                                   opts.detections or os.path.join(opts.out, "detections.npy"))
         except DataError as err:
             raise SystemExit(str(err)) from err

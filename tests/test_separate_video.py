@@ -148,3 +148,27 @@ def test_missing_boxes_and_grounding_only_runs_are_clear_errors(trained_runs, vi
     np.save(bad, np.zeros((3, 5), np.float32))
     with pytest.raises(SystemExit, match=r"bad.npy: detection array has shape \(3, 5\)"):
         separate_video.main(["--run", str(trained_runs / "ccol"), *common, "--detections", str(bad)])
+
+
+def test_a_failed_run_leaves_no_output_folder(trained_runs, video, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(open(video[0], "rb").read()[:2000])
+    out = tmp_path / "sep"
+    with pytest.raises(SystemExit, match="cannot extract frames and audio"):
+        separate_video.main(["--run", str(trained_runs / "ccol"), "--video", str(broken), "--out", str(out),
+                             "--detections", video[3]])
+    assert not out.exists()
+    outside = tmp_path / "outside.npy"
+    dets = np.load(video[3])
+    dets[:, [3, 5]] += 10_000
+    np.save(outside, dets)
+    with pytest.raises(SystemExit, match="boxes lie outside the 128x96 frames"):
+        separate_video.main(["--run", str(trained_runs / "ccol"), "--video", video[0], "--out", str(out),
+                             "--detections", str(outside)])
+    assert not out.exists()
+    out.mkdir()
+    (out / "mine.txt").write_text("kept")              # a folder the user made is left as it was
+    with pytest.raises(SystemExit):
+        separate_video.main(["--run", str(trained_runs / "ccol"), "--video", str(broken), "--out", str(out),
+                             "--detections", video[3]])
+    assert os.listdir(out) == ["mine.txt"]

@@ -135,12 +135,13 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run = p.add_argument_group("run")
     run.add_argument("--stage", default=DEFAULT_STAGE, choices=list(STAGE_DEFAULTS),
-                     help="grounding warm-up, co-learning, cyclic co-learning, or the Sound-of-Pixels baseline")
+                     help="grounding warm-up, co-learning, cyclic co-learning, or the "
+                          "Sound-of-Pixels baseline")
     run.add_argument("--mode", default="train", choices=["train", "eval"],
                      help="train the stage, or evaluate the trained run <ckpt>/<id> on --split")
     run.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
-                     help="default sizes and schedules: the authors' ('reference') or the small CPU demo "
-                          "('demo')")
+                     help="default sizes and schedules: the authors' ('reference') or the small "
+                          "CPU demo ('demo')")
     run.add_argument("--id", default="",
                      help="run name; the run lives in <ckpt>/<id> ('' = " + ", ".join(
                          f"{name} for {stage}" for stage, name in RUN_IDS.items()) + ")")
@@ -151,49 +152,67 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                                       PREVIOUS_STAGE.items())
                           + ", none for the other stages; 'none' = start from scratch")
     run.add_argument("--init_checkpoint", default="latest", choices=["latest", "best"],
-                     help="which checkpoint of --init_from: its last epoch (as the authors' scripts) or its "
-                          "best validation epoch")
+                     help="which checkpoint of --init_from: its last epoch (as the authors' "
+                          "scripts) or its best validation epoch")
     run.add_argument("--resume", action="store_true",
                      help="continue from <run>/checkpoint_latest.pt if it exists (else start fresh)")
-    run.add_argument("--seed", type=int, default=1234, help="seed of the data sampling and the nets' init")
-    run.add_argument("--device", default="auto", help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
+    run.add_argument("--seed", type=int, default=1234,
+                     help="seed of the data sampling and the nets' init")
+    run.add_argument("--device", default="auto",
+                     help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     run.add_argument("--num_gpus", type=int, default=1,
-                     help="GPUs for DataParallel in one process (the original scripts' way); under torchrun "
-                          "(DDP, preferred) each process is one GPU and this stays 1")
+                     help="GPUs for DataParallel in one process (the original scripts' way); under "
+                          "torchrun (DDP, preferred) each process is one GPU and this stays 1")
     run.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     run.add_argument("--compile", action="store_true", help="torch.compile the stage module")
     run.add_argument("--channels_last", action="store_true",
-                     help="conv nets in channels-last memory format (CUDA with --amp: faster convolutions)")
+                     help="conv nets in channels-last memory format (CUDA with --amp: faster "
+                          "convolutions)")
     run.add_argument("--sync_bn", action="store_true",
-                     help="DDP on CUDA: BatchNorm statistics over all GPUs (default: per GPU, as the reference)")
+                     help="DDP on CUDA: BatchNorm statistics over all GPUs (default: per GPU, as "
+                          "the reference)")
 
     data = p.add_argument_group("data")
     data.add_argument("--data_root", default=os.environ.get("DATA_ROOT", "data/synthetic"),
-                      help="MUSIC data root (frames/, audio/, detection_results/, *.csv); env DATA_ROOT")
-    data.add_argument("--list_train", default="", help="train index (default <data_root>/train.csv)")
+                      help="MUSIC data root (frames/, audio/, detection_results/, *.csv); env "
+                           "DATA_ROOT")
+    data.add_argument("--list_train", default="",
+                      help="train index (default <data_root>/train.csv)")
     data.add_argument("--list_val", default="", help="val index (default <data_root>/val.csv)")
-    data.add_argument("--list_test", default="", help="test video index (default <data_root>/test.csv)")
-    data.add_argument("--list_sep", default="", help="test mixtures (default <data_root>/test_sep.csv)")
-    data.add_argument("--split", default="test", choices=["val", "test"], help="split evaluated in eval mode")
+    data.add_argument("--list_test", default="",
+                      help="test video index (default <data_root>/test.csv)")
+    data.add_argument("--list_sep", default="",
+                      help="test mixtures (default <data_root>/test_sep.csv)")
+    data.add_argument("--split", default="test", choices=["val", "test"],
+                      help="split evaluated in eval mode")
     data.add_argument("--num_mix", type=int, default=4,
-                      help="objects per sample: 4 for GRD/COL/CCoL (2 sounding + 2 silent); SoP uses 2")
-    data.add_argument("--num_frames", type=int, default=3, help="frames per object, around the clip's centre")
-    data.add_argument("--stride_frames", type=int, default=1, help="extracted frames between two used frames")
+                      help="objects per sample: 4 for GRD/COL/CCoL (2 sounding + 2 silent); SoP "
+                           "uses 2")
+    data.add_argument("--num_frames", type=int, default=3,
+                      help="frames per object, around the clip's centre")
+    data.add_argument("--stride_frames", type=int, default=1,
+                      help="extracted frames between two used frames")
     data.add_argument("--frame_rate", type=float, default=1, help="fps of the extracted frames")
-    data.add_argument("--img_size", type=int, default=224, help="side of the square object crops (pixels)")
-    data.add_argument("--aud_len", type=int, default=65535, help="clip length in samples (65535: ~6 s)")
+    data.add_argument("--img_size", type=int, default=224,
+                      help="side of the square object crops (pixels)")
+    data.add_argument("--aud_len", type=int, default=65535,
+                      help="clip length in samples (65535: ~6 s)")
     data.add_argument("--aud_rate", type=int, default=11025, help="audio sample rate (Hz)")
-    data.add_argument("--dup_trainset", type=int, default=40, help="passes over the train list per epoch")
+    data.add_argument("--dup_trainset", type=int, default=40,
+                      help="passes over the train list per epoch")
     data.add_argument("--dup_valset", type=int, default=1,
-                      help="passes over the val list, each with other fixed partners (more val mixtures)")
+                      help="passes over the val list, each with other fixed partners (more val "
+                           "mixtures)")
     data.add_argument("--batch_size", type=int, default=48,
-                      help="mixtures per step over all GPUs, whatever their number (the authors': 4 GPUs x 12); "
-                           "each GPU gets batch_size / GPUs")
-    data.add_argument("--workers", type=int, default=8, help="DataLoader worker processes (per process)")
+                      help="mixtures per step over all GPUs, whatever their number (the authors': "
+                           "4 GPUs x 12); each GPU gets batch_size / GPUs")
+    data.add_argument("--workers", type=int, default=8,
+                      help="DataLoader worker processes (per process)")
     data.add_argument("--num_val", type=int, default=-1, help="mixtures evaluated (-1: all)")
     data.add_argument("--crop_cache", default="",
-                      help="crop cache folder from scripts/cache_crops.py for this --img_size (top boxes; whole "
-                           "frames for --stage sop): the loader decodes no JPEG ('' = decode the frames)")
+                      help="crop cache folder from scripts/cache_crops.py for this --img_size (top "
+                           "boxes; whole frames for --stage sop): the loader decodes no JPEG ('' = "
+                           "decode the frames)")
     data.add_argument("--color_jitter", type=float, default=0.0,
                       help="training: random brightness, contrast and saturation per object in "
                            "[1-x, 1+x] (0 = none, as the reference)")
@@ -203,14 +222,19 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                       help="train even though the train list holds test videos (with a warning)")
 
     spec = p.add_argument_group("spectrogram")
-    spec.add_argument("--stft_frame", type=int, default=1022, help="STFT window and FFT size (samples)")
+    spec.add_argument("--stft_frame", type=int, default=1022,
+                      help="STFT window and FFT size (samples)")
     spec.add_argument("--stft_hop", type=int, default=256, help="STFT hop (samples)")
-    spec.add_argument("--warp_bins", type=int, default=256, help="frequency bins after the log-frequency warp")
-    spec.add_argument("--log_freq", type=int, default=1, help="1: warp the frequency axis to a log scale")
-    spec.add_argument("--binary_mask", type=int, default=0, help="binary (SoP) instead of ratio masks")
+    spec.add_argument("--warp_bins", type=int, default=256,
+                      help="frequency bins after the log-frequency warp")
+    spec.add_argument("--log_freq", type=int, default=1,
+                      help="1: warp the frequency axis to a log scale")
+    spec.add_argument("--binary_mask", type=int, default=0,
+                      help="binary (SoP) instead of ratio masks")
     spec.add_argument("--mask_thres", type=float, default=0.5,
                       help="binary masks: threshold of the predicted mask before the inverse STFT")
-    spec.add_argument("--loss", default="l1", choices=["l1", "l2", "bce"], help="separation loss on the masks")
+    spec.add_argument("--loss", default="l1", choices=["l1", "l2", "bce"],
+                      help="separation loss on the masks")
     spec.add_argument("--weighted_loss", type=int, default=1,
                       help="1: weight the mask loss by the log mixture magnitude")
     spec.add_argument("--spec_input", default="log1p", choices=["log1p", "log"],
@@ -231,34 +255,41 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
     model.add_argument("--arch_grounding", default="base", choices=sorted(GROUNDING_NETS),
                        help="grounding head: audio-visual pair -> sounding/silent logits")
     model.add_argument("--num_channels", type=int, default=32, help="audio-visual feature channels")
-    model.add_argument("--unet_levels", type=int, default=7, help="U-Net levels (must match a unetK name)")
+    model.add_argument("--unet_levels", type=int, default=7,
+                       help="U-Net levels (must match a unetK name)")
     model.add_argument("--ngf", type=int, default=64, help="U-Net base width")
-    model.add_argument("--vis_width", type=int, default=64, help="ResNet-18 base width (64 = standard)")
-    model.add_argument("--vggish_width", type=int, default=64, help="grounding audio CNN base width")
+    model.add_argument("--vis_width", type=int, default=64,
+                       help="ResNet-18 base width (64 = standard)")
+    model.add_argument("--vggish_width", type=int, default=64,
+                       help="grounding audio CNN base width")
     model.add_argument("--img_pool", default="maxpool", choices=["maxpool", "avgpool"],
                        help="pooling of the visual features over frames (and space, for separation)")
     model.add_argument("--sound_ground_init", default="default", choices=["default", "kaiming"],
-                       help="grounding audio CNN init: PyTorch default as the reference (tiny features "
-                            "at first), or Kaiming fan-in, on the visual features' scale (the demo uses it)")
+                       help="grounding audio CNN init: PyTorch default as the reference (tiny "
+                            "features at first), or Kaiming fan-in, on the visual features' scale "
+                            "(the demo uses it)")
     model.add_argument("--grounding_init_std", type=float, default=1e-4,
-                       help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch default "
-                            "(no slow start; the demo uses it)")
+                       help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch "
+                            "default (no slow start; the demo uses it)")
     model.add_argument("--sound_init", default="default", choices=["default", "sop"],
                        help="separation U-Net init: PyTorch's default (CCoL) or Sound of Pixels' "
                             "(conv N(0, 1e-3), BatchNorm weight N(1, 0.02))")
     model.add_argument("--weights_imagenet", default=IMAGENET,
-                       help=f"ResNet-18 init: '{IMAGENET}' = torchvision's ImageNet weights through its "
-                            f"weights API (its cache under $TORCH_HOME, downloaded there when online), a "
-                            f"path of a torchvision resnet18 state_dict, or '{NO_WEIGHTS}' (random init)")
+                       help=f"ResNet-18 init: '{IMAGENET}' = torchvision's ImageNet weights "
+                            f"through its weights API (its cache under $TORCH_HOME, downloaded "
+                            f"there when online), a path of a torchvision resnet18 state_dict, or "
+                            f"'{NO_WEIGHTS}' (random init)")
     model.add_argument("--train_visual", default="auto", choices=["auto", "yes", "no"],
-                       help="fine-tune the ResNet features; auto = only without ImageNet weights (with them "
-                            "they stay frozen, as in the paper)")
+                       help="fine-tune the ResNet features; auto = only without ImageNet weights "
+                            "(with them they stay frozen, as in the paper)")
 
     optim = p.add_argument_group("optimisation")
     optim.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
-                       help="Adam without weight decay (CCoL) or SGD with momentum (Sound of Pixels)")
+                       help="Adam without weight decay (CCoL) or SGD with momentum (Sound of "
+                            "Pixels)")
     optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Adam's beta1)")
-    optim.add_argument("--weight_decay", type=float, default=0.0, help="L2 weight decay of every group")
+    optim.add_argument("--weight_decay", type=float, default=0.0,
+                       help="L2 weight decay of every group")
     optim.add_argument("--num_epoch", type=int, help="training epochs; " + _table_help("num_epoch"))
     for key, net in (("lr_sound_ground", "grounding audio net"), ("lr_frame_ground", "grounding visual net"),
                      ("lr_grounding", "grounding head"), ("lr_sound", "separation U-Net"),
@@ -270,12 +301,15 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
 
     method = p.add_argument_group("method")
     method.add_argument("--silent_thres", type=float, default=0.1,
-                        help="CCoL: an unchosen object is labelled silent only if its mask error exceeds this")
+                        help="CCoL: an unchosen object is labelled silent only if its mask error "
+                             "exceeds this")
     method.add_argument("--ccol_broadcast_bug", action="store_true",
-                        help="restore the reference's (B,)x(B,1) broadcast in CCoL's solo grounding loss")
+                        help="restore the reference's (B,)x(B,1) broadcast in CCoL's solo "
+                             "grounding loss")
     method.add_argument("--reference_bn_drift", action="store_true",
-                        help="as the authors' code: frozen ResNets' BatchNorm layers stay in train mode (batch "
-                             "statistics, running statistics updated), each object run through them separately")
+                        help="as the authors' code: frozen ResNets' BatchNorm layers stay in train "
+                             "mode (batch statistics, running statistics updated), each object run "
+                             "through them separately")
     method.add_argument("--solo_grounding_weight", type=float,
                         help="COL/CCoL: weight of the solo-track grounding losses (GRD's loss is these terms "
                              "alone); " + _table_help("solo_grounding_weight"))
@@ -283,20 +317,24 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                         help="COL/CCoL: weight of the mixture grounding losses; "
                              + _table_help("mix_grounding_weight"))
     method.add_argument("--eval_silent", action="store_true",
-                        help="silent-object evaluation: masks gated by grounding, leakage into silent slots")
+                        help="silent-object evaluation: masks gated by grounding, leakage into "
+                             "silent slots")
     method.add_argument("--metrics_backend", default="fast", choices=["fast", "mir_eval"],
                         help="SDR/SIR/SAR implementation (fast agrees with mir_eval within 0.01 dB)")
 
     log = p.add_argument_group("logging")
-    log.add_argument("--disp_iter", type=int, default=20, help="log the running losses every this many steps")
-    log.add_argument("--eval_epoch", type=int, default=1, help="validate every this many epochs (and the last)")
+    log.add_argument("--disp_iter", type=int, default=20,
+                     help="log the running losses every this many steps")
+    log.add_argument("--eval_epoch", type=int, default=1,
+                     help="validate every this many epochs (and the last)")
     log.add_argument("--best_by", default="loss", choices=["loss", "sdr"],
-                     help="checkpoint_best: lowest validation loss (the reference) or highest validation SDR "
-                          "(COL, CCoL, SoP; GRD always uses the loss)")
+                     help="checkpoint_best: lowest validation loss (the reference) or highest "
+                          "validation SDR (COL, CCoL, SoP; GRD always uses the loss)")
     log.add_argument("--test_every", type=int, default=0,
                      help="learning curves: also score the test mixtures every N epochs into "
                           "history.json's 'test' (never used for checkpoint choice; 0 = never)")
-    log.add_argument("--num_vis", type=int, default=40, help="samples shown in the HTML visualization")
+    log.add_argument("--num_vis", type=int, default=40,
+                     help="samples shown in the HTML visualization")
     p.set_defaults(**defaults_of(stage, profile))
     return p
 

@@ -83,3 +83,14 @@ def test_architecture_mismatch_is_a_clear_error(trained_runs, tiny_data_root, tm
     with pytest.raises(AssertionError, match="unreadable"):
         main_py("--stage", "col", "--id", "x", "--num_epoch", "1", "--init_from", broken,
                 ckpt=tmp_path, data_root=tiny_data_root)
+
+
+def test_test_every_scores_the_test_mixtures_for_learning_curves(trained_runs, tiny_data_root, tmp_path):
+    main_py("--stage", "ccol", "--id", "curve", "--num_epoch", "2", "--test_every", "1",
+            "--init_from", trained_runs / "col", ckpt=tmp_path, data_root=tiny_data_root)
+    history = json.loads((tmp_path / "curve" / "history.json").read_text())
+    tests = history["test"]
+    assert [t["epoch"] for t in tests] == [1, 2]
+    assert tests[1]["mixtures_seen"] == 2 * tests[0]["mixtures_seen"] > 0
+    assert tests[0]["num_mixtures"] > 0 and tests[0]["sdr_mix"] is not None
+    assert 0 <= tests[0]["grounding_acc"] <= 1

@@ -6,8 +6,8 @@ epochs, LR steps, loss weights, the SoP baseline's setup) lives in STAGE_DEFAULT
 small-compute configuration (narrow nets, short clips, small crops, short schedules) that keeps the
 method the same and trains on two CPU cores in minutes. Defaults are layered, later wins:
 
-    option default < STAGE_DEFAULTS[stage] < PROFILES[profile] < PROFILE_STAGE_DEFAULTS[profile][stage]
-    < command line
+    option default < STAGE_DEFAULTS[stage] < PROFILES[profile]
+        < PROFILE_STAGE_DEFAULTS[profile][stage] < command line
 
 `python main.py --stage col --profile demo --help` shows the defaults that result. The resolved
 arguments are saved to `ckpt/<id>/args.json`; evaluation reads the architecture back from there.
@@ -89,14 +89,16 @@ PROFILE_STAGE_DEFAULTS = {
     },
 }
 
-# Default run names (the scripts'), and the stage whose run initialises each stage (--init_from auto).
+# Default run names (the scripts'), and the stage whose run initialises each stage
+# (--init_from auto).
 RUN_IDS = {"grd": "MUSIC_GRD", "col": "MUSIC_COL", "ccol": "MUSIC_CCoL", "sop": "MUSIC_SoP"}
 PREVIOUS_STAGE = {"col": "grd", "ccol": "col"}
 DEFAULT_STAGE, DEFAULT_PROFILE = "ccol", "reference"
 
 
 def defaults_of(stage: str, profile: str) -> dict:
-    """The table defaults of one stage under one profile (unknown names: none; argparse rejects them)."""
+    """The table defaults of one stage under one profile (unknown names: none, argparse rejects
+    them)."""
     return {**STAGE_DEFAULTS.get(stage, {}), **PROFILES.get(profile, {}),
             **PROFILE_STAGE_DEFAULTS.get(profile, {}).get(stage, {})}
 
@@ -129,10 +131,12 @@ ARCH_KEYS = (
 )
 
 
-def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> argparse.ArgumentParser:
+def build_parser(stage: str = DEFAULT_STAGE,
+                 profile: str = DEFAULT_PROFILE) -> argparse.ArgumentParser:
     """All options, with the defaults of `stage` under `profile` (those --help shows)."""
-    p = argparse.ArgumentParser(description="Train or evaluate GRD / COL / CCoL / SoP on MUSIC mixtures.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description="Train or evaluate GRD / COL / CCoL / SoP on MUSIC mixtures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     run = p.add_argument_group("run")
     run.add_argument("--stage", default=DEFAULT_STAGE, choices=list(STAGE_DEFAULTS),
                      help="grounding warm-up, co-learning, cyclic co-learning, or the "
@@ -147,15 +151,16 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                          f"{name} for {stage}" for stage, name in RUN_IDS.items()) + ")")
     run.add_argument("--ckpt", default="ckpt", help="folder holding all runs")
     run.add_argument("--init_from", default="auto",
-                     help="run folder of the previous stage whose weights initialise this one; 'auto' = "
-                          + ", ".join(f"<ckpt>/{RUN_IDS[prev]} for {stage}" for stage, prev in
-                                      PREVIOUS_STAGE.items())
+                     help="run folder of the previous stage whose weights initialise this one; "
+                          "'auto' = " + ", ".join(f"<ckpt>/{RUN_IDS[prev]} for {stage}"
+                                                  for stage, prev in PREVIOUS_STAGE.items())
                           + ", none for the other stages; 'none' = start from scratch")
     run.add_argument("--init_checkpoint", default="latest", choices=["latest", "best"],
                      help="which checkpoint of --init_from: its last epoch (as the authors' "
                           "scripts) or its best validation epoch")
     run.add_argument("--resume", action="store_true",
-                     help="continue from <run>/checkpoint_latest.pt if it exists (else start fresh)")
+                     help="continue from <run>/checkpoint_latest.pt if it exists (else start "
+                          "fresh)")
     run.add_argument("--seed", type=int, default=1234,
                      help="seed of the data sampling and the nets' init")
     run.add_argument("--device", default="auto",
@@ -217,7 +222,8 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                       help="training: random brightness, contrast and saturation per object in "
                            "[1-x, 1+x] (0 = none, as the reference)")
     data.add_argument("--on_error", default="raise", choices=["raise", "skip"],
-                      help="bad sample: stop with an error naming the file, or skip it and count it")
+                      help="bad sample: stop with an error naming the file, or skip it and count "
+                           "it")
     data.add_argument("--allow_test_leak", action="store_true",
                       help="train even though the train list holds test videos (with a warning)")
 
@@ -263,7 +269,8 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
     model.add_argument("--vggish_width", type=int, default=64,
                        help="grounding audio CNN base width")
     model.add_argument("--img_pool", default="maxpool", choices=["maxpool", "avgpool"],
-                       help="pooling of the visual features over frames (and space, for separation)")
+                       help="pooling of the visual features over frames (and space, for "
+                            "separation)")
     model.add_argument("--sound_ground_init", default="default", choices=["default", "kaiming"],
                        help="grounding audio CNN init: PyTorch default as the reference (tiny "
                             "features at first), or Kaiming fan-in, on the visual features' scale "
@@ -291,13 +298,16 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
     optim.add_argument("--weight_decay", type=float, default=0.0,
                        help="L2 weight decay of every group")
     optim.add_argument("--num_epoch", type=int, help="training epochs; " + _table_help("num_epoch"))
-    for key, net in (("lr_sound_ground", "grounding audio net"), ("lr_frame_ground", "grounding visual net"),
+    for key, net in (("lr_sound_ground", "grounding audio net"),
+                     ("lr_frame_ground", "grounding visual net"),
                      ("lr_grounding", "grounding head"), ("lr_sound", "separation U-Net"),
                      ("lr_frame", "separation visual net"), ("lr_synthesizer", "synthesizer")):
         optim.add_argument(f"--{key}", type=float,
-                           help=f"learning rate of the {net} (None: not built); " + _table_help(key))
+                           help=f"learning rate of the {net} (None: not built); "
+                                + _table_help(key))
     optim.add_argument("--lr_steps", type=int, nargs="+",
-                       help="epochs after which every learning rate is multiplied by 0.1; " + _table_help("lr_steps"))
+                       help="epochs after which every learning rate is multiplied by 0.1; "
+                            + _table_help("lr_steps"))
 
     method = p.add_argument_group("method")
     method.add_argument("--silent_thres", type=float, default=0.1,
@@ -311,8 +321,8 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                              "mode (batch statistics, running statistics updated), each object run "
                              "through them separately")
     method.add_argument("--solo_grounding_weight", type=float,
-                        help="COL/CCoL: weight of the solo-track grounding losses (GRD's loss is these terms "
-                             "alone); " + _table_help("solo_grounding_weight"))
+                        help="COL/CCoL: weight of the solo-track grounding losses (GRD's loss is "
+                             "these terms alone); " + _table_help("solo_grounding_weight"))
     method.add_argument("--mix_grounding_weight", type=float,
                         help="COL/CCoL: weight of the mixture grounding losses; "
                              + _table_help("mix_grounding_weight"))
@@ -320,7 +330,8 @@ def build_parser(stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE) -> 
                         help="silent-object evaluation: masks gated by grounding, leakage into "
                              "silent slots")
     method.add_argument("--metrics_backend", default="fast", choices=["fast", "mir_eval"],
-                        help="SDR/SIR/SAR implementation (fast agrees with mir_eval within 0.01 dB)")
+                        help="SDR/SIR/SAR implementation (fast agrees with mir_eval within 0.01 "
+                             "dB)")
 
     log = p.add_argument_group("logging")
     log.add_argument("--disp_iter", type=int, default=20,
@@ -355,15 +366,17 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     args.list_sep = args.list_sep or os.path.join(root, "test_sep.csv")
     if args.stage == "sop":
         if args.num_mix != 2:
-            raise SystemExit(f"--stage sop mixes 2 whole-frame videos; got --num_mix {args.num_mix}")
+            raise SystemExit(f"--stage sop mixes 2 whole-frame videos; got --num_mix "
+                             f"{args.num_mix}")
     elif args.num_mix != 4:
         raise SystemExit(f"--stage {args.stage} needs --num_mix 4 (2 sounding + 2 silent objects)")
     # One global batch whatever the GPU count: DataParallel splits it over --num_gpus inside one
     # process, torchrun starts WORLD_SIZE processes of one GPU each.
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and args.num_gpus > 1:
-        raise SystemExit(f"--num_gpus {args.num_gpus} is DataParallel inside one process; under torchrun "
-                         f"each of the {world_size} processes is one GPU: leave --num_gpus at 1")
+        raise SystemExit(f"--num_gpus {args.num_gpus} is DataParallel inside one process; under "
+                         f"torchrun each of the {world_size} processes is one GPU: leave "
+                         f"--num_gpus at 1")
     gpus = max(world_size, args.num_gpus)
     if args.batch_size % gpus:
         raise SystemExit(f"--batch_size {args.batch_size} does not split evenly over {gpus} GPUs")
@@ -371,8 +384,8 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     if args.mode == "eval":
         args.weights_imagenet = NO_WEIGHTS  # the trained run's checkpoint holds every weight
     if has_weights(args.weights_imagenet) and args.vis_width != 64:
-        raise SystemExit(f"ImageNet ResNet-18 weights need --vis_width 64 (got {args.vis_width}); pass "
-                         f"--weights_imagenet {NO_WEIGHTS} for narrower random-init ResNets")
+        raise SystemExit(f"ImageNet ResNet-18 weights need --vis_width 64 (got {args.vis_width}); "
+                         f"pass --weights_imagenet {NO_WEIGHTS} for narrower random-init ResNets")
     if args.train_visual == "auto":
         args.train_visual = "no" if has_weights(args.weights_imagenet) else "yes"
     args.run_dir = os.path.join(args.ckpt, args.id)

@@ -149,8 +149,9 @@ def initialise_from(nets, run_dir: str, which: str = "latest") -> dict:
     """
     path = path_of(run_dir, which)
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path} does not exist: train the previous stage first, point --init_from "
-                              f"at its run folder, or pass --init_from none to start from scratch")
+        raise CheckpointError(f"{path} does not exist: train the previous stage first, point "
+                              f"--init_from at its run folder, or pass --init_from none to start "
+                              f"from scratch")
     ckpt = load(path)
     loaded = []
     for name, net in nets.items():

@@ -194,7 +194,8 @@ class COL(Stage):
         return {}
 
     def combine(self, losses):
-        return (losses["sep"] + self.args.solo_grounding_weight * (losses["grd_pos"] + losses["grd_neg"])
+        solo = losses["grd_pos"] + losses["grd_neg"]
+        return (losses["sep"] + self.args.solo_grounding_weight * solo
                 + self.args.mix_grounding_weight * losses["grd_mix"])
 
 
@@ -203,7 +204,8 @@ class CCoL(COL):
 
     Per pseudo-video, the object whose (ungated) mask explains the pseudo-video's sound better is
     the sounding one; the other is labelled silent only if its mask error also exceeds
-    `silent_thres`. L = L_sep + w_mix (L_pos + L_neg) + w_solo L_solo (CCoL: w_mix 0.25, w_solo 0.5).
+    `silent_thres`. L = L_sep + w_mix (L_pos + L_neg) + w_solo L_solo (CCoL: w_mix 0.25,
+    w_solo 0.5).
     """
 
     def sounding_labels(self, masks, spec):
@@ -244,7 +246,8 @@ class CCoL(COL):
         }
 
     def combine(self, losses):
-        return (losses["sep"] + self.args.mix_grounding_weight * (losses["grd_pos"] + losses["grd_neg"])
+        mixture = losses["grd_pos"] + losses["grd_neg"]
+        return (losses["sep"] + self.args.mix_grounding_weight * mixture
                 + self.args.solo_grounding_weight * losses["grd_solo"])
 
 

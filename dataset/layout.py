@@ -77,7 +77,7 @@ def annotation_path(root: str, class_name: str, video_id: str) -> str:
 
 
 def detection_class_id(class_name: str) -> int:
-    """class_id of a detection row written for a table class: its id + 1 (0 is a detector's background)."""
+    """class_id of a detection row for a table class: its id + 1 (0 is a detector's background)."""
     return CLASS_TO_ID[class_name] + 1
 
 

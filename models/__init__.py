@@ -48,8 +48,8 @@ class ModelBuilder:
         return _lookup(SOUND_GROUND_NETS, arch, "sound_ground")(width=width, init=init)
 
     @staticmethod
-    def build_frame_ground(arch: str = "resnet18", width: int = 64, weights_imagenet: str = NO_WEIGHTS,
-                           pool: str = "maxpool") -> nn.Module:
+    def build_frame_ground(arch: str = "resnet18", width: int = 64,
+                           weights_imagenet: str = NO_WEIGHTS, pool: str = "maxpool") -> nn.Module:
         """weights_imagenet: 'imagenet' (torchvision's cache), a state_dict path, or 'none'."""
         net_class = _lookup(FRAME_GROUND_NETS, arch, "frame_ground")
         _warn_random("frame_ground", weights_imagenet)

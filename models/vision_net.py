@@ -64,7 +64,8 @@ class ResNet18(nn.Module):
 
 
 def imagenet_cache_path() -> str:
-    """Where torchvision looks for (and downloads) the ImageNet ResNet-18 file: $TORCH_HOME/hub/checkpoints."""
+    """Where torchvision looks for (and downloads) the ImageNet ResNet-18 file, under
+    $TORCH_HOME/hub/checkpoints."""
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(IMAGENET_WEIGHTS.url))
 
 
@@ -79,25 +80,26 @@ def imagenet_state_dict(source: str) -> dict:
         cached = imagenet_cache_path()
         try:
             # Loads the cached file, or downloads it there first (hash-checked) when it is missing.
-            state = IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True, map_location="cpu",
-                                                    weights_only=True)
+            state = IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True,
+                                                    map_location="cpu", weights_only=True)
         except OSError as err:  # URLError and socket errors included: offline, proxy, disk
+            torch_home = os.environ.get("TORCH_HOME", "~/.cache/torch")
             raise FileNotFoundError(
-                f"ImageNet ResNet-18 weights ({IMAGENET_WEIGHTS}) are not in torchvision's cache and "
-                f"could not be downloaded ({err}). torchvision looks for {cached} (folder "
-                f"$TORCH_HOME/hub/checkpoints, TORCH_HOME={os.environ.get('TORCH_HOME', '~/.cache/torch')}). "
-                f"Copy {os.path.basename(cached)} from {IMAGENET_WEIGHTS.url} there, pass its path as "
-                f"--weights_imagenet, or pass --weights_imagenet none to train the ResNets from random "
-                f"init.") from err
+                f"ImageNet ResNet-18 weights ({IMAGENET_WEIGHTS}) are not in torchvision's cache "
+                f"and could not be downloaded ({err}). torchvision looks for {cached} (folder "
+                f"$TORCH_HOME/hub/checkpoints, TORCH_HOME={torch_home}). Copy "
+                f"{os.path.basename(cached)} from {IMAGENET_WEIGHTS.url} there, pass its path as "
+                f"--weights_imagenet, or pass --weights_imagenet none to train the ResNets from "
+                f"random init.") from err
         except (RuntimeError, pickle.UnpicklingError) as err:
-            raise ValueError(f"{cached} is not a readable torch file ({err}); delete it and run again "
-                             f"to download it") from err
+            raise ValueError(f"{cached} is not a readable torch file ({err}); delete it and run "
+                             f"again to download it") from err
         return state
     if not os.path.isfile(source):
         raise FileNotFoundError(
-            f"ImageNet ResNet-18 weights not found at '{source}'. Pass --weights_imagenet imagenet "
-            f"for torchvision's cached {os.path.basename(IMAGENET_WEIGHTS.url)}, or --weights_imagenet "
-            f"none to train the ResNets from random init.")
+            f"ImageNet ResNet-18 weights not found at '{source}'. Pass --weights_imagenet "
+            f"imagenet for torchvision's cached {os.path.basename(IMAGENET_WEIGHTS.url)}, or "
+            f"--weights_imagenet none to train the ResNets from random init.")
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError) as err:
@@ -161,7 +163,8 @@ def _per_object(net: nn.Module, frames: torch.Tensor, separately: bool) -> torch
     that the batch statistics (and the running-statistics updates, one per object) are per object.
     """
     if separately and net.features.training:
-        return torch.stack([net.forward_multiframe(frames[:, n]) for n in range(frames.shape[1])], 1)
+        objects = [net.forward_multiframe(frames[:, n]) for n in range(frames.shape[1])]
+        return torch.stack(objects, 1)
     B, N = frames.shape[:2]
     return net.forward_multiframe(frames.flatten(0, 1)).view(B, N, -1)
 
@@ -197,7 +200,7 @@ class ResNet18Ground(nn.Module):
         return _pool_frames(feat, (1,), self.pool).reshape(*lead, self.out_dim)
 
     def forward_objects(self, frames: torch.Tensor, separately: bool = False) -> torch.Tensor:
-        """(B, N, 3, T, H, W) -> (B, N, 8w); `separately`: per-object BatchNorm batches in train mode."""
+        """(B, N, 3, T, H, W) -> (B, N, 8w); `separately`: per-object BatchNorm batches."""
         return _per_object(self, frames, separately)
 
 
@@ -275,5 +278,5 @@ class ResNet18Dilated(nn.Module):
         return _ACTIVATIONS[self.activation](pooled)
 
     def forward_objects(self, frames: torch.Tensor, separately: bool = False) -> torch.Tensor:
-        """(B, N, 3, T, H, W) -> (B, N, fc_dim); `separately`: per-object BatchNorm batches in train mode."""
+        """(B, N, 3, T, H, W) -> (B, N, fc_dim); `separately`: per-object BatchNorm batches."""
         return _per_object(self, frames, separately)

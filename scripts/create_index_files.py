@@ -25,10 +25,11 @@ def scan_videos(root: str, min_frames: int):
         ValueError: a class folder is not in the class table, which gives every class its id.
     """
     wavs = sorted(glob.glob(os.path.join(root, layout.AUDIO, "*", "*.wav")))
-    unknown = sorted({os.path.basename(os.path.dirname(w)) for w in wavs} - layout.CLASS_TO_ID.keys())
+    folders = {os.path.basename(os.path.dirname(w)) for w in wavs}
+    unknown = sorted(folders - layout.CLASS_TO_ID.keys())
     if unknown:
-        raise ValueError(f"class folder(s) {', '.join(unknown)} under {os.path.join(root, layout.AUDIO)} "
-                         f"are not in the class table (dataset/layout.py MUSIC21_CLASSES: "
+        raise ValueError(f"class folder(s) {', '.join(unknown)} under "
+                         f"{os.path.join(root, layout.AUDIO)} are not in the class table (dataset/layout.py MUSIC21_CLASSES: "
                          f"{', '.join(layout.MUSIC21_CLASSES)}); rename the folder to a listed "
                          f"instrument or append the class to the table")
     kept, dropped = [], []

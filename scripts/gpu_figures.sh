@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The GPU figures of the README's Speed table, in one run on a machine with a CUDA GPU:
-#   1. a MUSIC-sized synthetic root (2-minute 640x360 videos) unless DATA_ROOT already has train.csv,
-#      and its crop cache at the model's crop size;
-#   2. scripts/benchmark.py at the authors' sizes: CCoL step-only and end-to-end mixtures/s at batch 48
-#      with 16 loader workers, GPU busy %, and the time of a 260-mixture evaluation;
-#   3. a short reference-profile CCoL training (TRAIN_DUP passes over the train list) and its test
-#      evaluation, timed.
+#   1. a MUSIC-sized synthetic root (2-minute 640x360 videos) unless DATA_ROOT already has
+#      train.csv, and its crop cache at the model's crop size;
+#   2. scripts/benchmark.py at the authors' sizes: CCoL step-only and end-to-end mixtures/s at
+#      batch 48 with 16 loader workers, GPU busy %, and the time of a 260-mixture evaluation;
+#   3. a short reference-profile CCoL training (TRAIN_DUP passes over the train list) and its
+#      test evaluation, timed.
 # Everything lands in OUT_DIR; OUT_DIR/gpu_figures.json holds the figures and the targets.
 # Variables (defaults): DEVICE (cuda), SIZES (reference; tiny for a CPU check), BATCH (48),
-# WORKERS (16), STEPS (20), VIDEOS (4 per class, for a generated root), TRAIN_DUP (20), AMP (1),
-# DATA_ROOT (data/synthetic_2min), OUT_DIR (ckpt/gpu_figures). ImageNet weights are used when
-# torchvision's cache holds them, else frozen random ResNets (the same compute).
+# WORKERS (16), STEPS (20), VIDEOS (4 per class, for a generated root), TRAIN_DUP (20),
+# AMP (1), DATA_ROOT (data/synthetic_2min), OUT_DIR (ckpt/gpu_figures). ImageNet weights are used
+# when torchvision's cache holds them, else frozen random ResNets (the same compute).
 DATA_ROOT="${DATA_ROOT:-data/synthetic_2min}"
 source "$(dirname "$0")/_env.sh"
 DEVICE="${DEVICE:-cuda}"
@@ -48,8 +48,8 @@ stamp "sizes $SIZES (crops ${IMG} px), device $DEVICE, batch $BATCH, $WORKERS wo
 if [ ! -f "$DATA_ROOT/train.csv" ]; then
   stamp "building $VIDEOS videos per class into $DATA_ROOT"
   "$PY" -c "import os, sys; sys.path.insert(0, 'scripts'); import benchmark, make_synthetic_music; \
-benchmark.build_synthetic_root(sys.argv[1], make_synthetic_music.DEFAULT_CLASSES, int(sys.argv[2]), \
-workers=os.cpu_count(), **benchmark.REALISTIC_DATA)" "$DATA_ROOT" "$VIDEOS"
+benchmark.build_synthetic_root(sys.argv[1], make_synthetic_music.DEFAULT_CLASSES, \
+int(sys.argv[2]), workers=os.cpu_count(), **benchmark.REALISTIC_DATA)" "$DATA_ROOT" "$VIDEOS"
 fi
 "$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size "$IMG" --mode ccol --workers "$WORKERS"
 CACHE="$DATA_ROOT/crop_cache/top_box_$IMG"
@@ -58,20 +58,23 @@ stamp "data and crop cache ready"
 # shellcheck disable=SC2086  # the flag strings are lists of words
 "$PY" scripts/benchmark.py --device "$DEVICE" --sizes "$SIZES" --data-root "$DATA_ROOT" \
   --stages ccol --parts b c d --batch-size "$BATCH" --workers "$WORKERS" --steps "$STEPS" \
-  --main-args "$WEIGHTS" $BENCH_FAST --json "$OUT_DIR/benchmark.json" 2>&1 | tee "$OUT_DIR/benchmark.log"
+  --main-args "$WEIGHTS" $BENCH_FAST --json "$OUT_DIR/benchmark.json" 2>&1 \
+  | tee "$OUT_DIR/benchmark.log"
 stamp "benchmark done"
 
 RUNS="$OUT_DIR/runs"
 rm -rf "$RUNS"   # a fresh short run each time: this folder holds only this script's runs
 # shellcheck disable=SC2086
-"$PY" main.py --stage ccol --init_from none --id ccol_short --ckpt "$RUNS" --data_root "$DATA_ROOT" \
-  --device "$DEVICE" $SIZE_ARGS --batch_size "$BATCH" --workers "$WORKERS" \
+"$PY" main.py --stage ccol --init_from none --id ccol_short --ckpt "$RUNS" \
+  --data_root "$DATA_ROOT" --device "$DEVICE" $SIZE_ARGS --batch_size "$BATCH" \
+  --workers "$WORKERS" \
   --dup_trainset "$TRAIN_DUP" --num_epoch 1 --crop_cache "$CACHE" $WEIGHTS $FAST \
   > "$OUT_DIR/train.out" 2>&1 || { tail -n 30 "$OUT_DIR/train.out"; exit 1; }
 stamp "short training done"
 # shellcheck disable=SC2086
-"$PY" main.py --mode eval --id ccol_short --ckpt "$RUNS" --data_root "$DATA_ROOT" --device "$DEVICE" \
-  $SIZE_ARGS --batch_size "$BATCH" --workers "$WORKERS" --crop_cache "$CACHE" $FAST \
+"$PY" main.py --mode eval --id ccol_short --ckpt "$RUNS" --data_root "$DATA_ROOT" \
+  --device "$DEVICE" $SIZE_ARGS --batch_size "$BATCH" --workers "$WORKERS" \
+  --crop_cache "$CACHE" $FAST \
   > "$OUT_DIR/eval.out" 2>&1 || { tail -n 30 "$OUT_DIR/eval.out"; exit 1; }
 stamp "evaluation done"
 
@@ -105,7 +108,8 @@ figures = {
                        "mixtures_per_s": float(rates[-1][2]) if rates else None},
     "short_training_eval": {k: results.get(k) for k in ("num_mixtures", "eval_seconds", "sdr")},
     "targets": {"end_to_end_mixtures_per_s": 365, "end_to_end_over_step_only": 0.8,
-                "gpu_busy_percent": 85, "authors_code_h200": {"mixtures_per_s": 73, "gpu_busy": 40}},
+                "gpu_busy_percent": 85,
+                "authors_code_h200": {"mixtures_per_s": 73, "gpu_busy_percent": 40}},
     "wall_s": wall_s,
 }
 with open(os.path.join(out_dir, "gpu_figures.json"), "w") as f:

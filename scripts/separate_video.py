@@ -81,7 +81,7 @@ def load_run(run_dir: str, device: str):
     if stage == "grd":
         raise SystemExit(f"{run_dir} is a GRD run (grounding only): it cannot separate; use a COL, CCoL "
                          f"or SoP run")
-    parsed = parse_args(["--stage", stage, "--device", device,
+    parsed = parse_args(["--mode", "eval", "--stage", stage, "--device", device,
                          "--ckpt", os.path.dirname(os.path.abspath(run_dir)),
                          "--id", os.path.basename(os.path.abspath(run_dir))])
     args = checkpoints.run_args(parsed, run_dir, device_obj=utils.select_device(device))
@@ -255,7 +255,7 @@ def spectrogram_images(waves: np.ndarray, args) -> np.ndarray:
     if args.log_freq:
         mag = warp_log_freq(mag, args.warp_bins)
     db = 20 * torch.log10(mag + 1e-8)
-    return viz._to_u8(viz._shrink((db - db[0].max()) / viz.DB_RANGE + 1, SPEC_PX))
+    return viz.to_u8(viz.shrink((db - db[0].max()) / viz.DB_RANGE + 1, SPEC_PX))
 
 
 def probability_timeline(probs: np.ndarray, starts: np.ndarray, rate: int) -> str:
@@ -280,14 +280,14 @@ def write_page(out_dir: str, work_root: str, info: dict, tracks: list[Track], es
     media = os.path.join(out_dir, "media")
     os.makedirs(media, exist_ok=True)
     specs = spectrogram_images(np.concatenate([mixture[None], estimates]), args)
-    viz._save_colormapped(specs[0], os.path.join(media, "mixture.jpg"), "magma")
+    viz.save_colormapped(specs[0], os.path.join(media, "mixture.jpg"), "magma")
     num_frames = len(tracks[0].boxes)
     shown = np.unique(np.linspace(1, num_frames, min(NUM_THUMBS, num_frames)).round().astype(int))
     rows = []
     for n, track in enumerate(tracks):
-        viz._save_colormapped(specs[n + 1], os.path.join(media, f"{track.name}.jpg"), "magma")
+        viz.save_colormapped(specs[n + 1], os.path.join(media, f"{track.name}.jpg"), "magma")
         # The extracted frames live in <work>/frames/video.mp4, i.e. the frames of info '/video.wav'.
-        viz._frame_strip(work_root, "/video.wav", shown, track.boxes[shown - 1],
+        viz.frame_strip(work_root, "/video.wav", shown, track.boxes[shown - 1],
                          os.path.join(media, f"{track.name}_frames.jpg"))
         ground = "<div class=\"small\">no grounding nets in this run</div>"
         if probs is not None:
@@ -297,18 +297,18 @@ def write_page(out_dir: str, work_root: str, info: dict, tracks: list[Track], es
                       + probability_timeline(probs[:, n], starts, args.aud_rate))
         detected = int(track.detected.sum())
         rows.append(
-            f"<tr><td><div class=\"cls\">{viz._esc(track.name)}</div><div class=\"small\">class id "
+            f"<tr><td><div class=\"cls\">{viz.esc(track.name)}</div><div class=\"small\">class id "
             f"{track.class_id}; detected in {detected} of {num_frames} frames</div>{ground}</td>"
-            f"<td><img class=\"strip\" src=\"{viz._url('media/' + track.name + '_frames.jpg')}\" alt=\"frames\">"
+            f"<td><img class=\"strip\" src=\"{viz.url('media/' + track.name + '_frames.jpg')}\" alt=\"frames\">"
             f"<div class=\"small\">frames {', '.join(map(str, shown))}</div></td>"
-            f"<td><img class=\"track\" src=\"{viz._url('media/' + track.name + '.jpg')}\" alt=\"spectrogram\">"
-            f"<audio class=\"track\" controls preload=\"none\" src=\"{viz._url(track.name + '.wav')}\"></audio></td></tr>")
-    meta = " &nbsp;·&nbsp; ".join(f"<b>{viz._esc(k)}</b> {viz._esc(v)}" for k, v in (
+            f"<td><img class=\"track\" src=\"{viz.url('media/' + track.name + '.jpg')}\" alt=\"spectrogram\">"
+            f"<audio class=\"track\" controls preload=\"none\" src=\"{viz.url(track.name + '.wav')}\"></audio></td></tr>")
+    meta = " &nbsp;·&nbsp; ".join(f"<b>{viz.esc(k)}</b> {viz.esc(v)}" for k, v in (
         ("video", info["video"]), ("run", info["run"]), ("stage", info["stage"]),
         ("checkpoint epoch", info["checkpoint_epoch"]), ("duration", f"{info['duration_sec']:.1f} s"),
         ("windows", f"{len(starts)} of {args.aud_len / args.aud_rate:.2f} s, hop {info['hop_sec']:.2f} s"),
         ("gated by grounding", "yes" if info["gated"] else "no")))
-    head = (f"<h1>{viz._esc(os.path.basename(info['video']))}</h1><div class=\"sub\">sounds of "
+    head = (f"<h1>{viz.esc(os.path.basename(info['video']))}</h1><div class=\"sub\">sounds of "
             f"{len(tracks)} objects, separated over the whole track</div><div class=\"meta\">{meta}</div>")
     body = (f"<h2>Mixture</h2><div class=\"panel mix\"><img class=\"track\" src=\"media/mixture.jpg\" "
             f"alt=\"mixture spectrogram\"><audio class=\"track\" controls preload=\"none\" "
@@ -317,8 +317,7 @@ def write_page(out_dir: str, work_root: str, info: dict, tracks: list[Track], es
             f"<th>frames (box used for the crops)</th><th>separated sound (log-frequency spectrogram, "
             f"−{viz.DB_RANGE:.0f}..0 dB re the mixture's peak)</th></tr></thead><tbody>{''.join(rows)}"
             f"</tbody></table></div>")
-    page = viz._page(f"separated: {os.path.basename(info['video'])}", head, body)
-    page = page.replace("</style>", PAGE_CSS + "</style>", 1)
+    page = viz.render_page(f"separated: {os.path.basename(info['video'])}", head, body, PAGE_CSS)
     path = os.path.join(out_dir, "index.html")
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)

@@ -16,7 +16,7 @@ from PIL import Image
 
 import viz
 from dataset.layout import MUSIC_CLASSES, frame_name, frames_dir
-from models.spectral import SpectralFrontend, istft
+from models.spectral import SpectralFrontend
 
 B, N, L, N_FFT, HOP, FW, TF, S = 3, 4, 2000, 126, 63, 32, 3, 32   # F = 64, T = 32
 FRAME_W, FRAME_H = 96, 64

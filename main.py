@@ -70,7 +70,7 @@ def frozen_modules(nets, args) -> list:
     if args.train_visual == "yes":
         return []
     frozen = [nets["frame_ground"]] if "frame_ground" in nets else []
-    if "frame" in nets and args.stage != "sop":  # SoP fine-tunes its frame net (reference §9)
+    if "frame" in nets and args.stage != "sop":  # SoP fine-tunes it (docs/method.md, SoP)
         frozen.append(nets["frame"].features)
     return frozen
 

@@ -109,7 +109,7 @@ def separation_metrics(refs, ests, backend="mir_eval"):
 
     Estimate n is scored against reference n, as the reference's calc_metrics does. Samples in which
     any reference or estimate has sum|x| <= VALID_ABS_SUM are invalid: their scores are NaN and they
-    must be excluded from means, never counted as 0 (reference_method.md §7.2 item 8). Scores are not
+    must be excluded from means, never counted as 0 as the reference did. Scores are not
     clamped: a (near-)perfect estimate scores far above 100 dB (+inf with the fast backend when the
     residual underflows), where the two backends measure floating-point noise and may differ.
 
@@ -198,7 +198,7 @@ def reference_silent_sdr(refs4, ests4):
 
     Adds 1e-6 to every reference and every estimate of all 4 slots (2 sounding, 2 silent whose
     reference is all-zero), runs mir_eval's bss_eval_sources without permutation and averages SDR
-    over the 4 slots, exactly as the reference does (reference_method.md §4.4, §7.2 item 15). A silent
+    over the 4 slots, as the reference does (docs/method.md, Silent-object protocol). A silent
     slot that is gated to zero then matches its constant 1e-6 reference almost exactly, so its SDR is
     hundreds of dB (or +inf) and dominates the mean; leaked energy makes it strongly negative. The
     value is returned as is, possibly huge or +inf; label it "reference protocol" wherever it is shown.

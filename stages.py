@@ -5,10 +5,11 @@ pseudo-video A and (2, 3) pseudo-video B; 0 and 2 sound, 1 and 3 are silent obje
 (the model is not told which). The mixture is the sound of A plus the sound of B.
 Grounding logits use class 0 = sounding, class 1 = silent, as the reference.
 
-    GRD  (stage 1)  solo grounding warm-up                        reference_method.md §3.1
-    COL  (stage 2)  grounding-gated separation + grounding          §3.2
-    CCoL (stage 3)  separation chooses the grounding labels         §3.3
-    SoP  baseline   Sound of Pixels: 2 whole-frame videos, binary masks, BCE   §9
+    GRD  (stage 1)  solo grounding warm-up
+    COL  (stage 2)  grounding-gated separation + grounding
+    CCoL (stage 3)  separation chooses the grounding labels
+    SoP  baseline   Sound of Pixels: 2 whole-frame videos, binary masks, BCE
+Each is described under its name in docs/method.md, "Stages".
 """
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def grounding_outputs(logits: torch.Tensor) -> dict:
 
 
 class GRD(Stage):
-    """Stage 1: grounding-only warm-up. Loss = MIL positive + negative (reference §3.1)."""
+    """Stage 1: grounding-only warm-up. Loss = MIL positive + negative (docs/method.md, GRD)."""
 
     def forward(self, batch):
         spec, frames = self.prepare(batch)
@@ -200,7 +201,7 @@ class COL(Stage):
 
 
 class CCoL(COL):
-    """Stage 3: cyclic co-learning. Separation errors choose the grounding labels (reference §3.3).
+    """Stage 3: cyclic co-learning. Separation errors choose the grounding labels (docs/method.md).
 
     Per pseudo-video, the object whose (ungated) mask explains the pseudo-video's sound better is
     the sounding one; the other is labelled silent only if its mask error also exceeds

@@ -1,4 +1,4 @@
-"""MUSIC mixtures of object crops and waveform clips, sampled as the authors' loader does (§1.4-1.7)."""
+"""MUSIC mixtures of object crops and waveform clips, sampled as the authors' loader does."""
 from __future__ import annotations
 
 import logging

@@ -128,7 +128,7 @@ def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: s
 
 
 def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame, the box of the highest-scoring detection of any class (reference §1.3).
+    """Per frame, the highest-scoring box of any class (docs/method.md, Detections).
 
     Returns: frame ids int64 (F,) sorted ascending, boxes float32 (F, 4) as x1, y1, x2, y2.
     """

@@ -63,8 +63,8 @@ def crop_resize(image: torch.Tensor, box: tuple[int, int, int, int], size: int, 
     """The reference's crop `box` -> resize shorter side to `short_side` -> crop size x size.
 
     `rel_offset` = (u, v) in [0, 1) puts the crop at that fraction of the free room, the same for
-    all frames of an object whatever their box sizes (the reference reused frame 0's pixel offsets,
-    defect 10); None centres it. Only the input pixels under the crop are resized, with torch's
+    all frames of an object whatever their box sizes (the reference reused frame 0's pixel
+    offsets); None centres it. Only the input pixels under the crop are resized, with torch's
     antialiased uint8 bicubic (PIL's filter): 2-3x less work than resizing the whole box. The crop
     lands within a pixel of the reference's integer offset, as it follows the resize grid of its
     input window rather than whole pixels of the resized box.

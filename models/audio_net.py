@@ -1,4 +1,4 @@
-"""Audio nets: the VGG-style grounding encoder and the separation U-Net (ref. §2.1, §2.4)."""
+"""Audio nets: the VGG-style grounding encoder and the separation U-Net (docs/method.md)."""
 from __future__ import annotations
 
 import torch
@@ -6,7 +6,7 @@ import torch.nn as nn
 
 
 class VGGishGround(nn.Module):
-    """Grounding audio encoder: a randomly initialised VGG-style CNN, no BatchNorm (ref. §2.1).
+    """Grounding audio encoder: a randomly initialised VGG-style CNN, no BatchNorm.
 
     Not a pretrained VGGish despite the name: the reference leaves PyTorch's default init.
 
@@ -93,7 +93,7 @@ class UNetBlock(nn.Module):
 
 
 class UNet(nn.Module):
-    """Separation audio net: a U-Net on the log-magnitude mixture (Zhao et al. 2018; ref. §2.4).
+    """Separation audio net: a U-Net on the log-magnitude mixture (Zhao et al. 2018).
 
     Level i (0 = outermost) has ngf * min(2^i, 8) channels: 64, 128, 256, 512, 512, 512, 512 for
     `unet7` with ngf = 64. No output activation (`sound_activation='no'`).

@@ -1,4 +1,4 @@
-"""Weighted spectrogram-mask losses with per-sample reduction (ref. §2.7)."""
+"""Weighted spectrogram-mask losses with per-sample reduction (docs/method.md, Mask losses)."""
 from __future__ import annotations
 
 import torch

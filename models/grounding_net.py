@@ -1,4 +1,4 @@
-"""Audio-visual grounding head: is this object the one making this sound? (ref. §2.3)."""
+"""Audio-visual grounding head: does this object make this sound? (docs/method.md)."""
 from __future__ import annotations
 
 import torch

@@ -122,7 +122,7 @@ def loss_weight(mag_mix: torch.Tensor) -> torch.Tensor:
 
 
 class SpectralFrontend(torch.nn.Module):
-    """Waveforms to every spectrogram the nets and losses need, in one batched STFT (ref. §1.8-§1.9).
+    """Waveforms to every spectrogram the nets and losses need, in one batched STFT.
 
     Args:
         n_fft: STFT size (1022 gives F = 512 bins).
@@ -201,7 +201,7 @@ class SpectralFrontend(torch.nn.Module):
             raise ValueError(f"expected audios (B, N, L) and mix (B, L), got {tuple(audios.shape)} "
                              f"and {tuple(mix.shape)}")
         num_objects = audios.shape[1]
-        # Signal processing stays float32 even under AMP; float64 input is cast (ref. §7.3).
+        # Signal processing stays float32 even under AMP; float64 input is cast.
         with torch.autocast(device_type=mix.device.type, enabled=False):
             wavs = torch.cat([mix.unsqueeze(1), audios], dim=1).float()     # (B, 1+N, L)
             spec = stft(wavs, self.n_fft, self.hop)                          # (B, 1+N, F, T)

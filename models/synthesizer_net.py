@@ -1,4 +1,4 @@
-"""Synthesizer: mask logits as a scaled inner product of visual and sound features (ref. §2.6)."""
+"""Synthesizer: mask logits as a scaled inner product of visual and sound features."""
 from __future__ import annotations
 
 import torch

@@ -53,7 +53,7 @@ SIZES = {
 QUICK_DATA = dict(classes=("cello", "flute", "trumpet", "xylophone"), videos_per_class=2, seconds=15,
                   width=320, height=180)
 REALISTIC_DATA = dict(seconds=120, width=640, height=360)
-TEST_MIXTURES = 260      # MUSIC's test list (reference_method.md §8)
+TEST_MIXTURES = 260      # MUSIC's test list (docs/method.md, Test mixtures)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,17 +1,26 @@
-# Sourced by the scripts: make sure .venv exists with requirements.txt installed, then use it.
+# Sourced by the scripts: make sure .venv exists with the requirements installed, then use it.
 # Only Python 3.11 is needed on a fresh machine; torch/torchvision come from pip (see README).
+# REQUIREMENTS=requirements-dev.txt (set by test.sh) adds the development tools: pytest, ruff.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
 PYTHON_BIN="${PYTHON_BIN:-python3.11}"
 command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
+REQUIREMENTS="${REQUIREMENTS:-requirements.txt}"
 STAMP=.venv/.requirements.installed
-if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt "$STAMP"; then
-  echo "[env] setting up .venv from requirements.txt (first run takes a few minutes)"
+wanted_requirements() {
+  cat requirements.txt
+  if [ "$REQUIREMENTS" != requirements.txt ]; then cat "$REQUIREMENTS"; fi
+}
+# The stamp holds what was installed; a venv set up for the tests starts with the runtime list,
+# so it also serves the scripts.
+if [ ! -x .venv/bin/python ] || [ ! -f "$STAMP" ] \
+    || ! head -c "$(wanted_requirements | wc -c)" "$STAMP" | cmp -s - <(wanted_requirements); then
+  echo "[env] setting up .venv from $REQUIREMENTS (first run takes a few minutes)"
   [ -x .venv/bin/python ] || "$PYTHON_BIN" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
-  cp requirements.txt "$STAMP"
+  .venv/bin/python -m pip install -q -r "$REQUIREMENTS"
+  wanted_requirements > "$STAMP"
 fi
 PY="$REPO_ROOT/.venv/bin/python"
 export PYTHONUNBUFFERED=1

@@ -35,6 +35,16 @@ def main_py(*args, ckpt, data_root, **kw):
                 *map(str, args)], **kw)
 
 
+# Tests that need these session fixtures build data with the real scripts and train: end to end.
+END_TO_END_FIXTURES = {"tiny_data_root", "trained_runs"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_data_root(tmp_path_factory):
     """4 classes x 3 videos of 9-10 s through generation, extraction, indexing and detection."""

@@ -15,6 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("ccol", "sop")
 
 
+@pytest.mark.slow
 def test_quick_run_prints_every_figure_and_writes_them_to_json(tmp_path):
     output = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--quick", "--stages", *STAGES,

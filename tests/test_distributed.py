@@ -22,6 +22,8 @@ from metrics import one_cpu_thread
 from stages import STAGE_NETS, STAGES
 from test_stages import fake_batch, tiny_args
 
+pytestmark = pytest.mark.slow  # forks worker processes
+
 WORLD_SIZE = 2
 BATCH = 4                 # global batch: 2 samples per rank
 # A second step also checks that every trainable parameter joins the graph: DDP (without

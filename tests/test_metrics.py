@@ -91,6 +91,7 @@ def test_silent_estimate_or_reference_makes_sample_invalid_not_zero(backend):
         assert np.all(np.isnan(scores[name][1:]))
 
 
+@pytest.mark.slow  # mir_eval on several seconds of audio
 def test_fast_backend_agrees_with_mir_eval_on_realistic_signals():
     short_refs, short_ests = _realistic_pair(seed=5, batch=4, length=20000)
     # a quiet but valid sample (norm below fast_bss_eval's internal 1e-6 clamp) must still agree
@@ -224,6 +225,7 @@ def test_records_csv_and_summary_table(tmp_path):
     assert "4.667" in table and "cello" in table and "invalid (excluded): 2" in table
 
 
+@pytest.mark.slow
 def test_fast_backend_survives_explicit_torch_thread_count():
     # pytorch/pytorch#141358: after torch.set_num_threads(2), batched CPU LU hangs in MKL; run in a
     # child process so that a regression fails on the timeout instead of hanging the test session

@@ -273,6 +273,7 @@ def test_a_class_outside_the_11_indexes_detects_trains_and_evaluates(tiny_data_r
     assert "bagpipe" in (ckpt / "m21" / "eval_test.csv").read_text()
 
 
+@pytest.mark.slow
 def test_unknown_class_folder_is_a_clear_error(tmp_path):
     os.makedirs(tmp_path / layout.AUDIO / "theremin")
     (tmp_path / layout.AUDIO / "theremin" / "a.wav").write_bytes(b"")

@@ -35,6 +35,7 @@ def fake_batch(args, batch_size=4, seed=0):
     return {"audios": audios, "mix": audios.sum(1), "frames": frames, "sounding": sounding}
 
 
+@pytest.mark.slow  # trains each stage for a few dozen steps
 @pytest.mark.parametrize("stage", ["grd", "col", "ccol", "sop"])
 def test_loss_finite_and_falls_when_overfitting(stage):
     torch.manual_seed(0)

@@ -278,6 +278,7 @@ def screenshot(chromium, url, png, profile):
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90, check=False)
 
 
+@pytest.mark.slow
 def test_pages_render_in_chromium(tmp_path):
     chromium = find_chromium()
     if chromium is None:

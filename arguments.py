@@ -127,7 +127,7 @@ ARCH_KEYS = (
     "arch_synthesizer", "arch_grounding", "num_channels", "unet_levels", "ngf", "vis_width",
     "vggish_width", "img_pool", "num_frames", "stride_frames", "frame_rate", "img_size",
     "aud_len", "aud_rate", "stft_frame", "stft_hop", "warp_bins", "log_freq", "binary_mask",
-    "mask_thres", "loss", "weighted_loss", "spec_input",
+    "mask_thres", "loss", "weighted_loss", "spec_input", "ground_audio_norm",
 )
 
 
@@ -275,6 +275,9 @@ def build_parser(stage: str = DEFAULT_STAGE,
                        help="grounding audio CNN init: PyTorch default as the reference (tiny "
                             "features at first), or Kaiming fan-in, on the visual features' scale "
                             "(the demo uses it)")
+    model.add_argument("--ground_audio_norm", default="none", choices=["none", "instance"],
+                       help="grounding audio input: as it is (the reference) or each spectrogram "
+                            "standardised (zero mean, unit variance)")
     model.add_argument("--grounding_init_std", type=float, default=1e-4,
                        help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch "
                             "default (no slow start; the demo uses it)")

@@ -85,6 +85,12 @@ class Stage(nn.Module):
         log_mags = spec["log_mags"]                                           # (B, N, 1, F, T)
         rows = [spec["log_mag_mix"]] if with_mixture else []
         audio_in = torch.stack(rows + [log_mags[:, 0], log_mags[:, 2]], 1)   # (B, R, 1, F, T)
+        if self.args.ground_audio_norm == "instance":
+            # Each spectrogram standardised on its own: a recording's level and noise floor stop
+            # dominating the (BatchNorm-free) audio encoder's features.
+            mean = audio_in.mean(dim=(-2, -1), keepdim=True)
+            std = audio_in.std(dim=(-2, -1), keepdim=True)
+            audio_in = (audio_in - mean) / (std + 1e-5)
         R = audio_in.shape[1]
         audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, R, -1)     # (B, R, Da)
         visual_feat = self.nets["frame_ground"].forward_objects(

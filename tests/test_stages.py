@@ -191,3 +191,22 @@ def test_sop_uses_its_own_optimiser_input_and_init():
     ccol = tiny_args("ccol")
     assert isinstance(make_optimizer(build_nets(ccol), ccol), torch.optim.Adam)
     assert ccol.spec_input == "log1p"
+
+
+def test_ground_audio_norm_makes_grounding_level_invariant():
+    """With --ground_audio_norm instance a recording's level no longer changes the grounding logits
+    (log1p is nearly a shift for loud bins, and the shift is standardised away)."""
+    torch.manual_seed(0)
+    args = tiny_args("grd", "--ground_audio_norm", "instance")
+    model = STAGES["grd"](build_nets(args), args).eval()
+    batch = fake_batch(args)
+    loud = {**batch, "audios": 40 * batch["audios"], "mix": 40 * batch["mix"]}
+    with torch.no_grad():
+        quiet_logits = model.grounding_grid(*model.prepare(batch))
+        loud_logits = model.grounding_grid(*model.prepare(loud))
+    plain = tiny_args("grd")
+    plain_model = STAGES["grd"](build_nets(plain), plain).eval()
+    with torch.no_grad():
+        plain_gap = (plain_model.grounding_grid(*plain_model.prepare(batch))
+                     - plain_model.grounding_grid(*plain_model.prepare(loud))).abs().mean()
+    assert (quiet_logits - loud_logits).abs().mean() < 0.2 * plain_gap

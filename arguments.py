@@ -12,41 +12,73 @@ method the same and trains on two CPU cores in minutes. Defaults are layered, la
 `python main.py --stage col --profile demo --help` shows the defaults that result. The resolved
 arguments are saved to `ckpt/<id>/args.json`; evaluation reads the architecture back from there.
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 
-from models import (FRAME_GROUND_NETS, FRAME_NETS, GROUNDING_NETS, SOUND_GROUND_NETS, SOUND_NETS,
-                    SYNTHESIZERS)
+from models import (
+    FRAME_GROUND_NETS,
+    FRAME_NETS,
+    GROUNDING_NETS,
+    SOUND_GROUND_NETS,
+    SOUND_NETS,
+    SYNTHESIZERS,
+)
 from models.vision_net import IMAGENET, NO_WEIGHTS, has_weights
 
 # Per stage, as the authors' train_grd.sh / train_col.sh / train_ccol.sh (and Sound of Pixels'
 # script for the SoP baseline) set them. Learning rates of nets a stage does not build are left out.
 STAGE_DEFAULTS = {
     "grd": dict(
-        num_epoch=40, lr_steps=[20, 30],
-        lr_sound_ground=1e-4, lr_grounding=1e-4, lr_frame_ground=1e-4,
+        num_epoch=40,
+        lr_steps=[20, 30],
+        lr_sound_ground=1e-4,
+        lr_grounding=1e-4,
+        lr_frame_ground=1e-4,
     ),
     "col": dict(
-        num_epoch=60, lr_steps=[30, 50],
-        lr_sound_ground=1e-5, lr_grounding=1e-5, lr_frame_ground=1e-5,
-        lr_sound=1e-4, lr_synthesizer=1e-4, lr_frame=1e-4,
-        solo_grounding_weight=0.25, mix_grounding_weight=0.25,
+        num_epoch=60,
+        lr_steps=[30, 50],
+        lr_sound_ground=1e-5,
+        lr_grounding=1e-5,
+        lr_frame_ground=1e-5,
+        lr_sound=1e-4,
+        lr_synthesizer=1e-4,
+        lr_frame=1e-4,
+        solo_grounding_weight=0.25,
+        mix_grounding_weight=0.25,
     ),
     "ccol": dict(
-        num_epoch=60, lr_steps=[30, 50],
-        lr_sound_ground=1e-4, lr_grounding=1e-4, lr_frame_ground=1e-4,
-        lr_sound=1e-4, lr_synthesizer=1e-4, lr_frame=1e-4,
-        solo_grounding_weight=0.5, mix_grounding_weight=0.25,
+        num_epoch=60,
+        lr_steps=[30, 50],
+        lr_sound_ground=1e-4,
+        lr_grounding=1e-4,
+        lr_frame_ground=1e-4,
+        lr_sound=1e-4,
+        lr_synthesizer=1e-4,
+        lr_frame=1e-4,
+        solo_grounding_weight=0.5,
+        mix_grounding_weight=0.25,
     ),
     # Sound of Pixels on 1 fps frames: 2 whole-frame videos, binary masks, BCE, frames 3 s apart,
     # SGD with momentum and weight decay, log-magnitude input, its U-Net init, batch 4 GPUs x 20.
     "sop": dict(
-        num_epoch=100, lr_steps=[40, 80], batch_size=80,
-        lr_sound=1e-3, lr_synthesizer=1e-3, lr_frame=1e-4,
-        num_mix=2, binary_mask=1, loss="bce", stride_frames=3, optimizer="sgd", weight_decay=1e-4,
-        spec_input="log", sound_init="sop",
+        num_epoch=100,
+        lr_steps=[40, 80],
+        batch_size=80,
+        lr_sound=1e-3,
+        lr_synthesizer=1e-3,
+        lr_frame=1e-4,
+        num_mix=2,
+        binary_mask=1,
+        loss="bce",
+        stride_frames=3,
+        optimizer="sgd",
+        weight_decay=1e-4,
+        spec_input="log",
+        sound_init="sop",
     ),
 }
 
@@ -55,11 +87,27 @@ STAGE_DEFAULTS = {
 PROFILES = {
     "reference": {},
     "demo": dict(
-        img_size=32, num_frames=2, aud_len=8191, stft_frame=510, stft_hop=128, warp_bins=64,
-        arch_sound="unet6", unet_levels=6, ngf=8, vis_width=8, vggish_width=8,
-        batch_size=32, dup_trainset=25, dup_valset=8, workers=1, num_val=64, num_vis=12,
-        disp_iter=20, weights_imagenet=NO_WEIGHTS,
-        grounding_init_std=0.0, sound_ground_init="kaiming",
+        img_size=32,
+        num_frames=2,
+        aud_len=8191,
+        stft_frame=510,
+        stft_hop=128,
+        warp_bins=64,
+        arch_sound="unet6",
+        unet_levels=6,
+        ngf=8,
+        vis_width=8,
+        vggish_width=8,
+        batch_size=32,
+        dup_trainset=25,
+        dup_valset=8,
+        workers=1,
+        num_val=64,
+        num_vis=12,
+        disp_iter=20,
+        weights_imagenet=NO_WEIGHTS,
+        grounding_init_std=0.0,
+        sound_ground_init="kaiming",
     ),
 }
 
@@ -69,22 +117,38 @@ PROFILE_STAGE_DEFAULTS = {
     "reference": {},
     "demo": {
         "grd": dict(
-            num_epoch=13, lr_steps=[11],
-            lr_sound_ground=3e-3, lr_grounding=3e-3, lr_frame_ground=3e-3,
+            num_epoch=13,
+            lr_steps=[11],
+            lr_sound_ground=3e-3,
+            lr_grounding=3e-3,
+            lr_frame_ground=3e-3,
         ),
         "col": dict(
-            num_epoch=3, lr_steps=[],
-            lr_sound_ground=1e-4, lr_grounding=1e-4, lr_frame_ground=1e-4,
-            lr_sound=1e-3, lr_synthesizer=1e-3, lr_frame=1e-3,
+            num_epoch=3,
+            lr_steps=[],
+            lr_sound_ground=1e-4,
+            lr_grounding=1e-4,
+            lr_frame_ground=1e-4,
+            lr_sound=1e-3,
+            lr_synthesizer=1e-3,
+            lr_frame=1e-3,
         ),
         "ccol": dict(
-            num_epoch=12, lr_steps=[10],
-            lr_sound_ground=1e-3, lr_grounding=1e-3, lr_frame_ground=1e-3,
-            lr_sound=1e-3, lr_synthesizer=1e-3, lr_frame=1e-3,
+            num_epoch=12,
+            lr_steps=[10],
+            lr_sound_ground=1e-3,
+            lr_grounding=1e-3,
+            lr_frame_ground=1e-3,
+            lr_sound=1e-3,
+            lr_synthesizer=1e-3,
+            lr_frame=1e-3,
         ),
         "sop": dict(
-            num_epoch=3, lr_steps=[],
-            lr_sound=1e-3, lr_synthesizer=1e-3, lr_frame=1e-3,
+            num_epoch=3,
+            lr_steps=[],
+            lr_sound=1e-3,
+            lr_synthesizer=1e-3,
+            lr_frame=1e-3,
         ),
     },
 }
@@ -99,19 +163,24 @@ DEFAULT_STAGE, DEFAULT_PROFILE = "ccol", "reference"
 def defaults_of(stage: str, profile: str) -> dict:
     """The table defaults of one stage under one profile (unknown names: none, argparse rejects
     them)."""
-    return {**STAGE_DEFAULTS.get(stage, {}), **PROFILES.get(profile, {}),
-            **PROFILE_STAGE_DEFAULTS.get(profile, {}).get(stage, {})}
+    return {
+        **STAGE_DEFAULTS.get(stage, {}),
+        **PROFILES.get(profile, {}),
+        **PROFILE_STAGE_DEFAULTS.get(profile, {}).get(stage, {}),
+    }
 
 
 def _table_help(key: str) -> str:
     """'grd 0.0001, col 1e-05, ...; demo profile: grd 0.003, ...' for an option set per stage."""
+
     def show(value):
         if isinstance(value, list):
             return " ".join(map(str, value)) or "none"
         return f"{value:g}" if isinstance(value, float) else str(value)
 
-    tables = [("", STAGE_DEFAULTS)] + [(f"{name} profile: ", table)
-                                       for name, table in PROFILE_STAGE_DEFAULTS.items()]
+    tables = [("", STAGE_DEFAULTS)] + [
+        (f"{name} profile: ", table) for name, table in PROFILE_STAGE_DEFAULTS.items()
+    ]
     parts = []
     for prefix, table in tables:
         values = [f"{stage} {show(row[key])}" for stage, row in table.items() if key in row]
@@ -123,232 +192,441 @@ def _table_help(key: str) -> str:
 # What defines a trained model. Evaluation and later stages take these from the run's args.json,
 # so a user never has to repeat architecture flags (and cannot get them wrong).
 ARCH_KEYS = (
-    "num_mix", "arch_sound_ground", "arch_frame_ground", "arch_sound", "arch_frame",
-    "arch_synthesizer", "arch_grounding", "num_channels", "unet_levels", "ngf", "vis_width",
-    "vggish_width", "img_pool", "num_frames", "stride_frames", "frame_rate", "img_size",
-    "aud_len", "aud_rate", "stft_frame", "stft_hop", "warp_bins", "log_freq", "binary_mask",
-    "mask_thres", "loss", "weighted_loss", "spec_input", "ground_audio_norm",
+    "num_mix",
+    "arch_sound_ground",
+    "arch_frame_ground",
+    "arch_sound",
+    "arch_frame",
+    "arch_synthesizer",
+    "arch_grounding",
+    "num_channels",
+    "unet_levels",
+    "ngf",
+    "vis_width",
+    "vggish_width",
+    "img_pool",
+    "num_frames",
+    "stride_frames",
+    "frame_rate",
+    "img_size",
+    "aud_len",
+    "aud_rate",
+    "stft_frame",
+    "stft_hop",
+    "warp_bins",
+    "log_freq",
+    "binary_mask",
+    "mask_thres",
+    "loss",
+    "weighted_loss",
+    "spec_input",
+    "ground_audio_norm",
 )
 
 
-def build_parser(stage: str = DEFAULT_STAGE,
-                 profile: str = DEFAULT_PROFILE) -> argparse.ArgumentParser:
+def build_parser(
+    stage: str = DEFAULT_STAGE, profile: str = DEFAULT_PROFILE
+) -> argparse.ArgumentParser:
     """All options, with the defaults of `stage` under `profile` (those --help shows)."""
     p = argparse.ArgumentParser(
         description="Train or evaluate GRD / COL / CCoL / SoP on MUSIC mixtures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     run = p.add_argument_group("run")
-    run.add_argument("--stage", default=DEFAULT_STAGE, choices=list(STAGE_DEFAULTS),
-                     help="grounding warm-up, co-learning, cyclic co-learning, or the "
-                          "Sound-of-Pixels baseline")
-    run.add_argument("--mode", default="train", choices=["train", "eval"],
-                     help="train the stage, or evaluate the trained run <ckpt>/<id> on --split")
-    run.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES),
-                     help="default sizes and schedules: the authors' ('reference') or the small "
-                          "CPU demo ('demo')")
-    run.add_argument("--id", default="",
-                     help="run name; the run lives in <ckpt>/<id> ('' = " + ", ".join(
-                         f"{name} for {stage}" for stage, name in RUN_IDS.items()) + ")")
+    run.add_argument(
+        "--stage",
+        default=DEFAULT_STAGE,
+        choices=list(STAGE_DEFAULTS),
+        help="grounding warm-up, co-learning, cyclic co-learning, or the Sound-of-Pixels baseline",
+    )
+    run.add_argument(
+        "--mode",
+        default="train",
+        choices=["train", "eval"],
+        help="train the stage, or evaluate the trained run <ckpt>/<id> on --split",
+    )
+    run.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=sorted(PROFILES),
+        help="default sizes and schedules: the authors' ('reference') or the small "
+        "CPU demo ('demo')",
+    )
+    run.add_argument(
+        "--id",
+        default="",
+        help="run name; the run lives in <ckpt>/<id> ('' = "
+        + ", ".join(f"{name} for {stage}" for stage, name in RUN_IDS.items())
+        + ")",
+    )
     run.add_argument("--ckpt", default="ckpt", help="folder holding all runs")
-    run.add_argument("--init_from", default="auto",
-                     help="run folder of the previous stage whose weights initialise this one; "
-                          "'auto' = " + ", ".join(f"<ckpt>/{RUN_IDS[prev]} for {stage}"
-                                                  for stage, prev in PREVIOUS_STAGE.items())
-                          + ", none for the other stages; 'none' = start from scratch")
-    run.add_argument("--init_checkpoint", default="latest", choices=["latest", "best"],
-                     help="which checkpoint of --init_from: its last epoch (as the authors' "
-                          "scripts) or its best validation epoch")
-    run.add_argument("--resume", action="store_true",
-                     help="continue from <run>/checkpoint_latest.pt if it exists (else start "
-                          "fresh)")
-    run.add_argument("--seed", type=int, default=1234,
-                     help="seed of the data sampling and the nets' init")
-    run.add_argument("--device", default="auto",
-                     help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    run.add_argument("--num_gpus", type=int, default=1,
-                     help="GPUs for DataParallel in one process (the original scripts' way); under "
-                          "torchrun (DDP, preferred) each process is one GPU and this stays 1")
+    run.add_argument(
+        "--init_from",
+        default="auto",
+        help="run folder of the previous stage whose weights initialise this one; "
+        "'auto' = "
+        + ", ".join(f"<ckpt>/{RUN_IDS[prev]} for {stage}" for stage, prev in PREVIOUS_STAGE.items())
+        + ", none for the other stages; 'none' = start from scratch",
+    )
+    run.add_argument(
+        "--init_checkpoint",
+        default="latest",
+        choices=["latest", "best"],
+        help="which checkpoint of --init_from: its last epoch (as the authors' "
+        "scripts) or its best validation epoch",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <run>/checkpoint_latest.pt if it exists (else start fresh)",
+    )
+    run.add_argument(
+        "--seed", type=int, default=1234, help="seed of the data sampling and the nets' init"
+    )
+    run.add_argument(
+        "--device", default="auto", help="'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ..."
+    )
+    run.add_argument(
+        "--num_gpus",
+        type=int,
+        default=1,
+        help="GPUs for DataParallel in one process (the original scripts' way); under "
+        "torchrun (DDP, preferred) each process is one GPU and this stays 1",
+    )
     run.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     run.add_argument("--compile", action="store_true", help="torch.compile the stage module")
-    run.add_argument("--channels_last", action="store_true",
-                     help="conv nets in channels-last memory format (CUDA with --amp: faster "
-                          "convolutions)")
-    run.add_argument("--sync_bn", action="store_true",
-                     help="DDP on CUDA: BatchNorm statistics over all GPUs (default: per GPU, as "
-                          "the reference)")
+    run.add_argument(
+        "--channels_last",
+        action="store_true",
+        help="conv nets in channels-last memory format (CUDA with --amp: faster convolutions)",
+    )
+    run.add_argument(
+        "--sync_bn",
+        action="store_true",
+        help="DDP on CUDA: BatchNorm statistics over all GPUs (default: per GPU, as the reference)",
+    )
 
     data = p.add_argument_group("data")
-    data.add_argument("--data_root", default=os.environ.get("DATA_ROOT", "data/synthetic"),
-                      help="MUSIC data root (frames/, audio/, detection_results/, *.csv); env "
-                           "DATA_ROOT")
-    data.add_argument("--list_train", default="",
-                      help="train index (default <data_root>/train.csv)")
+    data.add_argument(
+        "--data_root",
+        default=os.environ.get("DATA_ROOT", "data/synthetic"),
+        help="MUSIC data root (frames/, audio/, detection_results/, *.csv); env DATA_ROOT",
+    )
+    data.add_argument(
+        "--list_train", default="", help="train index (default <data_root>/train.csv)"
+    )
     data.add_argument("--list_val", default="", help="val index (default <data_root>/val.csv)")
-    data.add_argument("--list_test", default="",
-                      help="test video index (default <data_root>/test.csv)")
-    data.add_argument("--list_sep", default="",
-                      help="test mixtures (default <data_root>/test_sep.csv)")
-    data.add_argument("--split", default="test", choices=["val", "test"],
-                      help="split evaluated in eval mode")
-    data.add_argument("--num_mix", type=int, default=4,
-                      help="objects per sample: 4 for GRD/COL/CCoL (2 sounding + 2 silent); SoP "
-                           "uses 2")
-    data.add_argument("--num_frames", type=int, default=3,
-                      help="frames per object, around the clip's centre")
-    data.add_argument("--stride_frames", type=int, default=1,
-                      help="extracted frames between two used frames")
+    data.add_argument(
+        "--list_test", default="", help="test video index (default <data_root>/test.csv)"
+    )
+    data.add_argument(
+        "--list_sep", default="", help="test mixtures (default <data_root>/test_sep.csv)"
+    )
+    data.add_argument(
+        "--split", default="test", choices=["val", "test"], help="split evaluated in eval mode"
+    )
+    data.add_argument(
+        "--num_mix",
+        type=int,
+        default=4,
+        help="objects per sample: 4 for GRD/COL/CCoL (2 sounding + 2 silent); SoP uses 2",
+    )
+    data.add_argument(
+        "--num_frames", type=int, default=3, help="frames per object, around the clip's centre"
+    )
+    data.add_argument(
+        "--stride_frames", type=int, default=1, help="extracted frames between two used frames"
+    )
     data.add_argument("--frame_rate", type=float, default=1, help="fps of the extracted frames")
-    data.add_argument("--img_size", type=int, default=224,
-                      help="side of the square object crops (pixels)")
-    data.add_argument("--aud_len", type=int, default=65535,
-                      help="clip length in samples (65535: ~6 s)")
+    data.add_argument(
+        "--img_size", type=int, default=224, help="side of the square object crops (pixels)"
+    )
+    data.add_argument(
+        "--aud_len", type=int, default=65535, help="clip length in samples (65535: ~6 s)"
+    )
     data.add_argument("--aud_rate", type=int, default=11025, help="audio sample rate (Hz)")
-    data.add_argument("--dup_trainset", type=int, default=40,
-                      help="passes over the train list per epoch")
-    data.add_argument("--dup_valset", type=int, default=1,
-                      help="passes over the val list, each with other fixed partners (more val "
-                           "mixtures)")
-    data.add_argument("--batch_size", type=int, default=48,
-                      help="mixtures per step over all GPUs, whatever their number (the authors': "
-                           "4 GPUs x 12); each GPU gets batch_size / GPUs")
-    data.add_argument("--workers", type=int, default=8,
-                      help="DataLoader worker processes (per process)")
+    data.add_argument(
+        "--dup_trainset", type=int, default=40, help="passes over the train list per epoch"
+    )
+    data.add_argument(
+        "--dup_valset",
+        type=int,
+        default=1,
+        help="passes over the val list, each with other fixed partners (more val mixtures)",
+    )
+    data.add_argument(
+        "--batch_size",
+        type=int,
+        default=48,
+        help="mixtures per step over all GPUs, whatever their number (the authors': "
+        "4 GPUs x 12); each GPU gets batch_size / GPUs",
+    )
+    data.add_argument(
+        "--workers", type=int, default=8, help="DataLoader worker processes (per process)"
+    )
     data.add_argument("--num_val", type=int, default=-1, help="mixtures evaluated (-1: all)")
-    data.add_argument("--crop_cache", default="",
-                      help="crop cache folder from scripts/cache_crops.py for this --img_size (top "
-                           "boxes; whole frames for --stage sop): the loader decodes no JPEG ('' = "
-                           "decode the frames)")
-    data.add_argument("--color_jitter", type=float, default=0.0,
-                      help="training: random brightness, contrast and saturation per object in "
-                           "[1-x, 1+x] (0 = none, as the reference)")
-    data.add_argument("--on_error", default="raise", choices=["raise", "skip"],
-                      help="bad sample: stop with an error naming the file, or skip it and count "
-                           "it")
-    data.add_argument("--allow_test_leak", action="store_true",
-                      help="train even though the train list holds test videos (with a warning)")
+    data.add_argument(
+        "--crop_cache",
+        default="",
+        help="crop cache folder from scripts/cache_crops.py for this --img_size (top "
+        "boxes; whole frames for --stage sop): the loader decodes no JPEG ('' = "
+        "decode the frames)",
+    )
+    data.add_argument(
+        "--color_jitter",
+        type=float,
+        default=0.0,
+        help="training: random brightness, contrast and saturation per object in "
+        "[1-x, 1+x] (0 = none, as the reference)",
+    )
+    data.add_argument(
+        "--on_error",
+        default="raise",
+        choices=["raise", "skip"],
+        help="bad sample: stop with an error naming the file, or skip it and count it",
+    )
+    data.add_argument(
+        "--allow_test_leak",
+        action="store_true",
+        help="train even though the train list holds test videos (with a warning)",
+    )
 
     spec = p.add_argument_group("spectrogram")
-    spec.add_argument("--stft_frame", type=int, default=1022,
-                      help="STFT window and FFT size (samples)")
+    spec.add_argument(
+        "--stft_frame", type=int, default=1022, help="STFT window and FFT size (samples)"
+    )
     spec.add_argument("--stft_hop", type=int, default=256, help="STFT hop (samples)")
-    spec.add_argument("--warp_bins", type=int, default=256,
-                      help="frequency bins after the log-frequency warp")
-    spec.add_argument("--log_freq", type=int, default=1,
-                      help="1: warp the frequency axis to a log scale")
-    spec.add_argument("--binary_mask", type=int, default=0,
-                      help="binary (SoP) instead of ratio masks")
-    spec.add_argument("--mask_thres", type=float, default=0.5,
-                      help="binary masks: threshold of the predicted mask before the inverse STFT")
-    spec.add_argument("--loss", default="l1", choices=["l1", "l2", "bce"],
-                      help="separation loss on the masks")
-    spec.add_argument("--weighted_loss", type=int, default=1,
-                      help="1: weight the mask loss by the log mixture magnitude")
-    spec.add_argument("--spec_input", default="log1p", choices=["log1p", "log"],
-                      help="network input: log1p of the warped magnitude (CCoL) or its log "
-                           "(Sound of Pixels; the U-Net's input BatchNorm rescales either)")
+    spec.add_argument(
+        "--warp_bins", type=int, default=256, help="frequency bins after the log-frequency warp"
+    )
+    spec.add_argument(
+        "--log_freq", type=int, default=1, help="1: warp the frequency axis to a log scale"
+    )
+    spec.add_argument(
+        "--binary_mask", type=int, default=0, help="binary (SoP) instead of ratio masks"
+    )
+    spec.add_argument(
+        "--mask_thres",
+        type=float,
+        default=0.5,
+        help="binary masks: threshold of the predicted mask before the inverse STFT",
+    )
+    spec.add_argument(
+        "--loss", default="l1", choices=["l1", "l2", "bce"], help="separation loss on the masks"
+    )
+    spec.add_argument(
+        "--weighted_loss",
+        type=int,
+        default=1,
+        help="1: weight the mask loss by the log mixture magnitude",
+    )
+    spec.add_argument(
+        "--spec_input",
+        default="log1p",
+        choices=["log1p", "log"],
+        help="network input: log1p of the warped magnitude (CCoL) or its log "
+        "(Sound of Pixels; the U-Net's input BatchNorm rescales either)",
+    )
 
     model = p.add_argument_group("model")
-    model.add_argument("--arch_sound_ground", default="vggish", choices=sorted(SOUND_GROUND_NETS),
-                       help="grounding audio net")
-    model.add_argument("--arch_frame_ground", default="resnet18", choices=sorted(FRAME_GROUND_NETS),
-                       help="grounding visual net")
-    model.add_argument("--arch_sound", default="unet7", choices=sorted(SOUND_NETS),
-                       help="separation U-Net: unetK has K levels, unet takes --unet_levels")
-    model.add_argument("--arch_frame", default="resnet18dilated", choices=sorted(FRAME_NETS),
-                       help="separation visual net")
-    model.add_argument("--arch_synthesizer", default="linear", choices=sorted(SYNTHESIZERS),
-                       help="mask synthesizer: visual vector x U-Net features")
-    model.add_argument("--arch_grounding", default="base", choices=sorted(GROUNDING_NETS),
-                       help="grounding head: audio-visual pair -> sounding/silent logits")
+    model.add_argument(
+        "--arch_sound_ground",
+        default="vggish",
+        choices=sorted(SOUND_GROUND_NETS),
+        help="grounding audio net",
+    )
+    model.add_argument(
+        "--arch_frame_ground",
+        default="resnet18",
+        choices=sorted(FRAME_GROUND_NETS),
+        help="grounding visual net",
+    )
+    model.add_argument(
+        "--arch_sound",
+        default="unet7",
+        choices=sorted(SOUND_NETS),
+        help="separation U-Net: unetK has K levels, unet takes --unet_levels",
+    )
+    model.add_argument(
+        "--arch_frame",
+        default="resnet18dilated",
+        choices=sorted(FRAME_NETS),
+        help="separation visual net",
+    )
+    model.add_argument(
+        "--arch_synthesizer",
+        default="linear",
+        choices=sorted(SYNTHESIZERS),
+        help="mask synthesizer: visual vector x U-Net features",
+    )
+    model.add_argument(
+        "--arch_grounding",
+        default="base",
+        choices=sorted(GROUNDING_NETS),
+        help="grounding head: audio-visual pair -> sounding/silent logits",
+    )
     model.add_argument("--num_channels", type=int, default=32, help="audio-visual feature channels")
-    model.add_argument("--unet_levels", type=int, default=7,
-                       help="U-Net levels (must match a unetK name)")
+    model.add_argument(
+        "--unet_levels", type=int, default=7, help="U-Net levels (must match a unetK name)"
+    )
     model.add_argument("--ngf", type=int, default=64, help="U-Net base width")
-    model.add_argument("--vis_width", type=int, default=64,
-                       help="ResNet-18 base width (64 = standard)")
-    model.add_argument("--vggish_width", type=int, default=64,
-                       help="grounding audio CNN base width")
-    model.add_argument("--img_pool", default="maxpool", choices=["maxpool", "avgpool"],
-                       help="pooling of the visual features over frames (and space, for "
-                            "separation)")
-    model.add_argument("--sound_ground_init", default="default", choices=["default", "kaiming"],
-                       help="grounding audio CNN init: PyTorch default as the reference (tiny "
-                            "features at first), or Kaiming fan-in, on the visual features' scale "
-                            "(the demo uses it)")
-    model.add_argument("--ground_audio_norm", default="none", choices=["none", "instance"],
-                       help="grounding audio input: as it is (the reference) or each spectrogram "
-                            "standardised (zero mean, unit variance)")
-    model.add_argument("--grounding_init_std", type=float, default=1e-4,
-                       help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch "
-                            "default (no slow start; the demo uses it)")
-    model.add_argument("--sound_init", default="default", choices=["default", "sop"],
-                       help="separation U-Net init: PyTorch's default (CCoL) or Sound of Pixels' "
-                            "(conv N(0, 1e-3), BatchNorm weight N(1, 0.02))")
-    model.add_argument("--weights_imagenet", default=IMAGENET,
-                       help=f"ResNet-18 init: '{IMAGENET}' = torchvision's ImageNet weights "
-                            f"through its weights API (its cache under $TORCH_HOME, downloaded "
-                            f"there when online), a path of a torchvision resnet18 state_dict, or "
-                            f"'{NO_WEIGHTS}' (random init)")
-    model.add_argument("--train_visual", default="auto", choices=["auto", "yes", "no"],
-                       help="fine-tune the ResNet features; auto = only without ImageNet weights "
-                            "(with them they stay frozen, as in the paper)")
+    model.add_argument(
+        "--vis_width", type=int, default=64, help="ResNet-18 base width (64 = standard)"
+    )
+    model.add_argument(
+        "--vggish_width", type=int, default=64, help="grounding audio CNN base width"
+    )
+    model.add_argument(
+        "--img_pool",
+        default="maxpool",
+        choices=["maxpool", "avgpool"],
+        help="pooling of the visual features over frames (and space, for separation)",
+    )
+    model.add_argument(
+        "--sound_ground_init",
+        default="default",
+        choices=["default", "kaiming"],
+        help="grounding audio CNN init: PyTorch default as the reference (tiny "
+        "features at first), or Kaiming fan-in, on the visual features' scale "
+        "(the demo uses it)",
+    )
+    model.add_argument(
+        "--ground_audio_norm",
+        default="none",
+        choices=["none", "instance"],
+        help="grounding audio input: as it is (the reference) or each spectrogram "
+        "standardised (zero mean, unit variance)",
+    )
+    model.add_argument(
+        "--grounding_init_std",
+        type=float,
+        default=1e-4,
+        help="grounding MLP weight init N(0, std) as the reference; 0 = PyTorch "
+        "default (no slow start; the demo uses it)",
+    )
+    model.add_argument(
+        "--sound_init",
+        default="default",
+        choices=["default", "sop"],
+        help="separation U-Net init: PyTorch's default (CCoL) or Sound of Pixels' "
+        "(conv N(0, 1e-3), BatchNorm weight N(1, 0.02))",
+    )
+    model.add_argument(
+        "--weights_imagenet",
+        default=IMAGENET,
+        help=f"ResNet-18 init: '{IMAGENET}' = torchvision's ImageNet weights "
+        f"through its weights API (its cache under $TORCH_HOME, downloaded "
+        f"there when online), a path of a torchvision resnet18 state_dict, or "
+        f"'{NO_WEIGHTS}' (random init)",
+    )
+    model.add_argument(
+        "--train_visual",
+        default="auto",
+        choices=["auto", "yes", "no"],
+        help="fine-tune the ResNet features; auto = only without ImageNet weights "
+        "(with them they stay frozen, as in the paper)",
+    )
 
     optim = p.add_argument_group("optimisation")
-    optim.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
-                       help="Adam without weight decay (CCoL) or SGD with momentum (Sound of "
-                            "Pixels)")
+    optim.add_argument(
+        "--optimizer",
+        default="adam",
+        choices=["adam", "sgd"],
+        help="Adam without weight decay (CCoL) or SGD with momentum (Sound of Pixels)",
+    )
     optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Adam's beta1)")
-    optim.add_argument("--weight_decay", type=float, default=0.0,
-                       help="L2 weight decay of every group")
+    optim.add_argument(
+        "--weight_decay", type=float, default=0.0, help="L2 weight decay of every group"
+    )
     optim.add_argument("--num_epoch", type=int, help="training epochs; " + _table_help("num_epoch"))
-    for key, net in (("lr_sound_ground", "grounding audio net"),
-                     ("lr_frame_ground", "grounding visual net"),
-                     ("lr_grounding", "grounding head"), ("lr_sound", "separation U-Net"),
-                     ("lr_frame", "separation visual net"), ("lr_synthesizer", "synthesizer")):
-        optim.add_argument(f"--{key}", type=float,
-                           help=f"learning rate of the {net} (None: not built); "
-                                + _table_help(key))
-    optim.add_argument("--lr_steps", type=int, nargs="+",
-                       help="epochs after which every learning rate is multiplied by 0.1; "
-                            + _table_help("lr_steps"))
+    for key, net in (
+        ("lr_sound_ground", "grounding audio net"),
+        ("lr_frame_ground", "grounding visual net"),
+        ("lr_grounding", "grounding head"),
+        ("lr_sound", "separation U-Net"),
+        ("lr_frame", "separation visual net"),
+        ("lr_synthesizer", "synthesizer"),
+    ):
+        optim.add_argument(
+            f"--{key}",
+            type=float,
+            help=f"learning rate of the {net} (None: not built); " + _table_help(key),
+        )
+    optim.add_argument(
+        "--lr_steps",
+        type=int,
+        nargs="+",
+        help="epochs after which every learning rate is multiplied by 0.1; "
+        + _table_help("lr_steps"),
+    )
 
     method = p.add_argument_group("method")
-    method.add_argument("--silent_thres", type=float, default=0.1,
-                        help="CCoL: an unchosen object is labelled silent only if its mask error "
-                             "exceeds this")
-    method.add_argument("--ccol_broadcast_bug", action="store_true",
-                        help="restore the reference's (B,)x(B,1) broadcast in CCoL's solo "
-                             "grounding loss")
-    method.add_argument("--reference_bn_drift", action="store_true",
-                        help="as the authors' code: frozen ResNets' BatchNorm layers stay in train "
-                             "mode (batch statistics, running statistics updated), each object run "
-                             "through them separately")
-    method.add_argument("--solo_grounding_weight", type=float,
-                        help="COL/CCoL: weight of the solo-track grounding losses (GRD's loss is "
-                             "these terms alone); " + _table_help("solo_grounding_weight"))
-    method.add_argument("--mix_grounding_weight", type=float,
-                        help="COL/CCoL: weight of the mixture grounding losses; "
-                             + _table_help("mix_grounding_weight"))
-    method.add_argument("--eval_silent", action="store_true",
-                        help="silent-object evaluation: masks gated by grounding, leakage into "
-                             "silent slots")
-    method.add_argument("--metrics_backend", default="fast", choices=["fast", "mir_eval"],
-                        help="SDR/SIR/SAR implementation (fast agrees with mir_eval within 0.01 "
-                             "dB)")
+    method.add_argument(
+        "--silent_thres",
+        type=float,
+        default=0.1,
+        help="CCoL: an unchosen object is labelled silent only if its mask error exceeds this",
+    )
+    method.add_argument(
+        "--ccol_broadcast_bug",
+        action="store_true",
+        help="restore the reference's (B,)x(B,1) broadcast in CCoL's solo grounding loss",
+    )
+    method.add_argument(
+        "--reference_bn_drift",
+        action="store_true",
+        help="as the authors' code: frozen ResNets' BatchNorm layers stay in train "
+        "mode (batch statistics, running statistics updated), each object run "
+        "through them separately",
+    )
+    method.add_argument(
+        "--solo_grounding_weight",
+        type=float,
+        help="COL/CCoL: weight of the solo-track grounding losses (GRD's loss is "
+        "these terms alone); " + _table_help("solo_grounding_weight"),
+    )
+    method.add_argument(
+        "--mix_grounding_weight",
+        type=float,
+        help="COL/CCoL: weight of the mixture grounding losses; "
+        + _table_help("mix_grounding_weight"),
+    )
+    method.add_argument(
+        "--eval_silent",
+        action="store_true",
+        help="silent-object evaluation: masks gated by grounding, leakage into silent slots",
+    )
+    method.add_argument(
+        "--metrics_backend",
+        default="fast",
+        choices=["fast", "mir_eval"],
+        help="SDR/SIR/SAR implementation (fast agrees with mir_eval within 0.01 dB)",
+    )
 
     log = p.add_argument_group("logging")
-    log.add_argument("--disp_iter", type=int, default=20,
-                     help="log the running losses every this many steps")
-    log.add_argument("--eval_epoch", type=int, default=1,
-                     help="validate every this many epochs (and the last)")
-    log.add_argument("--best_by", default="loss", choices=["loss", "sdr"],
-                     help="checkpoint_best: lowest validation loss (the reference) or highest "
-                          "validation SDR (COL, CCoL, SoP; GRD always uses the loss)")
-    log.add_argument("--test_every", type=int, default=0,
-                     help="learning curves: also score the test mixtures every N epochs into "
-                          "history.json's 'test' (never used for checkpoint choice; 0 = never)")
-    log.add_argument("--num_vis", type=int, default=40,
-                     help="samples shown in the HTML visualization")
+    log.add_argument(
+        "--disp_iter", type=int, default=20, help="log the running losses every this many steps"
+    )
+    log.add_argument(
+        "--eval_epoch", type=int, default=1, help="validate every this many epochs (and the last)"
+    )
+    log.add_argument(
+        "--best_by",
+        default="loss",
+        choices=["loss", "sdr"],
+        help="checkpoint_best: lowest validation loss (the reference) or highest "
+        "validation SDR (COL, CCoL, SoP; GRD always uses the loss)",
+    )
+    log.add_argument(
+        "--test_every",
+        type=int,
+        default=0,
+        help="learning curves: also score the test mixtures every N epochs into "
+        "history.json's 'test' (never used for checkpoint choice; 0 = never)",
+    )
+    log.add_argument(
+        "--num_vis", type=int, default=40, help="samples shown in the HTML visualization"
+    )
     p.set_defaults(**defaults_of(stage, profile))
     return p
 
@@ -369,17 +647,20 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     args.list_sep = args.list_sep or os.path.join(root, "test_sep.csv")
     if args.stage == "sop":
         if args.num_mix != 2:
-            raise SystemExit(f"--stage sop mixes 2 whole-frame videos; got --num_mix "
-                             f"{args.num_mix}")
+            raise SystemExit(
+                f"--stage sop mixes 2 whole-frame videos; got --num_mix {args.num_mix}"
+            )
     elif args.num_mix != 4:
         raise SystemExit(f"--stage {args.stage} needs --num_mix 4 (2 sounding + 2 silent objects)")
     # One global batch whatever the GPU count: DataParallel splits it over --num_gpus inside one
     # process, torchrun starts WORLD_SIZE processes of one GPU each.
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size > 1 and args.num_gpus > 1:
-        raise SystemExit(f"--num_gpus {args.num_gpus} is DataParallel inside one process; under "
-                         f"torchrun each of the {world_size} processes is one GPU: leave "
-                         f"--num_gpus at 1")
+        raise SystemExit(
+            f"--num_gpus {args.num_gpus} is DataParallel inside one process; under "
+            f"torchrun each of the {world_size} processes is one GPU: leave "
+            f"--num_gpus at 1"
+        )
     gpus = max(world_size, args.num_gpus)
     if args.batch_size % gpus:
         raise SystemExit(f"--batch_size {args.batch_size} does not split evenly over {gpus} GPUs")
@@ -387,8 +668,10 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     if args.mode == "eval":
         args.weights_imagenet = NO_WEIGHTS  # the trained run's checkpoint holds every weight
     if has_weights(args.weights_imagenet) and args.vis_width != 64:
-        raise SystemExit(f"ImageNet ResNet-18 weights need --vis_width 64 (got {args.vis_width}); "
-                         f"pass --weights_imagenet {NO_WEIGHTS} for narrower random-init ResNets")
+        raise SystemExit(
+            f"ImageNet ResNet-18 weights need --vis_width 64 (got {args.vis_width}); "
+            f"pass --weights_imagenet {NO_WEIGHTS} for narrower random-init ResNets"
+        )
     if args.train_visual == "auto":
         args.train_visual = "no" if has_weights(args.weights_imagenet) else "yes"
     args.run_dir = os.path.join(args.ckpt, args.id)

@@ -6,6 +6,7 @@ checkpoint_best.pt (nets, optimizer, scheduler, epoch, history, best value, argu
 and per-network <net>_<tag>.pth weights named as the reference's files. Everything here is written
 with utils.atomic_write, so a killed or failed write never replaces a good file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ class CheckpointError(RuntimeError):
 class Resumed(NamedTuple):
     history: dict
     best: float | None
-    epoch: int              # epochs done; training continues with this epoch index
+    epoch: int  # epochs done; training continues with this epoch index
 
 
 def path_of(run_dir: str, tag: str) -> str:
@@ -46,8 +47,11 @@ def path_of(run_dir: str, tag: str) -> str:
 def save_args(args: argparse.Namespace) -> None:
     """<run_dir>/args.json: every resolved argument (evaluation and later stages read it back)."""
     saved = {k: v for k, v in sorted(vars(args).items()) if k != "device_obj"}
-    utils.atomic_write(os.path.join(args.run_dir, "args.json"),
-                       lambda f: json.dump(saved, f, indent=2, sort_keys=True), text=True)
+    utils.atomic_write(
+        os.path.join(args.run_dir, "args.json"),
+        lambda f: json.dump(saved, f, indent=2, sort_keys=True),
+        text=True,
+    )
 
 
 def saved_args(run_dir: str) -> dict:
@@ -75,10 +79,17 @@ def run_args(args: argparse.Namespace, run_dir: str, **extra) -> argparse.Namesp
 # ----------------------------------------------------------------------------------------------
 def save(nets, optimizer, scheduler, epoch: int, history: dict, best, args, tag: str) -> None:
     """checkpoint_<tag>.pt with everything a resume needs, and each network's <name>_<tag>.pth."""
-    state = {"nets": {k: v.state_dict() for k, v in nets.items()},
-             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "epoch": epoch, "history": history, "best": best, "stage": args.stage,
-             "args": vars(args) | {"device_obj": None}, "rng": utils.rng_state()}
+    state = {
+        "nets": {k: v.state_dict() for k, v in nets.items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "epoch": epoch,
+        "history": history,
+        "best": best,
+        "stage": args.stage,
+        "args": vars(args) | {"device_obj": None},
+        "rng": utils.rng_state(),
+    }
     utils.atomic_torch_save(state, path_of(args.run_dir, tag))
     for name, net in nets.items():
         utils.atomic_torch_save(net.state_dict(), os.path.join(args.run_dir, f"{name}_{tag}.pth"))
@@ -94,19 +105,22 @@ def load(path: str) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or not a torch file): "
-                              f"{e}") from e
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated or not a torch file): {e}"
+        ) from e
 
 
 def check_arch(saved: dict, args, path: str) -> None:
     """Refuse weights trained with other architecture flags or for another stage."""
-    diff = {k: (saved.get(k), getattr(args, k)) for k in ARCH_KEYS
-            if saved.get(k) != getattr(args, k)}
+    diff = {
+        k: (saved.get(k), getattr(args, k)) for k in ARCH_KEYS if saved.get(k) != getattr(args, k)
+    }
     if saved.get("stage") != args.stage:
         diff["stage"] = (saved.get("stage"), args.stage)
     if diff:
-        raise CheckpointError(f"{path} was trained with another configuration (saved vs now): "
-                              f"{diff}")
+        raise CheckpointError(
+            f"{path} was trained with another configuration (saved vs now): {diff}"
+        )
 
 
 def load_state_strict(net: torch.nn.Module, state: dict, what: str) -> None:
@@ -114,15 +128,26 @@ def load_state_strict(net: torch.nn.Module, state: dict, what: str) -> None:
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state and state[k].shape != own[k].shape]
+    wrong = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or wrong:
-        details = "; ".join(filter(None, [
-            f"missing {missing[:3]}" if missing else "",
-            f"unexpected {unexpected[:3]}" if unexpected else "",
-            f"shape mismatch {wrong[:3]}" if wrong else ""]))
-        raise CheckpointError(f"{what} does not match this architecture ({details}); "
-                              f"check the architecture flags (ngf, vis_width, num_channels, ...)")
+        details = "; ".join(
+            filter(
+                None,
+                [
+                    f"missing {missing[:3]}" if missing else "",
+                    f"unexpected {unexpected[:3]}" if unexpected else "",
+                    f"shape mismatch {wrong[:3]}" if wrong else "",
+                ],
+            )
+        )
+        raise CheckpointError(
+            f"{what} does not match this architecture ({details}); "
+            f"check the architecture flags (ngf, vis_width, num_channels, ...)"
+        )
     net.load_state_dict(state)
 
 
@@ -149,9 +174,11 @@ def initialise_from(nets, run_dir: str, which: str = "latest") -> dict:
     """
     path = path_of(run_dir, which)
     if not os.path.isfile(path):
-        raise CheckpointError(f"{path} does not exist: train the previous stage first, point "
-                              f"--init_from at its run folder, or pass --init_from none to start "
-                              f"from scratch")
+        raise CheckpointError(
+            f"{path} does not exist: train the previous stage first, point "
+            f"--init_from at its run folder, or pass --init_from none to start "
+            f"from scratch"
+        )
     ckpt = load(path)
     loaded = []
     for name, net in nets.items():
@@ -181,10 +208,13 @@ def load_latest(args) -> dict | None:
         best = path_of(args.run_dir, "best")
         fallback = ""
         if os.path.isfile(best):
-            fallback = (f"to continue from the best checkpoint (losing the epochs after it), copy "
-                        f"{best} over it and run again with --resume; or ")
-        raise CheckpointError(f"{err}. Nothing was changed: {fallback}start a new run with another "
-                              f"--id") from err
+            fallback = (
+                f"to continue from the best checkpoint (losing the epochs after it), copy "
+                f"{best} over it and run again with --resume; or "
+            )
+        raise CheckpointError(
+            f"{err}. Nothing was changed: {fallback}start a new run with another --id"
+        ) from err
     check_arch(ckpt["args"], args, path)
     return ckpt
 

@@ -127,7 +127,9 @@ def separation_metrics(refs, ests, backend="mir_eval"):
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid names: {sorted(_BACKENDS)}")
     ests = _as_float64(ests)
-    refs = _as_float64(refs).to(ests.device)  # computed where the estimates are (the model's device)
+    refs = _as_float64(refs).to(
+        ests.device
+    )  # computed where the estimates are (the model's device)
     _check_sources(refs, ests)
     B, N, _ = refs.shape
 
@@ -135,7 +137,9 @@ def separation_metrics(refs, ests, backend="mir_eval"):
     valid_np = valid.cpu().numpy()
     scores = {name: np.full((B, N), np.nan) for name in ("sdr", "sir", "sar")}
     if valid_np.any():
-        for name, values in zip(("sdr", "sir", "sar"), _BACKENDS[backend](refs[valid], ests[valid])):
+        for name, values in zip(
+            ("sdr", "sir", "sar"), _BACKENDS[backend](refs[valid], ests[valid])
+        ):
             scores[name][valid_np] = values
     scores["valid"] = valid_np
     return scores
@@ -159,7 +163,9 @@ def mixture_sdr(refs, mix, backend="mir_eval"):
     mix = _as_float64(mix)
     refs = _as_float64(refs).to(mix.device)
     if mix.ndim != 2 or refs.ndim != 3 or mix.shape != (refs.shape[0], refs.shape[2]):
-        raise ValueError(f"expected refs (B, N, L) and mix (B, L), got {tuple(refs.shape)} and {tuple(mix.shape)}")
+        raise ValueError(
+            f"expected refs (B, N, L) and mix (B, L), got {tuple(refs.shape)} and {tuple(mix.shape)}"
+        )
     ests = mix[:, None, :].expand_as(refs).contiguous()  # (B, N, L)
     return separation_metrics(refs, ests, backend)["sdr"]
 
@@ -277,7 +283,9 @@ def grounding_metrics(sounding_prob, is_sounding, threshold=0.5):
     prob = np.asarray(sounding_prob, dtype=np.float64).ravel()
     label = np.asarray(is_sounding, dtype=bool).ravel()
     if prob.shape != label.shape:
-        raise ValueError(f"sounding_prob and is_sounding must match, got {prob.shape} and {label.shape}")
+        raise ValueError(
+            f"sounding_prob and is_sounding must match, got {prob.shape} and {label.shape}"
+        )
     pred = prob > threshold
     true_pos = int(np.sum(pred & label))
     false_pos = int(np.sum(pred & ~label))
@@ -364,5 +372,7 @@ def format_summary_table(summary):
     lines.append(row("mean", summary["mean"], summary["num_valid"]))
     lines.append(row("median", summary["median"], summary["num_valid"]))
     lines.extend(row(str(c), stats, stats["count"]) for c, stats in summary["per_class"].items())
-    lines.append(f"valid records: {summary['num_valid']}, invalid (excluded): {summary['num_invalid']}")
+    lines.append(
+        f"valid records: {summary['num_valid']}, invalid (excluded): {summary['num_invalid']}"
+    )
     return "\n".join(lines)

@@ -11,6 +11,7 @@ Grounding logits use class 0 = sounding, class 1 = silent, as the reference.
     SoP  baseline   Sound of Pixels: 2 whole-frame videos, binary masks, BCE
 Each is described under its name in docs/method.md, "Stages".
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,10 +47,15 @@ class Stage(nn.Module):
         super().__init__()
         self.nets = nets
         self.frontend = SpectralFrontend(
-            n_fft=args.stft_frame, hop=args.stft_hop, warp_bins=args.warp_bins,
-            log_freq=bool(args.log_freq), binary_mask=bool(args.binary_mask),
-            mask_thres=args.mask_thres, weighted_loss=bool(args.weighted_loss),
-            log_input=args.spec_input)
+            n_fft=args.stft_frame,
+            hop=args.stft_hop,
+            warp_bins=args.warp_bins,
+            log_freq=bool(args.log_freq),
+            binary_mask=bool(args.binary_mask),
+            mask_thres=args.mask_thres,
+            weighted_loss=bool(args.weighted_loss),
+            log_input=args.spec_input,
+        )
         self.sep_loss = LOSSES[args.loss](reduction="none")
         self.args = args
         self._frozen = list(frozen)
@@ -67,14 +73,16 @@ class Stage(nn.Module):
     def prepare(self, batch: dict) -> tuple[dict, torch.Tensor]:
         with torch.autocast(batch["mix"].device.type, enabled=False):
             spec = self.frontend(batch["audios"].float(), batch["mix"].float())
-        frames = batch["frames"]                                               # (B, N, 3, T, H, W) uint8
+        frames = batch["frames"]  # (B, N, 3, T, H, W) uint8
         if self.training and self.args.color_jitter > 0:
             frames = color_jitter(frames, self.args.color_jitter)
-        frames = normalize_frames(frames)                                      # float
+        frames = normalize_frames(frames)  # float
         return spec, frames
 
     # ------------------------------------------------------------------ grounding
-    def grounding_grid(self, spec: dict, frames: torch.Tensor, with_mixture: bool = True) -> torch.Tensor:
+    def grounding_grid(
+        self, spec: dict, frames: torch.Tensor, with_mixture: bool = True
+    ) -> torch.Tensor:
         """Logits of every (audio, object) pair: audio in [mixture, solo 0, solo 2] x the N objects.
 
         Returns (B, 3, N, 2), or (B, 2, N, 2) without the mixture row when `with_mixture` is False.
@@ -82,9 +90,9 @@ class Stage(nn.Module):
         the reference (8).
         """
         B, N = frames.shape[:2]
-        log_mags = spec["log_mags"]                                           # (B, N, 1, F, T)
+        log_mags = spec["log_mags"]  # (B, N, 1, F, T)
         rows = [spec["log_mag_mix"]] if with_mixture else []
-        audio_in = torch.stack(rows + [log_mags[:, 0], log_mags[:, 2]], 1)   # (B, R, 1, F, T)
+        audio_in = torch.stack(rows + [log_mags[:, 0], log_mags[:, 2]], 1)  # (B, R, 1, F, T)
         if self.args.ground_audio_norm == "instance":
             # Each spectrogram standardised on its own: a recording's level and noise floor stop
             # dominating the (BatchNorm-free) audio encoder's features.
@@ -92,12 +100,13 @@ class Stage(nn.Module):
             std = audio_in.std(dim=(-2, -1), keepdim=True)
             audio_in = (audio_in - mean) / (std + 1e-5)
         R = audio_in.shape[1]
-        audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, R, -1)     # (B, R, Da)
+        audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, R, -1)  # (B, R, Da)
         visual_feat = self.nets["frame_ground"].forward_objects(
-            frames, separately=self.args.reference_bn_drift)                   # (B, N, Dv)
-        pairs_a = audio_feat[:, :, None].expand(-1, -1, N, -1)                # (B, R, N, Da)
-        pairs_v = visual_feat[:, None].expand(-1, R, -1, -1)                  # (B, R, N, Dv)
-        return self.nets["grounding"](pairs_a, pairs_v)                       # (B, R, N, 2)
+            frames, separately=self.args.reference_bn_drift
+        )  # (B, N, Dv)
+        pairs_a = audio_feat[:, :, None].expand(-1, -1, N, -1)  # (B, R, N, Da)
+        pairs_v = visual_feat[:, None].expand(-1, R, -1, -1)  # (B, R, N, Dv)
+        return self.nets["grounding"](pairs_a, pairs_v)  # (B, R, N, 2)
 
     # ------------------------------------------------------------------ separation
     def object_masks(self, spec: dict, frames: torch.Tensor) -> torch.Tensor:
@@ -105,10 +114,11 @@ class Stage(nn.Module):
 
         Returns mask probabilities (B, N, 1, F, T) in the (warped) spectrogram domain.
         """
-        sound_feat = self.nets["sound"](spec["log_mag_mix"])                    # (B, C, F, T)
+        sound_feat = self.nets["sound"](spec["log_mag_mix"])  # (B, C, F, T)
         visual_vec = self.nets["frame"].forward_objects(
-            frames, separately=self.args.reference_bn_drift)                   # (B, N, C)
-        logits = self.nets["synthesizer"](visual_vec, sound_feat)             # (B, N, 1, F, T)
+            frames, separately=self.args.reference_bn_drift
+        )  # (B, N, C)
+        logits = self.nets["synthesizer"](visual_vec, sound_feat)  # (B, N, 1, F, T)
         return torch.sigmoid(logits)
 
     def forward(self, batch: dict) -> tuple[dict, dict]:
@@ -121,7 +131,9 @@ def _ce_both(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return -log_prob[..., 0], -log_prob[..., 1]
 
 
-def solo_grounding_losses(ce_sounding: torch.Tensor, ce_silent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def solo_grounding_losses(
+    ce_sounding: torch.Tensor, ce_silent: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """GRD's solo terms on the solo rows of the CE grid, (B, 2, N): rows solo 0, solo 2.
 
     Positive (multiple instance): the solo track of video 0 matches object 0 or the other object of
@@ -134,9 +146,16 @@ def solo_grounding_losses(ce_sounding: torch.Tensor, ce_silent: torch.Tensor) ->
 
 def grounding_outputs(logits: torch.Tensor) -> dict:
     """Probabilities used by evaluation: mixture grounding of every object, and the 4 solo pairs."""
-    prob = logits.float().softmax(-1)[..., 0]                                  # (B, 3, N)
-    solo = torch.stack([prob[:, AUDIO_SOLO_A, 0], prob[:, AUDIO_SOLO_A, 1],
-                        prob[:, AUDIO_SOLO_B, 2], prob[:, AUDIO_SOLO_B, 3]], 1)  # (B, 4)
+    prob = logits.float().softmax(-1)[..., 0]  # (B, 3, N)
+    solo = torch.stack(
+        [
+            prob[:, AUDIO_SOLO_A, 0],
+            prob[:, AUDIO_SOLO_A, 1],
+            prob[:, AUDIO_SOLO_B, 2],
+            prob[:, AUDIO_SOLO_B, 3],
+        ],
+        1,
+    )  # (B, 4)
     return {"sounding_prob": prob[:, AUDIO_MIX], "solo_prob": solo}
 
 
@@ -167,9 +186,11 @@ class COL(Stage):
         The hard gate passes no gradient into grounding, as in the paper's code.
         """
         B, N = masks.shape[:2]
-        gate = (sounding_prob > 0.5).to(masks.dtype).detach()                 # (B, N)
-        pseudo_masks = (gate[..., None, None, None] * masks).unflatten(1, (2, 2)).sum(2)  # (B, 2, 1, F, T)
-        targets = spec["gt_masks"][:, 0::2]                                    # sound of A, sound of B
+        gate = (sounding_prob > 0.5).to(masks.dtype).detach()  # (B, N)
+        pseudo_masks = (
+            (gate[..., None, None, None] * masks).unflatten(1, (2, 2)).sum(2)
+        )  # (B, 2, 1, F, T)
+        targets = spec["gt_masks"][:, 0::2]  # sound of A, sound of B
         return self.sep_loss(pseudo_masks, targets, spec["weight"]).mean()
 
     def sounding_labels(self, masks, spec):
@@ -177,8 +198,10 @@ class COL(Stage):
         return None
 
     def grounding_losses(self, ce_sounding, ce_silent, masks, spec, labels=None):
-        positive, negative = solo_grounding_losses(ce_sounding[:, AUDIO_SOLO_A:], ce_silent[:, AUDIO_SOLO_A:])
-        mix = ce_sounding[:, AUDIO_MIX].mean(0)                                # (N,) batch-mean CEs
+        positive, negative = solo_grounding_losses(
+            ce_sounding[:, AUDIO_SOLO_A:], ce_silent[:, AUDIO_SOLO_A:]
+        )
+        mix = ce_sounding[:, AUDIO_MIX].mean(0)  # (N,) batch-mean CEs
         # As the reference: the MIL minimum is between batch means, not per sample.
         mix_positive = torch.minimum(mix[0], mix[1]) + torch.minimum(mix[2], mix[3])
         return {"grd_pos": positive, "grd_neg": negative, "grd_mix": mix_positive}
@@ -190,7 +213,7 @@ class COL(Stage):
         masks = self.object_masks(spec, frames)
         ce_sounding, ce_silent = _ce_both(logits)
         losses = {"sep": self.gated_separation_loss(masks, outputs["sounding_prob"], spec)}
-        labels = self.sounding_labels(masks, spec)                             # once per step
+        labels = self.sounding_labels(masks, spec)  # once per step
         losses.update(self.grounding_losses(ce_sounding, ce_silent, masks, spec, labels))
         losses["total"] = self.combine(losses)
         stats = self.label_stats(labels, batch["sounding"])
@@ -202,8 +225,11 @@ class COL(Stage):
 
     def combine(self, losses):
         solo = losses["grd_pos"] + losses["grd_neg"]
-        return (losses["sep"] + self.args.solo_grounding_weight * solo
-                + self.args.mix_grounding_weight * losses["grd_mix"])
+        return (
+            losses["sep"]
+            + self.args.solo_grounding_weight * solo
+            + self.args.mix_grounding_weight * losses["grd_mix"]
+        )
 
 
 class CCoL(COL):
@@ -218,11 +244,11 @@ class CCoL(COL):
     def sounding_labels(self, masks, spec):
         """Returns (w_pos, w_neg), each (B, N): weights of the 'sounding' / 'silent' CE per object."""
         with torch.no_grad():
-            targets = spec["gt_masks"][:, [0, 0, 2, 2]]                        # each object vs its pseudo-video
+            targets = spec["gt_masks"][:, [0, 0, 2, 2]]  # each object vs its pseudo-video
             mask_error = self.sep_loss(masks, targets, spec["weight"]).float()  # (B, N) = d_n
-            pairs = mask_error.unflatten(1, (2, 2))                            # (B, 2, 2)
+            pairs = mask_error.unflatten(1, (2, 2))  # (B, 2, 2)
             first_sounds = torch.round(pairs[..., 1] / (pairs.sum(-1) + 1e-12))  # (B, 2): r1, r2
-            w_pos = torch.stack([first_sounds, 1 - first_sounds], -1).flatten(1)   # (B, N)
+            w_pos = torch.stack([first_sounds, 1 - first_sounds], -1).flatten(1)  # (B, N)
             above_thres = (1 + torch.sign(mask_error - self.args.silent_thres)) / 2
             w_neg = (1 - w_pos) * above_thres
         return w_pos, w_neg
@@ -232,17 +258,21 @@ class CCoL(COL):
         silent: it zeroed their audio), and how often it calls a silent / sounding object 'silent'."""
         w_pos, w_neg = labels
         sounding = sounding.to(w_pos.dtype)
-        return {"label_acc": (w_pos == sounding).float().mean(),
-                "silent_label_rate": (w_neg * (1 - sounding)).sum() / (1 - sounding).sum().clamp(min=1),
-                "false_silent_rate": (w_neg * sounding).sum() / sounding.sum().clamp(min=1)}
+        return {
+            "label_acc": (w_pos == sounding).float().mean(),
+            "silent_label_rate": (w_neg * (1 - sounding)).sum() / (1 - sounding).sum().clamp(min=1),
+            "false_silent_rate": (w_neg * sounding).sum() / sounding.sum().clamp(min=1),
+        }
 
     def grounding_losses(self, ce_sounding, ce_silent, masks, spec, labels=None):
         w_pos, w_neg = labels if labels is not None else self.sounding_labels(masks, spec)
-        first_sounds = w_pos[:, 0]                                             # r1 for pseudo-video A
+        first_sounds = w_pos[:, 0]  # r1 for pseudo-video A
         ce_first, ce_second = ce_sounding[:, AUDIO_SOLO_A, 0], ce_sounding[:, AUDIO_SOLO_A, 1]
         if self.args.ccol_broadcast_bug:
             # The reference multiplied (B,) by (B, 1): the per-sample choice becomes a batch average.
-            solo_positive = ce_first.mean() * first_sounds.mean() + ce_second.mean() * (1 - first_sounds).mean()
+            solo_positive = (
+                ce_first.mean() * first_sounds.mean() + ce_second.mean() * (1 - first_sounds).mean()
+            )
         else:
             solo_positive = (first_sounds * ce_first + (1 - first_sounds) * ce_second).mean()
         solo_negative = ce_silent[:, AUDIO_SOLO_B, 0].mean()
@@ -254,8 +284,11 @@ class CCoL(COL):
 
     def combine(self, losses):
         mixture = losses["grd_pos"] + losses["grd_neg"]
-        return (losses["sep"] + self.args.mix_grounding_weight * mixture
-                + self.args.solo_grounding_weight * losses["grd_solo"])
+        return (
+            losses["sep"]
+            + self.args.mix_grounding_weight * mixture
+            + self.args.solo_grounding_weight * losses["grd_solo"]
+        )
 
 
 class SoP(Stage):
@@ -263,7 +296,7 @@ class SoP(Stage):
 
     def forward(self, batch):
         spec, frames = self.prepare(batch)
-        masks = self.object_masks(spec, frames)                                # (B, N, 1, F, T)
+        masks = self.object_masks(spec, frames)  # (B, N, 1, F, T)
         sep = self.sep_loss(masks, spec["gt_masks"], spec["weight"]).mean()
         return {"total": sep, "sep": sep}, {"pred_masks": masks, **spec}
 

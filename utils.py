@@ -1,4 +1,5 @@
 """Run plumbing shared by main.py and the scripts: device, distribution, seeding, logging, files."""
+
 from __future__ import annotations
 
 import errno
@@ -9,7 +10,7 @@ import os
 import random
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -45,7 +46,9 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
         name = f"cuda:{local_rank}"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+        raise SystemExit(
+            f"--device {name}: CUDA is not available on this machine (use --device cpu)"
+        )
     return device
 
 
@@ -91,8 +94,12 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -110,8 +117,13 @@ def setup_logging(run_dir: str | None = None) -> None:
         handlers.append(logging.StreamHandler(sys.stdout))
         if run_dir:
             handlers.append(logging.FileHandler(os.path.join(run_dir, "train.log")))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                        handlers=handlers or [logging.NullHandler()], force=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=handlers or [logging.NullHandler()],
+        force=True,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,8 +177,11 @@ def atomic_write(path: str, write: Callable, text: bool = False) -> None:
     """
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp_",
-                                   suffix="_" + os.path.basename(path))
+        fd, tmp = tempfile.mkstemp(
+            dir=os.path.dirname(os.path.abspath(path)),
+            prefix=".tmp_",
+            suffix="_" + os.path.basename(path),
+        )
         with os.fdopen(fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})) as f:
             sink = _KeepErrors(f)
             try:

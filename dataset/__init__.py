@@ -1,12 +1,16 @@
 """MUSIC data: layout conventions, index files, and the mixture dataset for CCoL and SoP."""
+
 import importlib
 
 from .errors import DataError
 
 # Loaded on first use, so that scripts needing only layout/index do not pay for importing torch.
 _LAZY = {
-    "MUSICMixDataset": "music", "collate": "music", "summarize": "music",
-    "normalize_frames": "transforms", "color_jitter": "transforms",
+    "MUSICMixDataset": "music",
+    "collate": "music",
+    "summarize": "music",
+    "normalize_frames": "transforms",
+    "color_jitter": "transforms",
 }
 
 __all__ = ["DataError", *_LAZY]

@@ -18,6 +18,7 @@ from memory-mapped arrays and decodes no JPEG. A cache folder holds
 Storage is about 3 x 1.1 S x (long side) + 3 S^2 bytes per frame: ~470 kB at S = 224 for a
 640 x 360 frame without detection, 5-10 times its JPEG.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,14 @@ def video_paths(cache_dir: str, frames_rel: str) -> tuple[str, str]:
 
 
 def make_manifest(root: str, img_size: int, mode: str, complete: bool) -> dict:
-    return {"format": CACHE_FORMAT, "img_size": img_size, "train_short_side": train_short_side(img_size),
-            "crops": CROP_KINDS[mode], "data_root": os.path.abspath(root), "complete": complete}
+    return {
+        "format": CACHE_FORMAT,
+        "img_size": img_size,
+        "train_short_side": train_short_side(img_size),
+        "crops": CROP_KINDS[mode],
+        "data_root": os.path.abspath(root),
+        "complete": complete,
+    }
 
 
 def read_manifest(cache_dir: str) -> dict | None:
@@ -69,11 +76,17 @@ def check_manifest(cache_dir: str, img_size: int, mode: str) -> dict:
     wrong = {k: (manifest.get(k), v) for k, v in wanted.items() if manifest.get(k) != v}
     if wrong:
         details = ", ".join(f"{k} {got!r} (needed {need!r})" for k, (got, need) in wrong.items())
-        raise DataError(f"crop cache built for other crops: {details}. Build one for these settings "
-                        f"in another folder: {build}", path=path)
+        raise DataError(
+            f"crop cache built for other crops: {details}. Build one for these settings "
+            f"in another folder: {build}",
+            path=path,
+        )
     if not manifest.get("complete"):
-        raise DataError(f"crop cache is incomplete (its build was interrupted or failed on some "
-                        f"videos); rerun {build} to finish it", path=path)
+        raise DataError(
+            f"crop cache is incomplete (its build was interrupted or failed on some "
+            f"videos); rerun {build} to finish it",
+            path=path,
+        )
     return manifest
 
 
@@ -100,42 +113,53 @@ def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mod
     The table is renamed into place last, so a video counts as cached only once it is whole.
     """
     folder = layout.frames_dir(root, video.frames)
-    image_size = frame_size(os.path.join(folder, layout.frame_name(1)))       # (W, H)
+    image_size = frame_size(os.path.join(folder, layout.frame_name(1)))  # (W, H)
     top = {}
     if mode == "ccol":
-        top = load_top_boxes(layout.detection_path(root, video.frames), video.num_frames,
-                             image_size)
+        top = load_top_boxes(
+            layout.detection_path(root, video.frames), video.num_frames, image_size
+        )
     frame_ids = range(1, video.num_frames + 1)
     boxes = [object_box(top.get(k), image_size) for k in frame_ids]
     short = train_short_side(img_size)
     sizes = [resized_size(x2 - x1, y2 - y1, short) for x1, y1, x2, y2 in boxes]  # (w, h) per frame
     view_bytes = np.array([[3 * w * h, 3 * img_size * img_size] for w, h in sizes])  # (F, 2)
-    offsets = np.concatenate([[0], np.cumsum(view_bytes.ravel())])             # train_1, eval_1, train_2, ...
+    offsets = np.concatenate([[0], np.cumsum(view_bytes.ravel())])  # train_1, eval_1, train_2, ...
 
     pixels_path, table_path = video_paths(cache_dir, video.frames)
     os.makedirs(os.path.dirname(pixels_path), exist_ok=True)
     tmp = _temp_path(pixels_path)
     try:
-        pixels = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(int(offsets[-1]),))
+        pixels = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(int(offsets[-1]),)
+        )
         for i, frame_id in enumerate(frame_ids):
             path = os.path.join(folder, layout.frame_name(frame_id))
-            image = load_frame(path)                                           # (3, H, W)
+            image = load_frame(path)  # (3, H, W)
             if (image.shape[2], image.shape[1]) != image_size:
-                raise DataError(f"frame is {image.shape[2]}x{image.shape[1]}, the video's first frame "
-                                f"{image_size[0]}x{image_size[1]}", path=path)
-            train_view = resize_box(image, boxes[i], short)                    # (3, h, w)
+                raise DataError(
+                    f"frame is {image.shape[2]}x{image.shape[1]}, the video's first frame "
+                    f"{image_size[0]}x{image_size[1]}",
+                    path=path,
+                )
+            train_view = resize_box(image, boxes[i], short)  # (3, h, w)
             eval_view = crop_resize(image, boxes[i], img_size, img_size, None)  # (3, S, S)
-            pixels[offsets[2 * i]:offsets[2 * i + 1]] = train_view.contiguous().numpy().ravel()
-            pixels[offsets[2 * i + 1]:offsets[2 * i + 2]] = eval_view.contiguous().numpy().ravel()
+            pixels[offsets[2 * i] : offsets[2 * i + 1]] = train_view.contiguous().numpy().ravel()
+            pixels[offsets[2 * i + 1] : offsets[2 * i + 2]] = eval_view.contiguous().numpy().ravel()
         pixels.flush()
         del pixels
         os.replace(tmp, pixels_path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    table = {"frames": video.frames, "num_frames": video.num_frames, "img_size": img_size,
-             "train": [[int(offsets[2 * i]), h, w] for i, (w, h) in enumerate(sizes)],
-             "eval": offsets[1:-1:2].tolist(), "boxes": [list(b) for b in boxes]}
+    table = {
+        "frames": video.frames,
+        "num_frames": video.num_frames,
+        "img_size": img_size,
+        "train": [[int(offsets[2 * i]), h, w] for i, (w, h) in enumerate(sizes)],
+        "eval": offsets[1:-1:2].tolist(),
+        "boxes": [list(b) for b in boxes],
+    }
     utils.atomic_write_json(table, table_path)
     return int(offsets[-1])
 
@@ -146,28 +170,34 @@ class CachedVideo:
     def __init__(self, cache_dir: str, video: IndexEntry):
         pixels_path, table_path = video_paths(cache_dir, video.frames)
         if not os.path.isfile(table_path):
-            raise DataError(f"video {video.frames} is not in the crop cache (index row {video.source}); "
-                            f"rerun scripts/cache_crops.py with the index that lists it", path=table_path)
+            raise DataError(
+                f"video {video.frames} is not in the crop cache (index row {video.source}); "
+                f"rerun scripts/cache_crops.py with the index that lists it",
+                path=table_path,
+            )
         with open(table_path) as f:
             table = json.load(f)
         if table["num_frames"] < video.num_frames:
-            raise DataError(f"{table['num_frames']} frames cached, the index lists {video.num_frames} "
-                            f"({video.source}); rerun scripts/cache_crops.py", path=table_path)
+            raise DataError(
+                f"{table['num_frames']} frames cached, the index lists {video.num_frames} "
+                f"({video.source}); rerun scripts/cache_crops.py",
+                path=table_path,
+            )
         try:
-            self.pixels = np.load(pixels_path, mmap_mode="r")                     # (P,) uint8
+            self.pixels = np.load(pixels_path, mmap_mode="r")  # (P,) uint8
         except (OSError, ValueError) as err:
             raise DataError(f"unreadable crop cache file ({err})", path=pixels_path) from err
         self.img_size = table["img_size"]
-        self.train_table = np.asarray(table["train"], np.int64)                 # (F, 3): offset, h, w
-        self.eval_offsets = np.asarray(table["eval"], np.int64)                 # (F,)
-        self.boxes = np.asarray(table["boxes"], np.float32)                     # (F, 4)
+        self.train_table = np.asarray(table["train"], np.int64)  # (F, 3): offset, h, w
+        self.eval_offsets = np.asarray(table["eval"], np.int64)  # (F,)
+        self.boxes = np.asarray(table["boxes"], np.float32)  # (F, 4)
 
     def train_view(self, frame_id: int) -> np.ndarray:
         """The box of frame `frame_id` (1-based) resized to the train shorter side. (3, h, w)"""
         offset, height, width = self.train_table[frame_id - 1].tolist()
-        return self.pixels[offset:offset + 3 * height * width].reshape(3, height, width)
+        return self.pixels[offset : offset + 3 * height * width].reshape(3, height, width)
 
     def eval_view(self, frame_id: int) -> np.ndarray:
         """The val/test crop of frame `frame_id`. (3, S, S)"""
         offset, size = int(self.eval_offsets[frame_id - 1]), self.img_size
-        return self.pixels[offset:offset + 3 * size * size].reshape(3, size, size)
+        return self.pixels[offset : offset + 3 * size * size].reshape(3, size, size)

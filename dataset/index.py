@@ -1,10 +1,12 @@
 """Reading, writing and sampling the authors' CSV index files (train/val/test.csv, test_sep.csv)."""
+
 from __future__ import annotations
 
 import os
 import random
 from collections import defaultdict
-from typing import Iterable, Mapping, NamedTuple, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from .errors import DataError
 from .layout import CLASS_TO_ID, FRAME_RATE, class_of
@@ -15,10 +17,11 @@ SEP_JOIN = ", "
 
 class IndexEntry(NamedTuple):
     """One row of train/val/test.csv: `/cello/abc.wav,/cello/abc.mp4,87`."""
-    audio: str          # CSV audio path, '/cello/abc.wav'
-    frames: str         # CSV frames folder, '/cello/abc.mp4'
-    num_frames: int     # number of 1-fps jpgs
-    source: str         # 'train.csv:12', for error messages
+
+    audio: str  # CSV audio path, '/cello/abc.wav'
+    frames: str  # CSV frames folder, '/cello/abc.mp4'
+    num_frames: int  # number of 1-fps jpgs
+    source: str  # 'train.csv:12', for error messages
 
     @property
     def class_name(self) -> str:
@@ -38,14 +41,21 @@ def read_index(path: str) -> list[IndexEntry]:
             fields = [field.strip() for field in line.split(",")]
             where = f"{name}:{line_no}"
             if len(fields) != 3:
-                raise DataError(f"line {line_no}: expected 'audio,frames,num_frames', got {line.strip()!r}",
-                                path=path)
+                raise DataError(
+                    f"line {line_no}: expected 'audio,frames,num_frames', got {line.strip()!r}",
+                    path=path,
+                )
             audio, frames, count = fields
             if not count.isdigit():
-                raise DataError(f"line {line_no}: num_frames {count!r} is not an integer", path=path)
+                raise DataError(
+                    f"line {line_no}: num_frames {count!r} is not an integer", path=path
+                )
             if class_of(audio) not in CLASS_TO_ID:
-                raise DataError(f"line {line_no}: class {class_of(audio)!r} is not a MUSIC class "
-                                f"({', '.join(CLASS_TO_ID)})", path=path)
+                raise DataError(
+                    f"line {line_no}: class {class_of(audio)!r} is not a MUSIC class "
+                    f"({', '.join(CLASS_TO_ID)})",
+                    path=path,
+                )
             entries.append(IndexEntry(audio, frames, int(count), where))
     return entries
 
@@ -61,8 +71,11 @@ def read_sep_list(path: str, min_columns: int = 2) -> list[list[str]]:
                 continue
             row = [field.strip() for field in line.split(",")]
             if len(row) < min_columns or not all(row):
-                raise DataError(f"line {line_no}: expected at least {min_columns} audio paths, "
-                                f"got {line.strip()!r}", path=path)
+                raise DataError(
+                    f"line {line_no}: expected at least {min_columns} audio paths, "
+                    f"got {line.strip()!r}",
+                    path=path,
+                )
             rows.append(row)
     return rows
 
@@ -92,8 +105,11 @@ def split_leaks(list_train: str, list_val: str, list_test: str) -> dict[str, lis
         return {}
     test = read_index(list_test)
     lists = {"train": list_train, "val": list_val}
-    leaks = {split: shared_videos(read_index(path), test) for split, path in lists.items()
-             if split == "train" or os.path.isfile(path)}
+    leaks = {
+        split: shared_videos(read_index(path), test)
+        for split, path in lists.items()
+        if split == "train" or os.path.isfile(path)
+    }
     return {split: leaked for split, leaked in leaks.items() if leaked}
 
 
@@ -104,8 +120,9 @@ def group_by_class(entries: Iterable[IndexEntry]) -> dict[str, list[IndexEntry]]
     return dict(by_class)
 
 
-def draw_partners(first: IndexEntry, by_class: Mapping[str, Sequence[IndexEntry]], count: int,
-                  rng: random.Random) -> list[IndexEntry]:
+def draw_partners(
+    first: IndexEntry, by_class: Mapping[str, Sequence[IndexEntry]], count: int, rng: random.Random
+) -> list[IndexEntry]:
     """`count` videos whose classes differ from `first`'s and from each other.
 
     Each draw is uniform over the videos of the classes not used yet, which is what the authors'

@@ -12,32 +12,55 @@ A data root (real MUSIC or the synthetic stand-in) looks like the authors' layou
 CSV paths start with '/' and are relative to the `audio/` and `frames/` folders
 (`/cello/abc.wav,/cello/abc.mp4,87`).
 """
+
 from __future__ import annotations
 
 import os
 
 # The 11 MUSIC solo instruments (the paper's dataset; the synthetic generator draws from these).
 MUSIC_CLASSES = (
-    "accordion", "acoustic_guitar", "cello", "clarinet", "erhu", "flute",
-    "saxophone", "trumpet", "tuba", "violin", "xylophone",
+    "accordion",
+    "acoustic_guitar",
+    "cello",
+    "clarinet",
+    "erhu",
+    "flute",
+    "saxophone",
+    "trumpet",
+    "tuba",
+    "violin",
+    "xylophone",
 )
 # MUSIC-21 (data/music_lists/MUSIC21_solo_videos.json) adds 10 instruments. They come after the 11
 # so that the 11's ids, and data and detections written with them, never change.
 MUSIC21_CLASSES = MUSIC_CLASSES + (
-    "bagpipe", "banjo", "bassoon", "congas", "drum", "electric_bass", "guzheng", "piano", "pipa",
+    "bagpipe",
+    "banjo",
+    "bassoon",
+    "congas",
+    "drum",
+    "electric_bass",
+    "guzheng",
+    "piano",
+    "pipa",
     "ukulele",
 )
 # The one class table: class ids of the loader (class_ids) and of detections (class_id = id + 1).
 CLASS_TO_ID = {name: i for i, name in enumerate(MUSIC21_CLASSES)}
 
-AUDIO_RATE = 11025          # Hz; the authors' extract_audio.py wrote 11000 by mistake
-FRAME_RATE = 1              # extracted frames per second
+AUDIO_RATE = 11025  # Hz; the authors' extract_audio.py wrote 11000 by mistake
+FRAME_RATE = 1  # extracted frames per second
 
 # One detection row: [frame_id (1-based), class_id, score, x1, y1, x2, y2], boxes in pixels.
 DETECTION_COLUMNS = ("frame_id", "class_id", "score", "x1", "y1", "x2", "y2")
 
 VIDEOS, FRAMES, AUDIO, DETECTIONS, ANNOTATIONS = (
-    "videos", "frames", "audio", "detection_results", "annotations")
+    "videos",
+    "frames",
+    "audio",
+    "detection_results",
+    "annotations",
+)
 
 
 def frame_time(frame_id: int, fps: float = FRAME_RATE) -> float:

@@ -1,11 +1,12 @@
 """MUSIC mixtures of object crops and waveform clips, sampled as the authors' loader does."""
+
 from __future__ import annotations
 
 import logging
 import os
 import random
 from collections import OrderedDict
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -14,7 +15,14 @@ from torch.utils.data import default_collate
 from . import layout
 from .crop_cache import CachedVideo, check_manifest
 from .errors import DataError
-from .index import IndexEntry, draw_partners, format_split_table, group_by_class, read_index, read_sep_list
+from .index import (
+    IndexEntry,
+    draw_partners,
+    format_split_table,
+    group_by_class,
+    read_index,
+    read_sep_list,
+)
 from .readers import frame_size, list_frame_ids, load_frame, load_top_boxes, read_audio_window
 from .transforms import crop_resize, crop_resized, object_box, train_short_side
 
@@ -83,20 +91,43 @@ class MUSICMixDataset(torch.utils.data.Dataset):
     class_ids (N,), boxes (N, T, 4), frame_ids (N, T), index (), infos (N CSV audio paths).
     """
 
-    def __init__(self, root: str, list_file: str, split: str, mode: str = "ccol", num_mix: int = 4,
-                 num_frames: int = 3, stride_frames: int = 1, frame_rate: float = 1, img_size: int = 224,
-                 aud_len: int = 65535, aud_rate: int = layout.AUDIO_RATE, dup_trainset: int = 1,
-                 dup_valset: int = 1, max_samples: int = -1, sep_list: str | None = None,
-                 on_error: str = "raise", seed: int = 1234, crop_cache: str | None = None):
-        for name, value, allowed in (("split", split, SPLITS), ("mode", mode, MODES),
-                                     ("on_error", on_error, ON_ERROR)):
+    def __init__(
+        self,
+        root: str,
+        list_file: str,
+        split: str,
+        mode: str = "ccol",
+        num_mix: int = 4,
+        num_frames: int = 3,
+        stride_frames: int = 1,
+        frame_rate: float = 1,
+        img_size: int = 224,
+        aud_len: int = 65535,
+        aud_rate: int = layout.AUDIO_RATE,
+        dup_trainset: int = 1,
+        dup_valset: int = 1,
+        max_samples: int = -1,
+        sep_list: str | None = None,
+        on_error: str = "raise",
+        seed: int = 1234,
+        crop_cache: str | None = None,
+    ):
+        for name, value, allowed in (
+            ("split", split, SPLITS),
+            ("mode", mode, MODES),
+            ("on_error", on_error, ON_ERROR),
+        ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if mode == "ccol" and (num_mix < 2 or num_mix % 2):
-            raise ValueError(f"ccol pairs each sounding object with a silent one: num_mix must be "
-                             f"even, got {num_mix}")
+            raise ValueError(
+                f"ccol pairs each sounding object with a silent one: num_mix must be "
+                f"even, got {num_mix}"
+            )
         if split == "test" and sep_list is None:
-            raise ValueError("split='test' needs sep_list (test_sep.csv); list_file is then test.csv")
+            raise ValueError(
+                "split='test' needs sep_list (test_sep.csv); list_file is then test.csv"
+            )
         self.root, self.split, self.mode, self.on_error = root, split, mode, on_error
         self.num_mix, self.num_frames, self.stride = num_mix, num_frames, stride_frames
         self.frame_rate, self.img_size, self.seed = frame_rate, img_size, seed
@@ -111,8 +142,11 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             raise DataError("index file lists no video", path=list_file)
         self.by_class = group_by_class(self.videos)
         if split in ("train", "val") and len(self.by_class) < num_mix:
-            raise DataError(f"{len(self.by_class)} classes, a {num_mix}-object mixture needs "
-                            f"{num_mix} distinct classes", path=list_file)
+            raise DataError(
+                f"{len(self.by_class)} classes, a {num_mix}-object mixture needs "
+                f"{num_mix} distinct classes",
+                path=list_file,
+            )
         self.sep_list = sep_list
         if split == "test":
             self.mixtures = read_sep_list(sep_list, min_columns=num_mix)
@@ -126,13 +160,13 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self.sounding = np.ones(num_mix, bool) if mode == "sop" else np.arange(num_mix) % 2 == 0
         self.audio_scale = 1.0 / num_mix if mode == "sop" else 1.0 / int(self.sounding.sum())
 
-        self._box_cache = _LRU(maxsize=2048)   # per worker: each worker holds its own copy
+        self._box_cache = _LRU(maxsize=2048)  # per worker: each worker holds its own copy
         self.crop_cache = crop_cache
         if crop_cache is not None:
             check_manifest(crop_cache, img_size, mode)
         # Open memory maps, per worker; bounded so that workers x videos stays under the fd limit.
         self._cached_videos = _LRU(maxsize=128)
-        self._errors: dict[str, list] = {}     # path -> [count, message], per process
+        self._errors: dict[str, list] = {}  # path -> [count, message], per process
 
     def __len__(self) -> int:
         return self.length
@@ -161,11 +195,13 @@ class MUSICMixDataset(torch.utils.data.Dataset):
 
     def _choose_videos(self, index: int) -> list[IndexEntry]:
         if self.split == "test":
-            row = self.mixtures[index][:self.num_mix]
+            row = self.mixtures[index][: self.num_mix]
             missing = [path for path in row if path not in self.by_audio]
             if missing:
-                raise DataError(f"row {index + 1} names {missing[0]}, which {self.list_file} does not "
-                                f"list", path=self.sep_list)
+                raise DataError(
+                    f"row {index + 1} names {missing[0]}, which {self.list_file} does not list",
+                    path=self.sep_list,
+                )
             videos = [self.by_audio[path] for path in row]
             if len({v.class_name for v in videos}) != len(videos):
                 raise DataError(f"row {index + 1} repeats a class: {row}", path=self.sep_list)
@@ -177,9 +213,12 @@ class MUSICMixDataset(torch.utils.data.Dataset):
 
     def _center_frame(self, video: IndexEntry) -> int:
         if video.num_frames < 2 * self.margin + 1:
-            raise DataError(f"{video.num_frames} frames listed ({video.source}), a clip of "
-                            f"{self.num_frames} frames with stride {self.stride} needs "
-                            f"{2 * self.margin + 1}", path=self._frames_dir(video))
+            raise DataError(
+                f"{video.num_frames} frames listed ({video.source}), a clip of "
+                f"{self.num_frames} frames with stride {self.stride} needs "
+                f"{2 * self.margin + 1}",
+                path=self._frames_dir(video),
+            )
         if self.split == "train":
             return random.randint(self.margin + 1, video.num_frames - self.margin)
         return video.num_frames // 2 + 1
@@ -229,20 +268,25 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         if not os.path.isdir(folder):
             audio = layout.audio_path(self.root, video.audio)
             if not os.path.isfile(audio):
-                raise DataError(f"index row {video.source} points nowhere: neither {folder} nor "
-                                f"{audio} exists", path=self.list_file)
+                raise DataError(
+                    f"index row {video.source} points nowhere: neither {folder} nor {audio} exists",
+                    path=self.list_file,
+                )
             raise DataError(f"frames folder not found (index row {video.source})", path=folder)
         present = list_frame_ids(folder)
         missing = [k for k in range(1, video.num_frames + 1) if k not in present]
         if missing:
-            raise DataError(f"frame missing: {video.source} lists {video.num_frames} frames, "
-                            f"{len(missing)} of them are absent",
-                            path=os.path.join(folder, layout.frame_name(missing[0])))
+            raise DataError(
+                f"frame missing: {video.source} lists {video.num_frames} frames, "
+                f"{len(missing)} of them are absent",
+                path=os.path.join(folder, layout.frame_name(missing[0])),
+            )
         top = {}
         if self.mode == "ccol":
-            size = frame_size(os.path.join(folder, layout.frame_name(1)))              # (W, H)
-            top = load_top_boxes(layout.detection_path(self.root, video.frames), video.num_frames,
-                                 size)
+            size = frame_size(os.path.join(folder, layout.frame_name(1)))  # (W, H)
+            top = load_top_boxes(
+                layout.detection_path(self.root, video.frames), video.num_frames, size
+            )
         self._box_cache.put(video.frames, top)
         return top
 
@@ -259,15 +303,19 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         folder = self._frames_dir(video)
         boxes = np.empty((len(frame_ids), 4), np.float32)
         for t, frame_id in enumerate(frame_ids.tolist()):
-            image = load_frame(os.path.join(folder, layout.frame_name(frame_id)))    # (3, H, W)
+            image = load_frame(os.path.join(folder, layout.frame_name(frame_id)))  # (3, H, W)
             box = object_box(top.get(frame_id), (image.shape[2], image.shape[1]))
-            crop = crop_resize(image, box, S, short_side, rel_offset).permute(1, 2, 0).numpy()   # (S, S, 3)
+            crop = (
+                crop_resize(image, box, S, short_side, rel_offset).permute(1, 2, 0).numpy()
+            )  # (S, S, 3)
             # numpy moves channels first several times faster than torch's strided uint8 copy.
             out[:, t] = (crop[:, ::-1] if flip else crop).transpose(2, 0, 1)
             boxes[t] = box
         return boxes
 
-    def _load_cached_crops(self, video: IndexEntry, frame_ids: np.ndarray, out: np.ndarray) -> np.ndarray:
+    def _load_cached_crops(
+        self, video: IndexEntry, frame_ids: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
         """_load_crops from the crop cache: the same random draws, no image decoding."""
         cached = self._cached_videos.get(video.frames)
         if cached is None:
@@ -277,7 +325,9 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             # Drawn as _load_crops draws them: one relative crop position and one flip per object.
             rel_offset, flip = (random.random(), random.random()), random.random() < 0.5
             for t, frame_id in enumerate(frame_ids.tolist()):
-                crop = crop_resized(cached.train_view(frame_id), self.img_size, rel_offset)   # (3, S, S)
+                crop = crop_resized(
+                    cached.train_view(frame_id), self.img_size, rel_offset
+                )  # (3, S, S)
                 out[:, t] = crop[..., ::-1] if flip else crop
         else:
             for t, frame_id in enumerate(frame_ids.tolist()):
@@ -287,7 +337,9 @@ class MUSICMixDataset(torch.utils.data.Dataset):
     def _load_clip(self, video: IndexEntry, center: int) -> np.ndarray:
         """The clip centred on frame `center`, volume-augmented (train), clipped and scaled. (L,)"""
         path = layout.audio_path(self.root, video.audio)
-        clip = read_audio_window(path, layout.frame_time(center, self.frame_rate), self.aud_len, self.aud_rate)
+        clip = read_audio_window(
+            path, layout.frame_time(center, self.frame_rate), self.aud_len, self.aud_rate
+        )
         if self.split == "train":
             clip = clip * random.uniform(0.5, 1.5)
         return np.clip(clip, -1.0, 1.0) * self.audio_scale
@@ -306,17 +358,28 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         With DataLoader workers each worker keeps its own tally; `collate`'s 'skipped' reaches the
         main process.
         """
-        return {path: {"count": count, "message": message} for path, (count, message) in self._errors.items()}
+        return {
+            path: {"count": count, "message": message}
+            for path, (count, message) in self._errors.items()
+        }
 
     def describe(self) -> str:
         """A one-paragraph account of what this dataset samples."""
-        what = (f"{self.num_mix} objects ({self.sounding.sum()} sounding, top detection boxes)"
-                if self.mode == "ccol" else f"{self.num_mix} sounding whole-frame videos")
-        source = (f"{len(self.mixtures)} mixtures of {self.sep_list}" if self.split == "test"
-                  else f"{len(self.videos)} videos of {len(self.by_class)} classes")
-        return (f"MUSICMixDataset[{self.split}, {self.mode}]: {self.length} samples from {source} "
-                f"({self.list_file}); each {what}, {self.num_frames} frames x {self.img_size} px, "
-                f"{self.aud_len} samples at {self.aud_rate} Hz")
+        what = (
+            f"{self.num_mix} objects ({self.sounding.sum()} sounding, top detection boxes)"
+            if self.mode == "ccol"
+            else f"{self.num_mix} sounding whole-frame videos"
+        )
+        source = (
+            f"{len(self.mixtures)} mixtures of {self.sep_list}"
+            if self.split == "test"
+            else f"{len(self.videos)} videos of {len(self.by_class)} classes"
+        )
+        return (
+            f"MUSICMixDataset[{self.split}, {self.mode}]: {self.length} samples from {source} "
+            f"({self.list_file}); each {what}, {self.num_frames} frames x {self.img_size} px, "
+            f"{self.aud_len} samples at {self.aud_rate} Hz"
+        )
 
 
 def collate(batch: list[dict | None]) -> dict | None:
@@ -328,13 +391,17 @@ def collate(batch: list[dict | None]) -> dict | None:
     if not samples:
         return None
     # default_collate stacks straight into shared memory inside DataLoader workers.
-    out = default_collate([{key: value for key, value in s.items() if key != "infos"} for s in samples])
+    out = default_collate(
+        [{key: value for key, value in s.items() if key != "infos"} for s in samples]
+    )
     out["infos"] = [s["infos"] for s in samples]
     out["skipped"] = len(batch) - len(samples)
     return out
 
 
-def summarize(root: str, index_files: Mapping[str, str] | None = None, sep_list: str | None = None) -> str:
+def summarize(
+    root: str, index_files: Mapping[str, str] | None = None, sep_list: str | None = None
+) -> str:
     """Printable summary of a data root's index files: videos per class per split, duration,
     videos shared between splits, and the number of test mixtures.
 
@@ -342,8 +409,11 @@ def summarize(root: str, index_files: Mapping[str, str] | None = None, sep_list:
     sep_list: default the root's test_sep.csv if it exists.
     """
     if index_files is None:
-        index_files = {s: os.path.join(root, f"{s}.csv") for s in SPLITS
-                       if os.path.isfile(os.path.join(root, f"{s}.csv"))}
+        index_files = {
+            s: os.path.join(root, f"{s}.csv")
+            for s in SPLITS
+            if os.path.isfile(os.path.join(root, f"{s}.csv"))
+        }
     if sep_list is None and os.path.isfile(os.path.join(root, "test_sep.csv")):
         sep_list = os.path.join(root, "test_sep.csv")
     if not index_files:
@@ -353,9 +423,11 @@ def summarize(root: str, index_files: Mapping[str, str] | None = None, sep_list:
     keys = {name: {v.audio for v in videos} for name, videos in splits.items()}
     names = list(splits)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             lines.append(f"videos in both {a} and {b}: {len(keys[a] & keys[b])}")
     if sep_list is not None:
         rows = read_sep_list(sep_list)
-        lines.append(f"test mixtures: {len(rows)} rows of {len(rows[0]) if rows else 0} videos ({sep_list})")
+        lines.append(
+            f"test mixtures: {len(rows)} rows of {len(rows[0]) if rows else 0} videos ({sep_list})"
+        )
     return "\n".join(lines)

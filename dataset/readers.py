@@ -1,4 +1,5 @@
 """File readers for the loader: windowed audio, detection arrays, jpg frames; all raise DataError."""
+
 from __future__ import annotations
 
 import logging
@@ -30,10 +31,12 @@ def window_start(num_samples: int, center_time: float, window: int, rate: int) -
     wanted = int(center_time * rate) - window // 2
     start = min(max(wanted, 0), num_samples - window)
     if abs(start - wanted) > window:
-        raise DataError(f"audio is {num_samples / rate:.2f} s long, shorter than its frames: the "
-                        f"clip of the frame at {center_time:.2f} s would be moved "
-                        f"{abs(start - wanted) / rate:.2f} s (more than one clip) to fit in the "
-                        f"file")
+        raise DataError(
+            f"audio is {num_samples / rate:.2f} s long, shorter than its frames: the "
+            f"clip of the frame at {center_time:.2f} s would be moved "
+            f"{abs(start - wanted) / rate:.2f} s (more than one clip) to fit in the "
+            f"file"
+        )
     return start
 
 
@@ -55,8 +58,11 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
             # Window length at the file's rate; resampling it gives at least `length` samples.
             native_win = length if native_rate == rate else math.ceil(length * native_rate / rate)
             if native_len < native_win:
-                raise DataError(f"audio is {native_len / native_rate:.2f} s long, shorter than one "
-                                f"clip ({length / rate:.2f} s)", path=path)
+                raise DataError(
+                    f"audio is {native_len / native_rate:.2f} s long, shorter than one "
+                    f"clip ({length / rate:.2f} s)",
+                    path=path,
+                )
             try:
                 start = window_start(native_len, center_time, native_win, native_rate)
             except DataError as err:
@@ -66,11 +72,14 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
     except sf.SoundFileError as err:
         raise DataError(f"unreadable audio ({err})", path=path) from err
     if len(window) != native_win:
-        raise DataError(f"read {len(window)} of {native_win} samples at offset {start}: file truncated?",
-                        path=path)
+        raise DataError(
+            f"read {len(window)} of {native_win} samples at offset {start}: file truncated?",
+            path=path,
+        )
     if not np.isfinite(window).all():
-        raise DataError(f"audio holds NaN or inf samples (in the clip at {center_time:.2f} s)",
-                        path=path)
+        raise DataError(
+            f"audio holds NaN or inf samples (in the clip at {center_time:.2f} s)", path=path
+        )
     window = window.mean(axis=1) if window.shape[1] > 1 else window[:, 0]
     if native_rate != rate:
         if path not in _warned_rate:
@@ -91,11 +100,17 @@ def load_detections(path: str) -> np.ndarray:
         raise DataError(f"unreadable detection file ({err})", path=path) from err
     ncol = len(DETECTION_COLUMNS)
     if dets.ndim != 2 or dets.shape[1] != ncol:
-        raise DataError(f"detection array has shape {dets.shape}, expected (K, {ncol}) rows "
-                        f"{list(DETECTION_COLUMNS)}", path=path)
+        raise DataError(
+            f"detection array has shape {dets.shape}, expected (K, {ncol}) rows "
+            f"{list(DETECTION_COLUMNS)}",
+            path=path,
+        )
     if len(dets) == 0:
-        raise DataError("empty detection file (shape (0, 7)): no object was detected in any frame "
-                        "of this video", path=path)
+        raise DataError(
+            "empty detection file (shape (0, 7)): no object was detected in any frame "
+            "of this video",
+            path=path,
+        )
     dets = dets.astype(np.float32, copy=False)
     if not np.isfinite(dets).all():
         raise DataError("detection array holds NaN or inf", path=path)
@@ -111,9 +126,12 @@ def check_detection_frames(dets: np.ndarray, num_frames: int, path: str) -> None
     """Every row of a detection file must lie in its video's frames 1..num_frames."""
     past = dets[:, 0] > num_frames
     if past.any():
-        raise DataError(f"{int(past.sum())} of {len(dets)} rows are for frames past the video's "
-                        f"last frame {num_frames} (up to frame {int(dets[:, 0].max())}): a "
-                        f"detection file of another video, or frames extracted again?", path=path)
+        raise DataError(
+            f"{int(past.sum())} of {len(dets)} rows are for frames past the video's "
+            f"last frame {num_frames} (up to frame {int(dets[:, 0].max())}): a "
+            f"detection file of another video, or frames extracted again?",
+            path=path,
+        )
 
 
 def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: str) -> None:
@@ -122,9 +140,11 @@ def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: s
     outside = (dets[:, 3] >= width) | (dets[:, 4] >= height) | (dets[:, 5] <= 0) | (dets[:, 6] <= 0)
     if outside.any():
         row = dets[outside][0]
-        raise DataError(f"{int(outside.sum())} boxes lie outside the {width}x{height} frames "
-                        f"(first: frame {int(row[0])}, box {[round(float(v), 1) for v in row[3:7]]})",
-                        path=path)
+        raise DataError(
+            f"{int(outside.sum())} boxes lie outside the {width}x{height} frames "
+            f"(first: frame {int(row[0])}, box {[round(float(v), 1) for v in row[3:7]]})",
+            path=path,
+        )
 
 
 def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,13 +152,14 @@ def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns: frame ids int64 (F,) sorted ascending, boxes float32 (F, 4) as x1, y1, x2, y2.
     """
-    order = np.lexsort((-dets[:, 2], dets[:, 0]))        # by frame, then by descending score
+    order = np.lexsort((-dets[:, 2], dets[:, 0]))  # by frame, then by descending score
     frame_ids, first = np.unique(dets[order, 0].astype(np.int64), return_index=True)
     return frame_ids, np.ascontiguousarray(dets[order[first], 3:7])
 
 
-def load_top_boxes(path: str, num_frames: int,
-                   image_size: tuple[int, int]) -> dict[int, tuple[int, int, int, int]]:
+def load_top_boxes(
+    path: str, num_frames: int, image_size: tuple[int, int]
+) -> dict[int, tuple[int, int, int, int]]:
     """Frame id -> top box of the detection file of a video of `num_frames` frames of `image_size`
     (W, H), checked against both; boxes in whole pixels, rounded as PIL's crop rounds the
     reference's float boxes."""
@@ -151,7 +172,11 @@ def load_top_boxes(path: str, num_frames: int,
 
 def list_frame_ids(folder: str) -> set[int]:
     """Ids of the `%06d.jpg` frames in a frames folder."""
-    return {int(name[:-4]) for name in os.listdir(folder) if name.endswith(".jpg") and name[:-4].isdigit()}
+    return {
+        int(name[:-4])
+        for name in os.listdir(folder)
+        if name.endswith(".jpg") and name[:-4].isdigit()
+    }
 
 
 def frame_size(path: str) -> tuple[int, int]:
@@ -171,7 +196,7 @@ def load_frame(path: str) -> torch.Tensor:
         raise DataError("frame not found", path=path)
     try:
         with Image.open(path) as img:
-            pixels = np.array(img.convert("RGB") if img.mode != "RGB" else img)     # (H, W, 3)
-    except (OSError, SyntaxError, ValueError) as err:     # PIL's decode errors
+            pixels = np.array(img.convert("RGB") if img.mode != "RGB" else img)  # (H, W, 3)
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's decode errors
         raise DataError(f"unreadable image ({err})", path=path) from err
     return torch.from_numpy(pixels).permute(2, 0, 1)

@@ -1,4 +1,5 @@
 """Image geometry of the reference (box crop, shorter-side resize, crop) and GPU-side normalisation."""
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,9 @@ def train_short_side(size: int) -> int:
     return int(size * 1.1)
 
 
-def object_box(box: tuple[int, int, int, int] | None, image_size: tuple[int, int]) -> tuple[int, int, int, int]:
+def object_box(
+    box: tuple[int, int, int, int] | None, image_size: tuple[int, int]
+) -> tuple[int, int, int, int]:
     """The detection box clipped to the image (at least 1 px); the full frame if there is none."""
     width, height = image_size
     if box is None:
@@ -33,7 +36,9 @@ def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return int(short_side * width / height), short_side
 
 
-def resize_box(image: torch.Tensor, box: tuple[int, int, int, int], short_side: int) -> torch.Tensor:
+def resize_box(
+    image: torch.Tensor, box: tuple[int, int, int, int], short_side: int
+) -> torch.Tensor:
     """The whole box resized so its shorter side is `short_side` (the reference's Resize before its
     RandomCrop), with the antialiased uint8 bicubic of crop_resize.
 
@@ -55,11 +60,16 @@ def crop_resized(resized: np.ndarray, size: int, rel_offset: tuple[float, float]
     u, v = rel_offset
     x = int(u * (width - size + 1))
     y = int(v * (height - size + 1))
-    return resized[:, y:y + size, x:x + size]
+    return resized[:, y : y + size, x : x + size]
 
 
-def crop_resize(image: torch.Tensor, box: tuple[int, int, int, int], size: int, short_side: int,
-                rel_offset: tuple[float, float] | None) -> torch.Tensor:
+def crop_resize(
+    image: torch.Tensor,
+    box: tuple[int, int, int, int],
+    size: int,
+    short_side: int,
+    rel_offset: tuple[float, float] | None,
+) -> torch.Tensor:
     """The reference's crop `box` -> resize shorter side to `short_side` -> crop size x size.
 
     `rel_offset` = (u, v) in [0, 1) puts the crop at that fraction of the free room, the same for
@@ -77,10 +87,15 @@ def crop_resize(image: torch.Tensor, box: tuple[int, int, int, int], size: int, 
     u, v = rel_offset if rel_offset is not None else (0.5, 0.5)
     x_lo, x_hi, x_shift, x_scale = _window(box_w, out_w, size, u)
     y_lo, y_hi, y_shift, y_scale = _window(box_h, out_h, size, v)
-    window = image[None, :, y1 + y_lo:y1 + y_hi, x1 + x_lo:x1 + x_hi]
-    resized = F.interpolate(window, scale_factor=(y_scale, x_scale), mode="bicubic", antialias=True,
-                            recompute_scale_factor=False)[0]
-    return resized[:, y_shift:y_shift + size, x_shift:x_shift + size]
+    window = image[None, :, y1 + y_lo : y1 + y_hi, x1 + x_lo : x1 + x_hi]
+    resized = F.interpolate(
+        window,
+        scale_factor=(y_scale, x_scale),
+        mode="bicubic",
+        antialias=True,
+        recompute_scale_factor=False,
+    )[0]
+    return resized[:, y_shift : y_shift + size, x_shift : x_shift + size]
 
 
 def _window(length: int, out_length: int, size: int, rel: float) -> tuple[int, int, int, float]:
@@ -89,8 +104,8 @@ def _window(length: int, out_length: int, size: int, rel: float) -> tuple[int, i
     """
     # Nudged up so that float rounding in interpolate's floor(in * scale) cannot drop a pixel.
     scale = out_length / length * (1 + 1e-9)
-    offset = rel * (out_length - size)                       # window start, in resized pixels
-    margin = math.ceil(2 / min(scale, 1.0)) + 1              # bicubic support, in input pixels
+    offset = rel * (out_length - size)  # window start, in resized pixels
+    margin = math.ceil(2 / min(scale, 1.0)) + 1  # bicubic support, in input pixels
     lo = max(0, math.floor(offset / scale) - margin)
     hi = min(length, math.ceil((offset + size) / scale) + margin)
     shift = min(max(round(offset - lo * scale), 0), math.floor((hi - lo) * scale) - size)
@@ -103,7 +118,9 @@ def normalize_frames(frames: torch.Tensor) -> torch.Tensor:
     Shape: uint8 (..., 3, T, H, W) -> float32 (..., 3, T, H, W).
     """
     if frames.dtype != torch.uint8 or frames.dim() < 4 or frames.shape[-4] != 3:
-        raise ValueError(f"expected uint8 frames (..., 3, T, H, W), got {frames.dtype} {tuple(frames.shape)}")
+        raise ValueError(
+            f"expected uint8 frames (..., 3, T, H, W), got {frames.dtype} {tuple(frames.shape)}"
+        )
     std = torch.tensor(IMAGENET_STD, device=frames.device).view(3, 1, 1, 1)
     mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(3, 1, 1, 1)
     # (x / 255 - mean) / std as one multiply-add.
@@ -119,15 +136,19 @@ def color_jitter(frames: torch.Tensor, strength: float) -> torch.Tensor:
     Shape: uint8 (..., 3, T, H, W) -> uint8 (..., 3, T, H, W).
     """
     if frames.dtype != torch.uint8 or frames.dim() < 4 or frames.shape[-4] != 3:
-        raise ValueError(f"expected uint8 frames (..., 3, T, H, W), got {frames.dtype} {tuple(frames.shape)}")
+        raise ValueError(
+            f"expected uint8 frames (..., 3, T, H, W), got {frames.dtype} {tuple(frames.shape)}"
+        )
     if strength <= 0:
         return frames
     lead = frames.shape[:-4]
     factors = 1 + strength * (2 * torch.rand(3, *lead, 1, 1, 1, 1, device=frames.device) - 1)
-    brightness, contrast, saturation = factors                                # (..., 1, 1, 1, 1)
+    brightness, contrast, saturation = factors  # (..., 1, 1, 1, 1)
     x = frames.float() * brightness
-    gray = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(3, 1, 1, 1)).sum(-4, keepdim=True)
-    x = gray + saturation * (x - gray)                                        # (..., 3, T, H, W)
+    gray = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(3, 1, 1, 1)).sum(
+        -4, keepdim=True
+    )
+    x = gray + saturation * (x - gray)  # (..., 3, T, H, W)
     mean = gray.mean(dim=(-3, -2, -1), keepdim=True)
     x = mean + contrast * (x - mean)
     return x.round_().clamp_(0, 255).to(torch.uint8)

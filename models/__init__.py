@@ -1,4 +1,5 @@
 """Network builders: architecture name -> constructor for every net of CCoL and Sound-of-Pixels."""
+
 from __future__ import annotations
 
 import logging
@@ -25,14 +26,20 @@ SYNTHESIZERS = {"linear": InnerProd}
 
 def _lookup(registry: dict, arch: str, role: str):
     if arch not in registry:
-        raise ValueError(f"unknown {role} architecture '{arch}', expected one of {sorted(registry)}")
+        raise ValueError(
+            f"unknown {role} architecture '{arch}', expected one of {sorted(registry)}"
+        )
     return registry[arch]
 
 
 def _warn_random(role: str, weights_imagenet: str) -> None:
     if not has_weights(weights_imagenet):
-        log.warning("%s: no ImageNet weights (--weights_imagenet %s), the ResNet-18 features are "
-                    "RANDOMLY initialised", role, NO_WEIGHTS)
+        log.warning(
+            "%s: no ImageNet weights (--weights_imagenet %s), the ResNet-18 features are "
+            "RANDOMLY initialised",
+            role,
+            NO_WEIGHTS,
+        )
 
 
 def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
@@ -44,37 +51,57 @@ class ModelBuilder:
     """Builds each net from its architecture name; loading a previous stage's weights is the caller's job."""
 
     @staticmethod
-    def build_sound_ground(arch: str = "vggish", width: int = 64, init: str = "default") -> nn.Module:
+    def build_sound_ground(
+        arch: str = "vggish", width: int = 64, init: str = "default"
+    ) -> nn.Module:
         return _lookup(SOUND_GROUND_NETS, arch, "sound_ground")(width=width, init=init)
 
     @staticmethod
-    def build_frame_ground(arch: str = "resnet18", width: int = 64,
-                           weights_imagenet: str = NO_WEIGHTS, pool: str = "maxpool") -> nn.Module:
+    def build_frame_ground(
+        arch: str = "resnet18",
+        width: int = 64,
+        weights_imagenet: str = NO_WEIGHTS,
+        pool: str = "maxpool",
+    ) -> nn.Module:
         """weights_imagenet: 'imagenet' (torchvision's cache), a state_dict path, or 'none'."""
         net_class = _lookup(FRAME_GROUND_NETS, arch, "frame_ground")
         _warn_random("frame_ground", weights_imagenet)
         return net_class(width=width, pool=pool, weights=weights_imagenet)
 
     @staticmethod
-    def build_grounding(arch: str = "base", audio_dim: int = 512, visual_dim: int = 512,
-                        init_std: float = 1e-4) -> nn.Module:
-        return _lookup(GROUNDING_NETS, arch, "grounding")(audio_dim=audio_dim, visual_dim=visual_dim,
-                                                           init_std=init_std)
+    def build_grounding(
+        arch: str = "base", audio_dim: int = 512, visual_dim: int = 512, init_std: float = 1e-4
+    ) -> nn.Module:
+        return _lookup(GROUNDING_NETS, arch, "grounding")(
+            audio_dim=audio_dim, visual_dim=visual_dim, init_std=init_std
+        )
 
     @staticmethod
-    def build_sound(arch: str = "unet7", ngf: int = 64, fc_dim: int = 32,
-                    levels: int | None = None, init: str = "default") -> nn.Module:
+    def build_sound(
+        arch: str = "unet7",
+        ngf: int = 64,
+        fc_dim: int = 32,
+        levels: int | None = None,
+        init: str = "default",
+    ) -> nn.Module:
         net_class = _lookup(SOUND_NETS, arch, "sound")
         named_levels = getattr(net_class, "keywords", {}).get("levels")
         if levels is not None and named_levels is not None and levels != named_levels:
-            raise ValueError(f"sound architecture '{arch}' has {named_levels} levels but levels={levels} "
-                             f"was given; use arch 'unet' to choose the depth with `levels`")
+            raise ValueError(
+                f"sound architecture '{arch}' has {named_levels} levels but levels={levels} "
+                f"was given; use arch 'unet' to choose the depth with `levels`"
+            )
         depth = {} if levels is None else {"levels": levels}
         return net_class(ngf=ngf, fc_dim=fc_dim, init=init, **depth)
 
     @staticmethod
-    def build_frame(arch: str = "resnet18dilated", width: int = 64, fc_dim: int = 32,
-                    pool: str = "maxpool", weights_imagenet: str = NO_WEIGHTS) -> nn.Module:
+    def build_frame(
+        arch: str = "resnet18dilated",
+        width: int = 64,
+        fc_dim: int = 32,
+        pool: str = "maxpool",
+        weights_imagenet: str = NO_WEIGHTS,
+    ) -> nn.Module:
         net_class = _lookup(FRAME_NETS, arch, "frame")
         _warn_random("frame", weights_imagenet)
         return net_class(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet)

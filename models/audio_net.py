@@ -1,4 +1,5 @@
 """Audio nets: the VGG-style grounding encoder and the separation U-Net (docs/method.md)."""
+
 from __future__ import annotations
 
 import torch
@@ -30,12 +31,22 @@ class VGGishGround(nn.Module):
         w = width
         # Layer indices match the reference's `features.{i}` keys.
         self.features = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(4 * w, 8 * w, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(8 * w, 8 * w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(1, w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * w, 4 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(4 * w, 4 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(4 * w, 8 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(8 * w, 8 * w, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
         )
         self.out_dim = 8 * w
         if init == "kaiming":
@@ -45,8 +56,8 @@ class VGGishGround(nn.Module):
                     nn.init.zeros_(conv.bias)
 
     def forward(self, log_mag: torch.Tensor) -> torch.Tensor:
-        feat = self.features(log_mag)                     # (B, 8w, F/16, T/16)
-        return torch.amax(feat, dim=(2, 3))               # (B, 8w)
+        feat = self.features(log_mag)  # (B, 8w, F/16, T/16)
+        return torch.amax(feat, dim=(2, 3))  # (B, 8w)
 
 
 class UNetBlock(nn.Module):
@@ -65,8 +76,14 @@ class UNetBlock(nn.Module):
         outermost: first level (no activation before the down conv, biased up conv, no skip).
     """
 
-    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None,
-                 inner: UNetBlock | None = None, outermost: bool = False):
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: int | None = None,
+        inner: UNetBlock | None = None,
+        outermost: bool = False,
+    ):
         super().__init__()
         self.outermost = outermost
         input_nc = outer_nc if input_nc is None else input_nc
@@ -110,19 +127,26 @@ class UNet(nn.Module):
         log_mag_mix (B, input_nc, H, W) -> (B, fc_dim, H, W); H and W divisible by 2 ** levels.
     """
 
-    def __init__(self, levels: int = 7, ngf: int = 64, fc_dim: int = 32, input_nc: int = 1,
-                 init: str = "default"):
+    def __init__(
+        self,
+        levels: int = 7,
+        ngf: int = 64,
+        fc_dim: int = 32,
+        input_nc: int = 1,
+        init: str = "default",
+    ):
         super().__init__()
         if levels < 2:
             raise ValueError(f"UNet needs at least 2 levels, got {levels}")
         self.levels = levels
-        channels = [ngf * min(2 ** i, 8) for i in range(levels)]
-        block = UNetBlock(channels[-2], channels[-1])                 # innermost
+        channels = [ngf * min(2**i, 8) for i in range(levels)]
+        block = UNetBlock(channels[-2], channels[-1])  # innermost
         for i in range(levels - 2, 0, -1):
             block = UNetBlock(channels[i - 1], channels[i], inner=block)
         self.bn0 = nn.BatchNorm2d(input_nc)
-        self.unet_block = UNetBlock(fc_dim, channels[0], input_nc=input_nc, inner=block,
-                                    outermost=True)
+        self.unet_block = UNetBlock(
+            fc_dim, channels[0], input_nc=input_nc, inner=block, outermost=True
+        )
         if init not in ("default", "sop"):
             raise ValueError(f"unknown init '{init}', expected 'default' or 'sop'")
         if init == "sop":
@@ -135,8 +159,10 @@ class UNet(nn.Module):
 
     def forward(self, log_mag_mix: torch.Tensor) -> torch.Tensor:
         height, width = log_mag_mix.shape[-2:]
-        factor = 2 ** self.levels
+        factor = 2**self.levels
         if height % factor or width % factor:
-            raise ValueError(f"UNet with {self.levels} levels needs H and W divisible by {factor}, "
-                             f"got input shape {tuple(log_mag_mix.shape)}")
-        return self.unet_block(self.bn0(log_mag_mix))                # (B, fc_dim, H, W)
+            raise ValueError(
+                f"UNet with {self.levels} levels needs H and W divisible by {factor}, "
+                f"got input shape {tuple(log_mag_mix.shape)}"
+            )
+        return self.unet_block(self.bn0(log_mag_mix))  # (B, fc_dim, H, W)

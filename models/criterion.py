@@ -1,4 +1,5 @@
 """Weighted spectrogram-mask losses with per-sample reduction (docs/method.md, Mask losses)."""
+
 from __future__ import annotations
 
 import torch
@@ -24,17 +25,22 @@ class _WeightedMaskLoss(nn.Module):
     def __init__(self, reduction: str = "none"):
         super().__init__()
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"unknown reduction '{reduction}', expected one of {list(_REDUCTIONS)}")
+            raise ValueError(
+                f"unknown reduction '{reduction}', expected one of {list(_REDUCTIONS)}"
+            )
         self.reduction = reduction
 
     def elementwise(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor,
-                weight: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if pred.shape != target.shape or pred.dim() not in (4, 5):
-            raise ValueError(f"pred and target must have the same shape (B, [N,] 1, F, T), got "
-                             f"pred {tuple(pred.shape)} and target {tuple(target.shape)}")
+            raise ValueError(
+                f"pred and target must have the same shape (B, [N,] 1, F, T), got "
+                f"pred {tuple(pred.shape)} and target {tuple(target.shape)}"
+            )
         # Losses are computed in float32 even when the nets ran in reduced precision.
         err = self.elementwise(pred.float(), target.float())
         if weight is not None:
@@ -43,11 +49,14 @@ class _WeightedMaskLoss(nn.Module):
             try:
                 err = err * per_object
             except RuntimeError as e:
-                raise ValueError(f"weight {tuple(weight.shape)} does not broadcast to pred "
-                                 f"{tuple(pred.shape)}") from e
+                raise ValueError(
+                    f"weight {tuple(weight.shape)} does not broadcast to pred {tuple(pred.shape)}"
+                ) from e
             if err.shape != pred.shape:
-                raise ValueError(f"weight {tuple(weight.shape)} would enlarge pred {tuple(pred.shape)}")
-        per_mask = err.mean(dim=(-3, -2, -1))                              # (B,) or (B, N)
+                raise ValueError(
+                    f"weight {tuple(weight.shape)} would enlarge pred {tuple(pred.shape)}"
+                )
+        per_mask = err.mean(dim=(-3, -2, -1))  # (B,) or (B, N)
         return per_mask if self.reduction == "none" else per_mask.mean()
 
 

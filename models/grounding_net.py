@@ -1,4 +1,5 @@
 """Audio-visual grounding head: does this object make this sound? (docs/method.md)."""
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,13 @@ class GroundingHead(nn.Module):
         broadcast, e.g. audio (B, 1, D) against objects (B, N, D) gives (B, N, 2).
     """
 
-    def __init__(self, audio_dim: int = 512, visual_dim: int = 512, hidden: tuple[int, int] = (512, 128),
-                 init_std: float = 1e-4):
+    def __init__(
+        self,
+        audio_dim: int = 512,
+        visual_dim: int = 512,
+        hidden: tuple[int, int] = (512, 128),
+        init_std: float = 1e-4,
+    ):
         super().__init__()
         self.fc1 = nn.Linear(audio_dim + visual_dim, hidden[0])
         self.fc2 = nn.Linear(hidden[0], hidden[1])
@@ -43,7 +49,7 @@ class GroundingHead(nn.Module):
     def forward(self, feat_audio: torch.Tensor, feat_visual: torch.Tensor) -> torch.Tensor:
         lead = torch.broadcast_shapes(feat_audio.shape[:-1], feat_visual.shape[:-1])
         feat = torch.cat([feat_audio.expand(*lead, -1), feat_visual.expand(*lead, -1)], dim=-1)
-        return 2 * self.fc3(F.relu(self.fc2(F.relu(self.fc1(feat)))))     # (..., 2)
+        return 2 * self.fc3(F.relu(self.fc2(F.relu(self.fc1(feat)))))  # (..., 2)
 
 
 def sounding_probability(logits: torch.Tensor) -> torch.Tensor:

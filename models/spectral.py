@@ -1,4 +1,5 @@
 """Batched, on-device spectrogram front end: STFT, log-frequency warp, ground-truth masks, loss weight."""
+
 from __future__ import annotations
 
 import math
@@ -31,13 +32,25 @@ def stft(wav: torch.Tensor, n_fft: int = 1022, hop: int = 256) -> torch.Tensor:
     Shape: (..., L) -> (..., n_fft // 2 + 1, 1 + L // hop), complex.
     """
     *lead, length = wav.shape
-    spec = torch.stft(wav.reshape(-1, length), n_fft, hop_length=hop, window=_window(n_fft, wav),
-                      center=True, pad_mode="reflect", return_complex=True)
+    spec = torch.stft(
+        wav.reshape(-1, length),
+        n_fft,
+        hop_length=hop,
+        window=_window(n_fft, wav),
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )
     return spec.reshape(*lead, *spec.shape[-2:])
 
 
-def istft(mag: torch.Tensor, phase: torch.Tensor, n_fft: int = 1022, hop: int = 256,
-          length: int | None = None) -> torch.Tensor:
+def istft(
+    mag: torch.Tensor,
+    phase: torch.Tensor,
+    n_fft: int = 1022,
+    hop: int = 256,
+    length: int | None = None,
+) -> torch.Tensor:
     """Inverse of `stft` from magnitude and phase (librosa.istft with center=True).
 
     Without `length` the output has hop * (T - 1) samples, as librosa's (65280 for T = 256).
@@ -50,8 +63,9 @@ def istft(mag: torch.Tensor, phase: torch.Tensor, n_fft: int = 1022, hop: int = 
     return wav.reshape(*lead, wav.shape[-1])
 
 
-def log_freq_grid(out_bins: int, num_frames: int, warp: bool = True, device=None,
-                  dtype=torch.float32) -> torch.Tensor:
+def log_freq_grid(
+    out_bins: int, num_frames: int, warp: bool = True, device=None, dtype=torch.float32
+) -> torch.Tensor:
     """The reference's `warpgrid`: a `F.grid_sample` grid that resamples the frequency axis.
 
     x (time) is the identity. For the warp, output row y_out reads input row
@@ -74,11 +88,12 @@ def _resample_freq(spec: torch.Tensor, out_bins: int, warp: bool) -> torch.Tenso
     if spec.dim() < 2:
         raise ValueError(f"expected a spectrogram (..., F, T), got shape {tuple(spec.shape)}")
     *lead, freq_bins, num_frames = spec.shape
-    flat = spec.reshape(-1, 1, freq_bins, num_frames)                       # (M, 1, F, T)
+    flat = spec.reshape(-1, 1, freq_bins, num_frames)  # (M, 1, F, T)
     grid = log_freq_grid(out_bins, num_frames, warp, spec.device, spec.dtype)
     # align_corners=True reproduces grid_sample of PyTorch <= 1.2, which the authors trained with.
-    out = F.grid_sample(flat, grid.expand(flat.shape[0], -1, -1, -1), mode="bilinear",
-                        align_corners=True)                                 # (M, 1, out_bins, T)
+    out = F.grid_sample(
+        flat, grid.expand(flat.shape[0], -1, -1, -1), mode="bilinear", align_corners=True
+    )  # (M, 1, out_bins, T)
     return out.reshape(*lead, out_bins, num_frames)
 
 
@@ -145,9 +160,17 @@ class SpectralFrontend(torch.nn.Module):
         with F = n_fft // 2 + 1 and T = 1 + L // hop.
     """
 
-    def __init__(self, n_fft: int = 1022, hop: int = 256, warp_bins: int = 256, log_freq: bool = True,
-                 binary_mask: bool = False, mask_thres: float = 0.5, weighted_loss: bool = True,
-                 log_input: str = "log1p"):
+    def __init__(
+        self,
+        n_fft: int = 1022,
+        hop: int = 256,
+        warp_bins: int = 256,
+        log_freq: bool = True,
+        binary_mask: bool = False,
+        mask_thres: float = 0.5,
+        weighted_loss: bool = True,
+        log_input: str = "log1p",
+    ):
         super().__init__()
         if log_input not in ("log1p", "log"):
             raise ValueError(f"log_input must be 'log1p' or 'log', got {log_input!r}")
@@ -169,12 +192,15 @@ class SpectralFrontend(torch.nn.Module):
         """(..., Fw, T) -> (..., F, T), e.g. predicted masks back to the STFT grid for the iSTFT."""
         return unwarp_log_freq(spec, self.freq_bins) if self.log_freq else spec
 
-    def istft(self, mag: torch.Tensor, phase: torch.Tensor, length: int | None = None) -> torch.Tensor:
+    def istft(
+        self, mag: torch.Tensor, phase: torch.Tensor, length: int | None = None
+    ) -> torch.Tensor:
         """(..., F, T) magnitude and phase -> (..., L) waveform."""
         return istft(mag, phase, self.n_fft, self.hop, length)
 
-    def reconstruct(self, masks: torch.Tensor, spec: dict, length: int | None = None,
-                    threshold: bool = True) -> torch.Tensor:
+    def reconstruct(
+        self, masks: torch.Tensor, spec: dict, length: int | None = None, threshold: bool = True
+    ) -> torch.Tensor:
         """Object waveforms from warped masks: unwarp, x mixture magnitude, mixture phase, iSTFT.
 
         A model trained on binary masks separates with its masks thresholded at `mask_thres`
@@ -183,11 +209,11 @@ class SpectralFrontend(torch.nn.Module):
         Shape: masks (B, N, 1, Fw, T), spec from forward() -> (B, N, L).
         """
         B, N = masks.shape[:2]
-        mag_mix, phase_mix = spec["mag_mix"], spec["phase_mix"]               # (B, 1, F, T)
+        mag_mix, phase_mix = spec["mag_mix"], spec["phase_mix"]  # (B, 1, F, T)
         if self.binary_mask and threshold:
             masks = (masks > self.mask_thres).to(masks.dtype)
         masks = self.unwarp(masks.flatten(0, 1).float()).view(B, N, 1, *mag_mix.shape[-2:])
-        est_mag = mag_mix[:, None] * masks                                     # (B, N, 1, F, T)
+        est_mag = mag_mix[:, None] * masks  # (B, N, 1, F, T)
         wav = self.istft(est_mag[:, :, 0], phase_mix.expand(-1, N, -1, -1), length)
         return wav.clamp(-1, 1)
 
@@ -198,20 +224,22 @@ class SpectralFrontend(torch.nn.Module):
     @torch.no_grad()
     def forward(self, audios: torch.Tensor, mix: torch.Tensor) -> dict[str, torch.Tensor]:
         if audios.dim() != 3 or mix.dim() != 2 or audios.shape[::2] != mix.shape:
-            raise ValueError(f"expected audios (B, N, L) and mix (B, L), got {tuple(audios.shape)} "
-                             f"and {tuple(mix.shape)}")
+            raise ValueError(
+                f"expected audios (B, N, L) and mix (B, L), got {tuple(audios.shape)} "
+                f"and {tuple(mix.shape)}"
+            )
         num_objects = audios.shape[1]
         # Signal processing stays float32 even under AMP; float64 input is cast.
         with torch.autocast(device_type=mix.device.type, enabled=False):
-            wavs = torch.cat([mix.unsqueeze(1), audios], dim=1).float()     # (B, 1+N, L)
-            spec = stft(wavs, self.n_fft, self.hop)                          # (B, 1+N, F, T)
-            mag_mix = spec[:, :1].abs() + MAG_EPS                            # (B, 1, F, T)
+            wavs = torch.cat([mix.unsqueeze(1), audios], dim=1).float()  # (B, 1+N, L)
+            spec = stft(wavs, self.n_fft, self.hop)  # (B, 1+N, F, T)
+            mag_mix = spec[:, :1].abs() + MAG_EPS  # (B, 1, F, T)
             phase_mix = spec[:, :1].angle()
-            mags = spec[:, 1:].abs()                                         # (B, N, F, T)
+            mags = spec[:, 1:].abs()  # (B, N, F, T)
 
-            warped = self.warp(torch.cat([mag_mix, mags], dim=1))            # (B, 1+N, Fw, T)
-            mag_mix_w = warped[:, :1]                                        # (B, 1, Fw, T)
-            mags_w = warped[:, 1:].unsqueeze(2)                              # (B, N, 1, Fw, T)
+            warped = self.warp(torch.cat([mag_mix, mags], dim=1))  # (B, 1+N, Fw, T)
+            mag_mix_w = warped[:, :1]  # (B, 1, Fw, T)
+            mags_w = warped[:, 1:].unsqueeze(2)  # (B, N, 1, Fw, T)
 
             if self.binary_mask:
                 gt_masks = binary_masks(mags_w, mag_mix_w, self.mask_thres)

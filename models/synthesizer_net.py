@@ -1,4 +1,5 @@
 """Synthesizer: mask logits as a scaled inner product of visual and sound features."""
+
 from __future__ import annotations
 
 import torch
@@ -22,10 +23,16 @@ class InnerProd(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, feat_img: torch.Tensor, feat_sound: torch.Tensor) -> torch.Tensor:
-        per_object = feat_img.unsqueeze(1) if feat_img.dim() == 2 else feat_img   # (B, N, K)
-        if per_object.dim() != 3 or feat_sound.dim() != 4 or per_object.shape[::2] != feat_sound.shape[:2]:
-            raise ValueError(f"expected feat_img (B, [N,] K) and feat_sound (B, K, F, T), got "
-                             f"{tuple(feat_img.shape)} and {tuple(feat_sound.shape)}")
+        per_object = feat_img.unsqueeze(1) if feat_img.dim() == 2 else feat_img  # (B, N, K)
+        if (
+            per_object.dim() != 3
+            or feat_sound.dim() != 4
+            or per_object.shape[::2] != feat_sound.shape[:2]
+        ):
+            raise ValueError(
+                f"expected feat_img (B, [N,] K) and feat_sound (B, K, F, T), got "
+                f"{tuple(feat_img.shape)} and {tuple(feat_sound.shape)}"
+            )
         z = torch.einsum("bnk,bkft->bnft", per_object * self.scale, feat_sound)  # (B, N, F, T)
-        masks = (z + self.bias).unsqueeze(2)                                  # (B, N, 1, F, T)
+        masks = (z + self.bias).unsqueeze(2)  # (B, N, 1, F, T)
         return masks.squeeze(1) if feat_img.dim() == 2 else masks

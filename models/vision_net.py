@@ -1,4 +1,5 @@
 """Visual nets: ResNet-18 trunks for grounding (pooled) and separation (dilated)."""
+
 from __future__ import annotations
 
 import os
@@ -60,7 +61,7 @@ class ResNet18(nn.Module):
         feat = images
         for module in self.children():
             feat = module(feat)
-        return feat.flatten(1)                                        # (B, 8w)
+        return feat.flatten(1)  # (B, 8w)
 
 
 def imagenet_cache_path() -> str:
@@ -80,8 +81,9 @@ def imagenet_state_dict(source: str) -> dict:
         cached = imagenet_cache_path()
         try:
             # Loads the cached file, or downloads it there first (hash-checked) when it is missing.
-            state = IMAGENET_WEIGHTS.get_state_dict(progress=False, check_hash=True,
-                                                    map_location="cpu", weights_only=True)
+            state = IMAGENET_WEIGHTS.get_state_dict(
+                progress=False, check_hash=True, map_location="cpu", weights_only=True
+            )
         except OSError as err:  # URLError and socket errors included: offline, proxy, disk
             torch_home = os.environ.get("TORCH_HOME", "~/.cache/torch")
             raise FileNotFoundError(
@@ -90,16 +92,20 @@ def imagenet_state_dict(source: str) -> dict:
                 f"$TORCH_HOME/hub/checkpoints, TORCH_HOME={torch_home}). Copy "
                 f"{os.path.basename(cached)} from {IMAGENET_WEIGHTS.url} there, pass its path as "
                 f"--weights_imagenet, or pass --weights_imagenet none to train the ResNets from "
-                f"random init.") from err
+                f"random init."
+            ) from err
         except (RuntimeError, pickle.UnpicklingError) as err:
-            raise ValueError(f"{cached} is not a readable torch file ({err}); delete it and run "
-                             f"again to download it") from err
+            raise ValueError(
+                f"{cached} is not a readable torch file ({err}); delete it and run "
+                f"again to download it"
+            ) from err
         return state
     if not os.path.isfile(source):
         raise FileNotFoundError(
             f"ImageNet ResNet-18 weights not found at '{source}'. Pass --weights_imagenet "
             f"imagenet for torchvision's cached {os.path.basename(IMAGENET_WEIGHTS.url)}, or "
-            f"--weights_imagenet none to train the ResNets from random init.")
+            f"--weights_imagenet none to train the ResNets from random init."
+        )
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError) as err:
@@ -117,18 +123,25 @@ def load_imagenet(resnet: ResNet18, source: str) -> None:
         FileNotFoundError: the weights are neither cached nor downloadable, or no file at the path.
     """
     if resnet.width != 64:
-        raise ValueError(f"ImageNet ResNet-18 weights need width 64, this net has width {resnet.width}")
+        raise ValueError(
+            f"ImageNet ResNet-18 weights need width 64, this net has width {resnet.width}"
+        )
     state = imagenet_state_dict(source)
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     expected = resnet.state_dict()
     missing = sorted(expected.keys() - state.keys())
     unexpected = sorted(state.keys() - expected.keys())
-    mismatched = [f"{k}: file {tuple(state[k].shape)} vs net {tuple(v.shape)}"
-                  for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs net {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or mismatched:
-        raise ValueError(f"'{source}' is not a torchvision resnet18 state_dict: missing keys "
-                         f"{missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches "
-                         f"{mismatched[:5]}")
+        raise ValueError(
+            f"'{source}' is not a torchvision resnet18 state_dict: missing keys "
+            f"{missing[:5]}, unexpected keys {unexpected[:5]}, shape mismatches "
+            f"{mismatched[:5]}"
+        )
     resnet.load_state_dict(state)
 
 
@@ -186,7 +199,7 @@ class ResNet18Ground(nn.Module):
         trunk = ResNet18(width)
         if has_weights(weights):
             load_imagenet(trunk, weights)
-        self.features = nn.Sequential(*trunk.children())            # conv1 ... layer4, avgpool
+        self.features = nn.Sequential(*trunk.children())  # conv1 ... layer4, avgpool
         self.pool = _check_pool(pool)
         self.out_dim = 8 * width
 
@@ -195,8 +208,8 @@ class ResNet18Ground(nn.Module):
         return self.features(images).flatten(1)
 
     def forward_multiframe(self, frames: torch.Tensor) -> torch.Tensor:
-        images, lead, num_frames = _frames_to_images(frames)          # (M*T, 3, H, W)
-        feat = self(images).reshape(-1, num_frames, self.out_dim)    # (M, T, 8w)
+        images, lead, num_frames = _frames_to_images(frames)  # (M*T, 3, H, W)
+        feat = self(images).reshape(-1, num_frames, self.out_dim)  # (M, T, 8w)
         return _pool_frames(feat, (1,), self.pool).reshape(*lead, self.out_dim)
 
     def forward_objects(self, frames: torch.Tensor, separately: bool = False) -> torch.Tensor:
@@ -244,13 +257,22 @@ class ResNet18Dilated(nn.Module):
         frames (..., 3, T, H, W) -> (..., fc_dim); e.g. (B, 3, 3, 224, 224) -> (B, 32).
     """
 
-    def __init__(self, width: int = 64, fc_dim: int = 32, pool: str = "maxpool",
-                 dilate_scale: int = 16, activation: str = "sigmoid", weights: str | None = None):
+    def __init__(
+        self,
+        width: int = 64,
+        fc_dim: int = 32,
+        pool: str = "maxpool",
+        dilate_scale: int = 16,
+        activation: str = "sigmoid",
+        weights: str | None = None,
+    ):
         super().__init__()
         if dilate_scale not in (8, 16, 32):
             raise ValueError(f"dilate_scale must be one of [8, 16, 32], got {dilate_scale}")
         if activation not in _ACTIVATIONS:
-            raise ValueError(f"unknown activation '{activation}', expected one of {sorted(_ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation '{activation}', expected one of {sorted(_ACTIVATIONS)}"
+            )
         trunk = ResNet18(width)
         if has_weights(weights):
             load_imagenet(trunk, weights)
@@ -267,14 +289,14 @@ class ResNet18Dilated(nn.Module):
 
     def forward_features_map(self, frames: torch.Tensor) -> torch.Tensor:
         """(..., 3, T, H, W) -> (..., fc_dim, T, h, w) un-pooled, un-activated visual features."""
-        images, lead, num_frames = _frames_to_images(frames)          # (M*T, 3, H, W)
-        feat = self.fc(self.features(images))                        # (M*T, K, h, w)
+        images, lead, num_frames = _frames_to_images(frames)  # (M*T, 3, H, W)
+        feat = self.fc(self.features(images))  # (M*T, K, h, w)
         feat = feat.reshape(-1, num_frames, *feat.shape[1:]).transpose(1, 2)  # (M, K, T, h, w)
         return feat.reshape(*lead, *feat.shape[1:])
 
     def forward_multiframe(self, frames: torch.Tensor) -> torch.Tensor:
-        feat = self.forward_features_map(frames)                      # (..., K, T, h, w)
-        pooled = _pool_frames(feat, (-3, -2, -1), self.pool)          # (..., K)
+        feat = self.forward_features_map(frames)  # (..., K, T, h, w)
+        pooled = _pool_frames(feat, (-3, -2, -1), self.pool)  # (..., K)
         return _ACTIVATIONS[self.activation](pooled)
 
     def forward_objects(self, frames: torch.Tensor, separately: bool = False) -> torch.Tensor:

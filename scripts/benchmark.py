@@ -10,6 +10,7 @@ extrapolated to a full test list. Prints a table and writes JSON.
     python scripts/benchmark.py --device cuda --amp --data-root data/synthetic_2min --build-realistic 8
         # reference sizes (batch 48, 224 px, 3 frames, 65535 samples) on 2-minute 640x360 videos
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,15 @@ from arguments import parse_args  # noqa: E402
 from dataset import MUSICMixDataset  # noqa: E402
 from dataset.crop_cache import CROP_KINDS, read_manifest  # noqa: E402
 from dataset.index import read_index  # noqa: E402
-from main import (build_nets, configure_cuda, frozen_modules, make_loader, make_optimizer,  # noqa: E402
-                  to_device, train_step)
+from main import (  # noqa: E402
+    build_nets,
+    configure_cuda,
+    frozen_modules,
+    make_loader,
+    make_optimizer,
+    to_device,
+    train_step,
+)
 from scripts import cache_crops, create_index_files, detect_objects, extract_frames_audio  # noqa: E402
 from stages import STAGES  # noqa: E402
 from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
@@ -45,29 +53,69 @@ from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
 SIZES = {
     "reference": [],
     "demo": ["--profile", "demo"],
-    "tiny": ["--profile", "demo", "--aud_len", "4095", "--stft_frame", "254", "--stft_hop", "128",
-             "--warp_bins", "32", "--arch_sound", "unet", "--unet_levels", "5", "--ngf", "8",
-             "--vis_width", "8", "--vggish_width", "8", "--img_size", "32", "--num_frames", "2"],
+    "tiny": [
+        "--profile",
+        "demo",
+        "--aud_len",
+        "4095",
+        "--stft_frame",
+        "254",
+        "--stft_hop",
+        "128",
+        "--warp_bins",
+        "32",
+        "--arch_sound",
+        "unet",
+        "--unet_levels",
+        "5",
+        "--ngf",
+        "8",
+        "--vis_width",
+        "8",
+        "--vggish_width",
+        "8",
+        "--img_size",
+        "32",
+        "--num_frames",
+        "2",
+    ],
 }
 # The generated roots: --quick's small one, and --build-realistic's MUSIC-sized videos.
-QUICK_DATA = dict(classes=("cello", "flute", "trumpet", "xylophone"), videos_per_class=2, seconds=15,
-                  width=320, height=180)
+QUICK_DATA = dict(
+    classes=("cello", "flute", "trumpet", "xylophone"),
+    videos_per_class=2,
+    seconds=15,
+    width=320,
+    height=180,
+)
 REALISTIC_DATA = dict(seconds=120, width=640, height=360)
-TEST_MIXTURES = 260      # MUSIC's test list (docs/method.md, Test mixtures)
+TEST_MIXTURES = 260  # MUSIC's test list (docs/method.md, Test mixtures)
 
 
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
-def build_synthetic_root(root: str, classes, videos_per_class: int, seconds: float, width: int, height: int,
-                         workers: int) -> None:
+def build_synthetic_root(
+    root: str, classes, videos_per_class: int, seconds: float, width: int, height: int, workers: int
+) -> None:
     """Generate, extract, index and detect, as a user prepares a root (train-only when tiny)."""
-    generate(root, classes, videos_per_class, seed=0, min_sec=seconds, max_sec=seconds, width=width,
-             height=height, workers=workers)
+    generate(
+        root,
+        classes,
+        videos_per_class,
+        seed=0,
+        min_sec=seconds,
+        max_sec=seconds,
+        width=width,
+        height=height,
+        workers=workers,
+    )
     if extract_frames_audio.main(["--root", root, "--workers", str(workers)]):
         raise SystemExit(f"frame/audio extraction failed in {root}")
     # Fewer than 3 videos per class all go to train, which is all the benchmark reads.
-    create_index_files.main(["--root", root, "--sep-per-video", "0" if videos_per_class < 3 else "10"])
+    create_index_files.main(
+        ["--root", root, "--sep-per-video", "0" if videos_per_class < 3 else "10"]
+    )
     detect_objects.main(["--root", root, "--from-annotations"])
 
 
@@ -78,7 +126,9 @@ def ensure_crop_cache(root: str, img_size: int, mode: str, workers: int) -> tupl
     if manifest is not None and manifest.get("complete"):
         return cache_dir, 0.0
     tic = time.perf_counter()
-    if cache_crops.build_cache(root, cache_dir, [os.path.join(root, "train.csv")], img_size, mode, workers):
+    if cache_crops.build_cache(
+        root, cache_dir, [os.path.join(root, "train.csv")], img_size, mode, workers
+    ):
         raise SystemExit(f"building the crop cache {cache_dir} failed (see above)")
     return cache_dir, time.perf_counter() - tic
 
@@ -89,16 +139,32 @@ def train_dataset(args, crop_cache: str | None, num_samples: int) -> MUSICMixDat
     (their CPU time is then all spent on measured samples)."""
     videos = len(read_index(args.list_train))
     mode = "sop" if args.stage == "sop" else "ccol"
-    return MUSICMixDataset(args.data_root, args.list_train, "train", mode=mode,
-                           num_mix=args.num_mix, num_frames=args.num_frames, stride_frames=args.stride_frames,
-                           frame_rate=args.frame_rate, img_size=args.img_size, aud_len=args.aud_len,
-                           aud_rate=args.aud_rate, dup_trainset=-(-num_samples // videos), max_samples=num_samples,
-                           on_error=args.on_error, seed=args.seed, crop_cache=crop_cache)
+    return MUSICMixDataset(
+        args.data_root,
+        args.list_train,
+        "train",
+        mode=mode,
+        num_mix=args.num_mix,
+        num_frames=args.num_frames,
+        stride_frames=args.stride_frames,
+        frame_rate=args.frame_rate,
+        img_size=args.img_size,
+        aud_len=args.aud_len,
+        aud_rate=args.aud_rate,
+        dup_trainset=-(-num_samples // videos),
+        max_samples=num_samples,
+        on_error=args.on_error,
+        seed=args.seed,
+        crop_cache=crop_cache,
+    )
 
 
 def cpu_seconds() -> float:
     """CPU time of this process and of its reaped children (DataLoader workers once joined)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
@@ -127,10 +193,14 @@ def bench_loader(args, crop_cache: str | None, warmup: int, steps: int) -> dict:
     for _ in range(timed):
         timed_samples += len(next(iterator)["infos"])
     seconds = time.perf_counter() - tic
-    del iterator          # joins the (idle) workers, so that their CPU time is counted
+    del iterator  # joins the (idle) workers, so that their CPU time is counted
     cpu_ms = 1e3 * (cpu_seconds() - cpu_start) / (samples + timed_samples)
-    return {"samples_per_s": timed_samples / seconds, "startup_s": startup, "cpu_ms_per_sample": cpu_ms,
-            "timed_batches": timed}
+    return {
+        "samples_per_s": timed_samples / seconds,
+        "startup_s": startup,
+        "cpu_ms_per_sample": cpu_ms,
+        "timed_batches": timed,
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -172,7 +242,7 @@ def bench_step(model, optimizer, args, warmup: int, steps: int) -> dict:
     batch = synthetic_batch(args, args.batch_size_per_gpu)
     if args.device_obj.type == "cuda":
         torch.cuda.reset_peak_memory_stats(args.device_obj)
-    for _ in range(warmup):          # compilation, cuDNN autotuning, allocator growth
+    for _ in range(warmup):  # compilation, cuDNN autotuning, allocator growth
         train_step(model, batch, optimizer, args)
     synchronize(args.device_obj)
     tic = time.perf_counter()
@@ -180,8 +250,11 @@ def bench_step(model, optimizer, args, warmup: int, steps: int) -> dict:
         losses = train_step(model, batch, optimizer, args)
     synchronize(args.device_obj)
     seconds = time.perf_counter() - tic
-    result = {"mixtures_per_s": steps * args.batch_size_per_gpu / seconds, "step_ms": 1e3 * seconds / steps,
-              "loss": float(losses["total"].detach())}
+    result = {
+        "mixtures_per_s": steps * args.batch_size_per_gpu / seconds,
+        "step_ms": 1e3 * seconds / steps,
+        "loss": float(losses["total"].detach()),
+    }
     if args.device_obj.type == "cuda":
         result["max_memory_gib"] = torch.cuda.max_memory_allocated(args.device_obj) / 2**30
     return result
@@ -196,13 +269,26 @@ class GpuUtilisation:
             index = device.index if device.index is not None else torch.cuda.current_device()
             visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
             # nvidia-smi numbers GPUs physically; CUDA_VISIBLE_DEVICES renumbers them for torch.
-            physical = visible[index] if index < len(visible) and visible[index].strip() else str(index)
-            self.command = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
-                            "-lms", "200", "-i", physical.strip()]
+            physical = (
+                visible[index] if index < len(visible) and visible[index].strip() else str(index)
+            )
+            self.command = [
+                "nvidia-smi",
+                "--query-gpu=utilization.gpu",
+                "--format=csv,noheader,nounits",
+                "-lms",
+                "200",
+                "-i",
+                physical.strip(),
+            ]
         self.mean = None
 
     def __enter__(self):
-        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True) if self.command else None
+        self.process = (
+            subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+            if self.command
+            else None
+        )
         return self
 
     def __exit__(self, *exc):
@@ -210,11 +296,15 @@ class GpuUtilisation:
             return
         self.process.terminate()
         output, _ = self.process.communicate()
-        values = [float(line) for line in output.split() if line.strip().replace(".", "", 1).isdigit()]
+        values = [
+            float(line) for line in output.split() if line.strip().replace(".", "", 1).isdigit()
+        ]
         self.mean = statistics.fmean(values) if values else None
 
 
-def bench_end_to_end(model, optimizer, args, crop_cache: str | None, warmup: int, steps: int) -> dict:
+def bench_end_to_end(
+    model, optimizer, args, crop_cache: str | None, warmup: int, steps: int
+) -> dict:
     """(c) main.make_loader's loader feeding the step: mixtures/s in steady state (see loader_rounds)."""
     untimed, timed = loader_rounds(args.workers, warmup, steps)
     model.train()
@@ -257,11 +347,16 @@ def bench_eval(model, args, mir_eval_mixtures: int, repeats: int) -> dict:
     B = args.batch_size_per_gpu
 
     def forward():
-        with torch.no_grad(), torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
+        with (
+            torch.no_grad(),
+            torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp),
+        ):
             _, out = model(batch)
-        return utils.unwrap(model).frontend.reconstruct(out["pred_masks"], out, args.aud_len)  # (B, N, L)
+        return utils.unwrap(model).frontend.reconstruct(
+            out["pred_masks"], out, args.aud_len
+        )  # (B, N, L)
 
-    est = forward()                  # warm-up
+    est = forward()  # warm-up
     synchronize(args.device_obj)
     tic = time.perf_counter()
     for _ in range(repeats):
@@ -271,13 +366,13 @@ def bench_eval(model, args, mir_eval_mixtures: int, repeats: int) -> dict:
 
     sounding = batch["sounding"]
     S = int(sounding[0].sum())
-    refs = batch["audios"][sounding].view(B, S, -1)                           # (B, S, L)
+    refs = batch["audios"][sounding].view(B, S, -1)  # (B, S, L)
     ests = est[sounding].view(B, S, -1)
     result = {"forward_istft_s_per_mixture": forward_s}
     for backend, count in (("fast", B), ("mir_eval", min(mir_eval_mixtures, B))):
         mixtures = (refs[:count], ests[:count], batch["mix"][:count])
         if backend == "fast":
-            score_mixtures(*mixtures, backend)      # warm-up: CUDA kernels, FFT plans
+            score_mixtures(*mixtures, backend)  # warm-up: CUDA kernels, FFT plans
         tic = time.perf_counter()
         score_mixtures(*mixtures, backend)
         per_mixture = (time.perf_counter() - tic) / count
@@ -307,7 +402,9 @@ class Report:
         width = max(len(f"{section} {name}") for section, name, _, _ in rows)
         lines = [f"{'measurement':<{width}}  {'value':>10}  unit", "-" * (width + 26)]
         for section, name, value, unit in rows:
-            shown = "n/a" if value is None else f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+            shown = (
+                "n/a" if value is None else f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+            )
             lines.append(f"{section + ' ' + name:<{width}}  {shown:>10}  {unit}")
         return "\n".join(lines)
 
@@ -317,22 +414,42 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
     cfg = report.data["config"]
 
     def stage_args(stage: str):
-        argv = [*SIZES[cfg["sizes"]], "--stage", stage, "--data_root", data_root, "--device", str(device),
-                "--batch_size", str(cfg["batch_size"]), "--workers", str(cfg["workers"]),
-                *opts.main_args.split(), *["--amp"] * opts.amp, *["--compile"] * opts.compile]
+        argv = [
+            *SIZES[cfg["sizes"]],
+            "--stage",
+            stage,
+            "--data_root",
+            data_root,
+            "--device",
+            str(device),
+            "--batch_size",
+            str(cfg["batch_size"]),
+            "--workers",
+            str(cfg["workers"]),
+            *opts.main_args.split(),
+            *["--amp"] * opts.amp,
+            *["--compile"] * opts.compile,
+        ]
         resolved = parse_args(argv)
         resolved.device_obj = device
         return resolved
 
     first = stage_args(opts.stages[0])
-    cfg.update(img_size=first.img_size, aud_len=first.aud_len, num_frames=first.num_frames,
-               weights_imagenet=first.weights_imagenet or None, train_visual=first.train_visual)
+    cfg.update(
+        img_size=first.img_size,
+        aud_len=first.aud_len,
+        num_frames=first.num_frames,
+        weights_imagenet=first.weights_imagenet or None,
+        train_visual=first.train_visual,
+    )
     warmup, steps, workers = cfg["warmup"], cfg["steps"], cfg["workers"]
 
     caches = {}
     if opts.crop_cache == "auto" and {"a", "c"} & set(opts.parts):
         for mode in dict.fromkeys("sop" if stage == "sop" else "ccol" for stage in opts.stages):
-            caches[mode], seconds = ensure_crop_cache(data_root, first.img_size, mode, max(workers, 1))
+            caches[mode], seconds = ensure_crop_cache(
+                data_root, first.img_size, mode, max(workers, 1)
+            )
             report.data[f"cache_build_{mode}_s"] = seconds
             report.add("cache", f"build {CROP_KINDS[mode]}", seconds, "s (0: existed)")
 
@@ -360,61 +477,132 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
         model, optimizer = build_stage(args, opts.channels_last)
         if "b" in opts.parts:
             result = report.data["step"][stage] = bench_step(model, optimizer, args, warmup, steps)
-            report.add("(b) step", f"{stage} mixtures/s", result["mixtures_per_s"], f"batch {cfg['batch_size']}")
+            report.add(
+                "(b) step",
+                f"{stage} mixtures/s",
+                result["mixtures_per_s"],
+                f"batch {cfg['batch_size']}",
+            )
             if "max_memory_gib" in result:
                 report.add("(b) step", f"{stage} peak memory", result["max_memory_gib"], "GiB")
         report.data["end_to_end"][stage] = {}
         for name, cache in loaders(stage).items() if "c" in opts.parts else ():
             result = bench_end_to_end(model, optimizer, args, cache, warmup, steps)
             report.data["end_to_end"][stage][name] = result
-            report.add("(c) end-to-end", f"{stage} {name} mixtures/s", result["mixtures_per_s"],
-                       f"{workers} workers")
+            report.add(
+                "(c) end-to-end",
+                f"{stage} {name} mixtures/s",
+                result["mixtures_per_s"],
+                f"{workers} workers",
+            )
             if "gpu_util_percent" in result:
-                report.add("(c) end-to-end", f"{stage} {name} GPU util", result["gpu_util_percent"], "%")
+                report.add(
+                    "(c) end-to-end", f"{stage} {name} GPU util", result["gpu_util_percent"], "%"
+                )
         if stage == eval_stage and "d" in opts.parts:
             result = bench_eval(model, args, cfg["mir_eval_mixtures"], repeats=steps)
             report.data["eval"] = {"stage": stage, **result}
-            report.add("(d) eval", f"{stage} forward+iSTFT", 1e3 * result["forward_istft_s_per_mixture"],
-                       "ms/mixture")
+            report.add(
+                "(d) eval",
+                f"{stage} forward+iSTFT",
+                1e3 * result["forward_istft_s_per_mixture"],
+                "ms/mixture",
+            )
             for backend in ("fast", "mir_eval"):
-                report.add("(d) eval", f"metrics {backend}", 1e3 * result[f"metrics_{backend}_s_per_mixture"],
-                           "ms/mixture")
-                report.add("(d) eval", f"{TEST_MIXTURES} mixtures {backend}", result[f"test_list_{backend}_min"],
-                           "min, extrapolated")
+                report.add(
+                    "(d) eval",
+                    f"metrics {backend}",
+                    1e3 * result[f"metrics_{backend}_s_per_mixture"],
+                    "ms/mixture",
+                )
+                report.add(
+                    "(d) eval",
+                    f"{TEST_MIXTURES} mixtures {backend}",
+                    result[f"test_list_{backend}_min"],
+                    "min, extrapolated",
+                )
         del model, optimizer
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="CPU, tiny sizes, a small generated root in a temp folder, few steps (< 1 minute)")
-    p.add_argument("--data-root", help="data root (default: data/synthetic; --quick: a generated temp root)")
-    p.add_argument("--build-realistic", type=int, default=0, metavar="N",
-                   help="first generate N videos per class of 2 minutes at 640x360 into --data-root, "
-                        "unless it already has train.csv (default: 0, use the root as it is)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 (default: auto; --quick: cpu)")
-    p.add_argument("--sizes", choices=sorted(SIZES),
-                   help="model and data sizes (default: tiny with --quick, else reference)")
-    p.add_argument("--main-args", default="",
-                   help="extra main.py flags, e.g. '--train_visual no' (default: none)")
-    p.add_argument("--stages", nargs="+", default=["grd", "col", "ccol", "sop"], choices=sorted(STAGES),
-                   help="stages measured (default: grd col ccol sop)")
-    p.add_argument("--parts", nargs="+", default=list("abcd"), choices=list("abcd"),
-                   help="measurements: a loader, b step, c end-to-end, d evaluation (default: a b c d)")
-    p.add_argument("--batch-size", type=int, help="mixtures per step (default: 48 on CUDA, 4 on CPU)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="CPU, tiny sizes, a small generated root in a temp folder, few steps (< 1 minute)",
+    )
+    p.add_argument(
+        "--data-root", help="data root (default: data/synthetic; --quick: a generated temp root)"
+    )
+    p.add_argument(
+        "--build-realistic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first generate N videos per class of 2 minutes at 640x360 into --data-root, "
+        "unless it already has train.csv (default: 0, use the root as it is)",
+    )
+    p.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:1 (default: auto; --quick: cpu)"
+    )
+    p.add_argument(
+        "--sizes",
+        choices=sorted(SIZES),
+        help="model and data sizes (default: tiny with --quick, else reference)",
+    )
+    p.add_argument(
+        "--main-args",
+        default="",
+        help="extra main.py flags, e.g. '--train_visual no' (default: none)",
+    )
+    p.add_argument(
+        "--stages",
+        nargs="+",
+        default=["grd", "col", "ccol", "sop"],
+        choices=sorted(STAGES),
+        help="stages measured (default: grd col ccol sop)",
+    )
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        default=list("abcd"),
+        choices=list("abcd"),
+        help="measurements: a loader, b step, c end-to-end, d evaluation (default: a b c d)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, help="mixtures per step (default: 48 on CUDA, 4 on CPU)"
+    )
     p.add_argument("--workers", type=int, help="DataLoader workers (default: 16 on CUDA, 2 on CPU)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast, as main.py --amp")
-    p.add_argument("--compile", action="store_true", help="torch.compile the stage, as main.py --compile")
-    p.add_argument("--channels-last", action="store_true", help="stage module in channels-last memory format")
-    p.add_argument("--crop-cache", default="auto", choices=["auto", "none"],
-                   help="auto: also measure with the root's default crop cache, built if missing (default: auto)")
-    p.add_argument("--steps", type=int, help="timed steps or batches per measurement (default: 20; --quick: 2)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the stage, as main.py --compile"
+    )
+    p.add_argument(
+        "--channels-last", action="store_true", help="stage module in channels-last memory format"
+    )
+    p.add_argument(
+        "--crop-cache",
+        default="auto",
+        choices=["auto", "none"],
+        help="auto: also measure with the root's default crop cache, built if missing (default: auto)",
+    )
+    p.add_argument(
+        "--steps", type=int, help="timed steps or batches per measurement (default: 20; --quick: 2)"
+    )
     p.add_argument("--warmup", type=int, help="untimed steps first (default: 5; --quick: 1)")
-    p.add_argument("--mir-eval-mixtures", type=int,
-                   help="mixtures timed with mir_eval, seconds each at reference sizes (default: 4; --quick: 1)")
-    p.add_argument("--threads", type=int,
-                   help="torch CPU threads of this process (default: torch's; --quick: 1, because on a busy "
-                        "small CPU multi-threaded steps stall for seconds in thread barriers)")
+    p.add_argument(
+        "--mir-eval-mixtures",
+        type=int,
+        help="mixtures timed with mir_eval, seconds each at reference sizes (default: 4; --quick: 1)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads of this process (default: torch's; --quick: 1, because on a busy "
+        "small CPU multi-threaded steps stall for seconds in thread barriers)",
+    )
     p.add_argument("--json", help="output file (default: ckpt/benchmark_<sizes>_<device>.json)")
     return p
 
@@ -424,16 +612,26 @@ def main(argv=None) -> int:
     device = utils.select_device("cpu" if opts.quick else opts.device)
     cuda = device.type == "cuda"
     sizes = opts.sizes or ("tiny" if opts.quick else "reference")
-    config = {"device": str(device), "gpu": torch.cuda.get_device_name(device) if cuda else None,
-              "sizes": sizes, "batch_size": opts.batch_size or (48 if cuda else 4),
-              "workers": opts.workers if opts.workers is not None else (16 if cuda else 2),
-              "steps": opts.steps or (2 if opts.quick else 20),
-              "warmup": opts.warmup if opts.warmup is not None else (1 if opts.quick else 5),
-              "mir_eval_mixtures": opts.mir_eval_mixtures or (1 if opts.quick else 4),
-              "amp": opts.amp, "compile": opts.compile, "channels_last": opts.channels_last,
-              "stages": opts.stages, "parts": opts.parts, "main_args": opts.main_args,
-              "torch": torch.__version__, "python": platform.python_version(), "cpus": os.cpu_count(),
-              "load_avg_1min": os.getloadavg()[0]}
+    config = {
+        "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "sizes": sizes,
+        "batch_size": opts.batch_size or (48 if cuda else 4),
+        "workers": opts.workers if opts.workers is not None else (16 if cuda else 2),
+        "steps": opts.steps or (2 if opts.quick else 20),
+        "warmup": opts.warmup if opts.warmup is not None else (1 if opts.quick else 5),
+        "mir_eval_mixtures": opts.mir_eval_mixtures or (1 if opts.quick else 4),
+        "amp": opts.amp,
+        "compile": opts.compile,
+        "channels_last": opts.channels_last,
+        "stages": opts.stages,
+        "parts": opts.parts,
+        "main_args": opts.main_args,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1min": os.getloadavg()[0],
+    }
     threads = opts.threads or (1 if opts.quick else None)
     if threads:
         torch.set_num_threads(threads)
@@ -443,7 +641,9 @@ def main(argv=None) -> int:
     # Every stage built would repeat models' "RANDOMLY initialised" warning; config records the weights.
     logging.getLogger("models").setLevel(logging.ERROR)
     started = time.perf_counter()
-    temp_root = tempfile.mkdtemp(prefix="ccol_benchmark_") if opts.quick and not opts.data_root else None
+    temp_root = (
+        tempfile.mkdtemp(prefix="ccol_benchmark_") if opts.quick and not opts.data_root else None
+    )
     default_root = os.path.join(REPO, "data", "synthetic")
     data_root = os.path.join(temp_root, "data") if temp_root else opts.data_root or default_root
     config["data_root"] = data_root
@@ -452,8 +652,13 @@ def main(argv=None) -> int:
         if temp_root:
             build_synthetic_root(data_root, workers=2, **QUICK_DATA)
         elif opts.build_realistic and not os.path.isfile(os.path.join(data_root, "train.csv")):
-            build_synthetic_root(data_root, DEFAULT_CLASSES, opts.build_realistic,
-                                 workers=os.cpu_count(), **REALISTIC_DATA)
+            build_synthetic_root(
+                data_root,
+                DEFAULT_CLASSES,
+                opts.build_realistic,
+                workers=os.cpu_count(),
+                **REALISTIC_DATA,
+            )
         report.data["data_build_s"] = time.perf_counter() - tic
         report.add("data", "build root", report.data["data_build_s"], "s")
         utils.seed_everything(0)
@@ -464,11 +669,13 @@ def main(argv=None) -> int:
             shutil.rmtree(temp_root, ignore_errors=True)
         report.data["total_s"] = time.perf_counter() - started
         report.add("total", "benchmark time", report.data["total_s"], "s")
-        print(f"\n{config['device']}{' (' + config['gpu'] + ')' if cuda else ''}, sizes {sizes} "
-              f"({config.get('img_size')} px, {config.get('num_frames')} frames, {config.get('aud_len')} samples), "
-              f"batch {config['batch_size']}, {config['workers']} workers, amp {opts.amp}, compile {opts.compile}, "
-              f"channels-last {opts.channels_last}, {config['threads']} threads, "
-              f"load average {config['load_avg_1min']:.1f} on {config['cpus']} CPUs")
+        print(
+            f"\n{config['device']}{' (' + config['gpu'] + ')' if cuda else ''}, sizes {sizes} "
+            f"({config.get('img_size')} px, {config.get('num_frames')} frames, {config.get('aud_len')} samples), "
+            f"batch {config['batch_size']}, {config['workers']} workers, amp {opts.amp}, compile {opts.compile}, "
+            f"channels-last {opts.channels_last}, {config['threads']} threads, "
+            f"load average {config['load_avg_1min']:.1f} on {config['cpus']} CPUs"
+        )
         print(report.table())
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         utils.atomic_write_json(report.data, output)

@@ -6,6 +6,7 @@ Then train with the cache (main.py --crop_cache FOLDER): the loader decodes no J
 holds the videos of the root's train/val/test.csv (or --lists); rerunning skips the videos already
 cached, so an interrupted build resumes. Format and storage: dataset/crop_cache.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,14 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
 from dataset import DataError  # noqa: E402
-from dataset.crop_cache import (CROP_KINDS, MANIFEST, build_video, is_cached, make_manifest,  # noqa: E402
-                                read_manifest)
+from dataset.crop_cache import (  # noqa: E402
+    CROP_KINDS,
+    MANIFEST,
+    build_video,
+    is_cached,
+    make_manifest,
+    read_manifest,
+)
 from dataset.index import read_index  # noqa: E402
 
 
@@ -39,16 +46,22 @@ def _build_task(task) -> tuple[int, str | None]:
 
 
 def _init_worker() -> None:
-    torch.set_num_threads(1)       # parallelism comes from the processes
+    torch.set_num_threads(1)  # parallelism comes from the processes
 
 
-def build_cache(root: str, cache_dir: str, lists: list[str], img_size: int, mode: str, workers: int) -> int:
+def build_cache(
+    root: str, cache_dir: str, lists: list[str], img_size: int, mode: str, workers: int
+) -> int:
     """Caches every video of `lists` not cached yet; returns the number of videos that failed."""
     manifest = read_manifest(cache_dir)
     wanted = make_manifest(root, img_size, mode, complete=False)
-    if manifest is not None and any(manifest.get(k) != wanted[k] for k in ("format", "img_size", "crops")):
-        sys.exit(f"error: {cache_dir} holds a cache for img_size {manifest.get('img_size')}, "
-                 f"{manifest.get('crops')} crops (format {manifest.get('format')}); choose another --out")
+    if manifest is not None and any(
+        manifest.get(k) != wanted[k] for k in ("format", "img_size", "crops")
+    ):
+        sys.exit(
+            f"error: {cache_dir} holds a cache for img_size {manifest.get('img_size')}, "
+            f"{manifest.get('crops')} crops (format {manifest.get('format')}); choose another --out"
+        )
     os.makedirs(cache_dir, exist_ok=True)
     # Marked incomplete while building: a dataset refuses a cache whose build did not finish.
     utils.atomic_write_json(wanted, os.path.join(cache_dir, MANIFEST))
@@ -59,8 +72,10 @@ def build_cache(root: str, cache_dir: str, lists: list[str], img_size: int, mode
             if video.frames not in videos or video.num_frames > videos[video.frames].num_frames:
                 videos[video.frames] = video
     todo = [v for v in videos.values() if not is_cached(cache_dir, v)]
-    print(f"{len(videos)} videos in {', '.join(lists)}: {len(videos) - len(todo)} already cached, "
-          f"{len(todo)} to build ({CROP_KINDS[mode]} crops, img_size {img_size}) in {cache_dir}")
+    print(
+        f"{len(videos)} videos in {', '.join(lists)}: {len(videos) - len(todo)} already cached, "
+        f"{len(todo)} to build ({CROP_KINDS[mode]} crops, img_size {img_size}) in {cache_dir}"
+    )
     tasks = [(root, cache_dir, v, img_size, mode) for v in todo]
     progress = dict(total=len(tasks), desc="cache", unit="video")
     start, written, failures = time.time(), 0, []
@@ -69,35 +84,67 @@ def build_cache(root: str, cache_dir: str, lists: list[str], img_size: int, mode
             written += size
             if error is not None:
                 failures.append(error)
-    print(f"built {len(todo) - len(failures)} videos ({written / 2**20:.1f} MiB) in {time.time() - start:.1f} s")
+    print(
+        f"built {len(todo) - len(failures)} videos ({written / 2**20:.1f} MiB) in {time.time() - start:.1f} s"
+    )
     if failures:
         print(f"{len(failures)} videos failed; the cache stays marked incomplete:", file=sys.stderr)
         for error in failures:
             print(f"  {error}", file=sys.stderr)
         return len(failures)
-    utils.atomic_write_json(make_manifest(root, img_size, mode, complete=True), os.path.join(cache_dir, MANIFEST))
+    utils.atomic_write_json(
+        make_manifest(root, img_size, mode, complete=True), os.path.join(cache_dir, MANIFEST)
+    )
     return 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", required=True, help="data root with frames/, detection_results/ and index CSVs")
-    parser.add_argument("--img-size", type=int, required=True,
-                        help="crop side S the model trains on (main.py --img_size)")
-    parser.add_argument("--mode", default="ccol", choices=sorted(CROP_KINDS),
-                        help="ccol: top detection box per frame; sop: whole frames (default: ccol)")
-    parser.add_argument("--out", help="cache folder (default: ROOT/crop_cache/<top_box|full_frame>_<S>)")
-    parser.add_argument("--lists", nargs="+",
-                        help="index files whose videos are cached (default: ROOT/{train,val,test}.csv that exist)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(),
-                        help="parallel processes (default: os.cpu_count())")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--root", required=True, help="data root with frames/, detection_results/ and index CSVs"
+    )
+    parser.add_argument(
+        "--img-size",
+        type=int,
+        required=True,
+        help="crop side S the model trains on (main.py --img_size)",
+    )
+    parser.add_argument(
+        "--mode",
+        default="ccol",
+        choices=sorted(CROP_KINDS),
+        help="ccol: top detection box per frame; sop: whole frames (default: ccol)",
+    )
+    parser.add_argument(
+        "--out", help="cache folder (default: ROOT/crop_cache/<top_box|full_frame>_<S>)"
+    )
+    parser.add_argument(
+        "--lists",
+        nargs="+",
+        help="index files whose videos are cached (default: ROOT/{train,val,test}.csv that exist)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="parallel processes (default: os.cpu_count())",
+    )
     args = parser.parse_args(argv)
-    lists = args.lists or [p for p in (os.path.join(args.root, f"{s}.csv") for s in ("train", "val", "test"))
-                           if os.path.isfile(p)]
+    lists = args.lists or [
+        p
+        for p in (os.path.join(args.root, f"{s}.csv") for s in ("train", "val", "test"))
+        if os.path.isfile(p)
+    ]
     if not lists:
-        parser.error(f"no index file in {args.root}; run scripts/create_index_files.py or pass --lists")
+        parser.error(
+            f"no index file in {args.root}; run scripts/create_index_files.py or pass --lists"
+        )
     cache_dir = args.out or default_cache_dir(args.root, args.img_size, args.mode)
-    return 1 if build_cache(args.root, cache_dir, lists, args.img_size, args.mode, args.workers) else 0
+    return (
+        1 if build_cache(args.root, cache_dir, lists, args.img_size, args.mode, args.workers) else 0
+    )
 
 
 if __name__ == "__main__":

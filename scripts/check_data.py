@@ -12,6 +12,7 @@ has objects, test videos that also appear in train or val, and test_sep.csv rows
 test.csv lacks.
 Exit status 0 when the root is clean, 1 when anything is wrong.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,10 +27,15 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from dataset import DataError, layout  # noqa: E402
-from dataset.index import (IndexEntry, group_by_class, read_index, read_sep_list,  # noqa: E402
-                           shared_videos)
-from dataset.readers import (check_detection_boxes, check_detection_frames, frame_size,  # noqa: E402
-                             list_frame_ids, load_detections, window_start)
+from dataset.index import IndexEntry, group_by_class, read_index, read_sep_list, shared_videos  # noqa: E402
+from dataset.readers import (  # noqa: E402
+    check_detection_boxes,
+    check_detection_frames,
+    frame_size,
+    list_frame_ids,
+    load_detections,
+    window_start,
+)
 
 SPLITS = ("train", "val", "test")
 
@@ -60,13 +66,14 @@ PROBLEMS = {
 @dataclass(frozen=True)
 class Problem:
     kind: str
-    path: str       # the offending file or folder
-    detail: str     # what is wrong, and the index row it comes from
+    path: str  # the offending file or folder
+    detail: str  # what is wrong, and the index row it comes from
 
 
 @dataclass(frozen=True)
 class ClipSpec:
     """What one training sample needs of a video (the loader's arguments)."""
+
     aud_len: int
     sample_rate: int
     num_frames: int
@@ -94,13 +101,22 @@ def check_audio(path: str, clip: ClipSpec, where: str) -> tuple[list[Problem], f
         return [Problem("audio unreadable", path, f"{err} ({where})")], None
     problems = []
     if info.samplerate != clip.sample_rate:
-        problems.append(Problem("audio sample rate", path, f"{info.samplerate} Hz, expected {clip.sample_rate}"))
+        problems.append(
+            Problem("audio sample rate", path, f"{info.samplerate} Hz, expected {clip.sample_rate}")
+        )
     if info.channels != 1:
-        problems.append(Problem("audio channels", path, f"{info.channels} channels, expected 1 (mono)"))
+        problems.append(
+            Problem("audio channels", path, f"{info.channels} channels, expected 1 (mono)")
+        )
     seconds = info.frames / info.samplerate
     if seconds * clip.sample_rate < clip.aud_len:
-        problems.append(Problem("shorter than a clip", path, f"audio lasts {seconds:.2f} s, a clip "
-                                f"{clip.aud_len / clip.sample_rate:.2f} s"))
+        problems.append(
+            Problem(
+                "shorter than a clip",
+                path,
+                f"audio lasts {seconds:.2f} s, a clip {clip.aud_len / clip.sample_rate:.2f} s",
+            )
+        )
     # Integer PCM cannot hold NaN; only float files are read through.
     if info.subtype in ("FLOAT", "DOUBLE"):
         try:
@@ -119,17 +135,33 @@ def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem
     present = list_frame_ids(folder)
     absent = [k for k in range(1, video.num_frames + 1) if k not in present]
     if absent:
-        return [Problem("frames missing", os.path.join(folder, layout.frame_name(absent[0])),
-                        f"{len(absent)} of the {video.num_frames} frames listed at {video.source} are absent")]
+        return [
+            Problem(
+                "frames missing",
+                os.path.join(folder, layout.frame_name(absent[0])),
+                f"{len(absent)} of the {video.num_frames} frames listed at {video.source} are absent",
+            )
+        ]
     extra = sorted(k for k in present if k > video.num_frames)
     problems = []
     if extra:
-        problems.append(Problem("frame count mismatch", folder, f"{len(present)} frames on disk, "
-                                f"{video.source} lists {video.num_frames}"))
+        problems.append(
+            Problem(
+                "frame count mismatch",
+                folder,
+                f"{len(present)} frames on disk, {video.source} lists {video.num_frames}",
+            )
+        )
     if video.num_frames < clip.min_frames:
-        problems.append(Problem("shorter than a clip", folder, f"{video.num_frames} frames, a clip of "
-                                f"{clip.num_frames} frames with stride {clip.stride_frames} needs "
-                                f"{clip.min_frames} ({video.source})"))
+        problems.append(
+            Problem(
+                "shorter than a clip",
+                folder,
+                f"{video.num_frames} frames, a clip of "
+                f"{clip.num_frames} frames with stride {clip.stride_frames} needs "
+                f"{clip.min_frames} ({video.source})",
+            )
+        )
     for k in range(1, video.num_frames + 1):
         path = os.path.join(folder, layout.frame_name(k))
         try:
@@ -146,17 +178,27 @@ def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem
 def check_detections(path: str, video: IndexEntry, first_frame: str) -> list[Problem]:
     """The loader's checks of a detection file, against the video's frame count and frame size."""
     if not os.path.isfile(path):
-        return [Problem("detections missing", path, f"needed by {video.source} (scripts/detect_objects.py)")]
+        return [
+            Problem(
+                "detections missing", path, f"needed by {video.source} (scripts/detect_objects.py)"
+            )
+        ]
     try:
         dets = load_detections(path)
     except DataError as err:
         detail = str(err).removeprefix(f"{path}: ")
         kind = "detections empty" if _holds_no_row(path) else "detections malformed"
         return [Problem(kind, path, detail)]
-    checks = [("detections malformed", lambda: check_detection_frames(dets, video.num_frames, path))]
+    checks = [
+        ("detections malformed", lambda: check_detection_frames(dets, video.num_frames, path))
+    ]
     if os.path.isfile(first_frame):
-        checks.append(("boxes outside the image",
-                       lambda: check_detection_boxes(dets, frame_size(first_frame), path)))
+        checks.append(
+            (
+                "boxes outside the image",
+                lambda: check_detection_boxes(dets, frame_size(first_frame), path),
+            )
+        )
     problems = []
     for kind, check in checks:
         try:
@@ -182,8 +224,11 @@ def check_video(root: str, video: IndexEntry, clip: ClipSpec, detections: bool) 
     folder = layout.frames_dir(root, video.frames)
     problems += check_frames(folder, video, clip)
     if detections:
-        problems += check_detections(layout.detection_path(root, video.frames), video,
-                                     os.path.join(folder, layout.frame_name(1)))
+        problems += check_detections(
+            layout.detection_path(root, video.frames),
+            video,
+            os.path.join(folder, layout.frame_name(1)),
+        )
     if seconds is None:
         return problems
     # The last clip the loader may centre: the read refuses it if the audio ends a clip too early.
@@ -191,18 +236,34 @@ def check_video(root: str, video: IndexEntry, clip: ClipSpec, detections: bool) 
     try:
         window_start(round(seconds * clip.sample_rate), last_centre, clip.aud_len, clip.sample_rate)
     except DataError as err:
-        return problems + [Problem("audio shorter than frames", audio,
-                                   f"{err} ({video.num_frames} frames at {video.source})")]
+        return problems + [
+            Problem(
+                "audio shorter than frames",
+                audio,
+                f"{err} ({video.num_frames} frames at {video.source})",
+            )
+        ]
     # Extraction writes floor(duration * fps) frames: within one frame of the audio when in sync.
     frames_sec = video.num_frames / clip.frame_rate
     if abs(seconds - frames_sec) > 1 / clip.frame_rate + 1:
-        problems.append(Problem("durations differ", audio, f"audio {seconds:.1f} s, {video.num_frames} "
-                                f"frames = {frames_sec:.1f} s ({video.source})"))
+        problems.append(
+            Problem(
+                "durations differ",
+                audio,
+                f"audio {seconds:.1f} s, {video.num_frames} "
+                f"frames = {frames_sec:.1f} s ({video.source})",
+            )
+        )
     return problems
 
 
-def check_root(root: str, clip: ClipSpec, index_files: dict[str, str] | None = None,
-               sep_list: str | None = None, detections: bool = True) -> tuple[list[Problem], dict]:
+def check_root(
+    root: str,
+    clip: ClipSpec,
+    index_files: dict[str, str] | None = None,
+    sep_list: str | None = None,
+    detections: bool = True,
+) -> tuple[list[Problem], dict]:
     """All problems of a data root; also returns counts of what was checked.
 
     index_files: {'train': path, ...}, default the root's train/val/test.csv.
@@ -219,7 +280,7 @@ def check_root(root: str, clip: ClipSpec, index_files: dict[str, str] | None = N
         except DataError as err:
             problems.append(Problem("index file", path, str(err).removeprefix(f"{path}: ")))
 
-    videos = {}                     # audio path -> first entry listing it: each video checked once
+    videos = {}  # audio path -> first entry listing it: each video checked once
     for entries in splits.values():
         for video in entries:
             videos.setdefault(video.audio, video)
@@ -229,34 +290,56 @@ def check_root(root: str, clip: ClipSpec, index_files: dict[str, str] | None = N
     for split in ("train", "val"):
         classes = len(group_by_class(splits.get(split, [])))
         if split in splits and classes < clip.num_mix:
-            problems.append(Problem("too few classes", index_files[split], f"{classes} classes, a "
-                                    f"mixture of {clip.num_mix} objects needs {clip.num_mix}"))
+            problems.append(
+                Problem(
+                    "too few classes",
+                    index_files[split],
+                    f"{classes} classes, a mixture of {clip.num_mix} objects needs {clip.num_mix}",
+                )
+            )
         for video in shared_videos(splits.get(split, []), splits.get("test", [])):
-            problems.append(Problem("test leak", layout.audio_path(root, video.audio),
-                                    f"test video listed in {split} at {video.source}"))
+            problems.append(
+                Problem(
+                    "test leak",
+                    layout.audio_path(root, video.audio),
+                    f"test video listed in {split} at {video.source}",
+                )
+            )
     test = {v.audio for v in splits.get("test", [])}
     num_mixtures = 0
     if sep_list is not None:
         try:
             rows = read_sep_list(sep_list)
         except DataError as err:
-            problems.append(Problem("mixture list", sep_list, str(err).removeprefix(f"{sep_list}: ")))
+            problems.append(
+                Problem("mixture list", sep_list, str(err).removeprefix(f"{sep_list}: "))
+            )
             rows = []
         num_mixtures = len(rows)
         if "test" in splits:
             for line_no, row in enumerate(rows, 1):
                 missing = [path for path in row if path not in test]
                 if missing:
-                    problems.append(Problem("mixture list", sep_list, f"row {line_no} names {missing[0]}, "
-                                            f"which test.csv does not list"))
-    checked = {"videos": len(videos), "mixtures": num_mixtures,
-               **{split: len(entries) for split, entries in splits.items()}}
+                    problems.append(
+                        Problem(
+                            "mixture list",
+                            sep_list,
+                            f"row {line_no} names {missing[0]}, which test.csv does not list",
+                        )
+                    )
+    checked = {
+        "videos": len(videos),
+        "mixtures": num_mixtures,
+        **{split: len(entries) for split, entries in splits.items()},
+    }
     return problems, checked
 
 
 def format_report(root: str, problems: list[Problem], checked: dict, max_examples: int) -> str:
     splits = ", ".join(f"{s} {checked[s]}" for s in SPLITS if s in checked)
-    lines = [f"data root {root}: {checked['videos']} videos ({splits}), {checked['mixtures']} test mixtures"]
+    lines = [
+        f"data root {root}: {checked['videos']} videos ({splits}), {checked['mixtures']} test mixtures"
+    ]
     if not problems:
         lines.append("no problem found")
         return "\n".join(lines)
@@ -276,24 +359,53 @@ def format_report(root: str, problems: list[Problem], checked: dict, max_example
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("root", help="data root (frames/, audio/, detection_results/, *.csv)")
-    parser.add_argument("--index", nargs="+", metavar="SPLIT=CSV",
-                        help="index files to check, e.g. train=my_train.csv test=my_test.csv "
-                             "(default: the root's train/val/test.csv)")
-    parser.add_argument("--sep-list", help="test mixtures (default: the root's test_sep.csv if present)")
-    parser.add_argument("--aud-len", type=int, default=65535, help="clip length in samples (default: 65535)")
-    parser.add_argument("--sample-rate", type=int, default=layout.AUDIO_RATE,
-                        help=f"expected wav rate in Hz (default: {layout.AUDIO_RATE})")
+    parser.add_argument(
+        "--index",
+        nargs="+",
+        metavar="SPLIT=CSV",
+        help="index files to check, e.g. train=my_train.csv test=my_test.csv "
+        "(default: the root's train/val/test.csv)",
+    )
+    parser.add_argument(
+        "--sep-list", help="test mixtures (default: the root's test_sep.csv if present)"
+    )
+    parser.add_argument(
+        "--aud-len", type=int, default=65535, help="clip length in samples (default: 65535)"
+    )
+    parser.add_argument(
+        "--sample-rate",
+        type=int,
+        default=layout.AUDIO_RATE,
+        help=f"expected wav rate in Hz (default: {layout.AUDIO_RATE})",
+    )
     parser.add_argument("--num-frames", type=int, default=3, help="frames per clip (default: 3)")
-    parser.add_argument("--stride-frames", type=int, default=1, help="frames between clip frames (default: 1)")
-    parser.add_argument("--frame-rate", type=float, default=layout.FRAME_RATE,
-                        help=f"fps of the extracted frames (default: {layout.FRAME_RATE})")
-    parser.add_argument("--num-mix", type=int, default=4,
-                        help="objects per mixture: train and val need as many classes (default 4)")
-    parser.add_argument("--no-detections", action="store_true",
-                        help="do not check detection files (the SoP baseline uses whole frames)")
-    parser.add_argument("--max-examples", type=int, default=5, help="files shown per problem kind (default: 5)")
+    parser.add_argument(
+        "--stride-frames", type=int, default=1, help="frames between clip frames (default: 1)"
+    )
+    parser.add_argument(
+        "--frame-rate",
+        type=float,
+        default=layout.FRAME_RATE,
+        help=f"fps of the extracted frames (default: {layout.FRAME_RATE})",
+    )
+    parser.add_argument(
+        "--num-mix",
+        type=int,
+        default=4,
+        help="objects per mixture: train and val need as many classes (default 4)",
+    )
+    parser.add_argument(
+        "--no-detections",
+        action="store_true",
+        help="do not check detection files (the SoP baseline uses whole frames)",
+    )
+    parser.add_argument(
+        "--max-examples", type=int, default=5, help="files shown per problem kind (default: 5)"
+    )
     args = parser.parse_args(argv)
     if not os.path.isdir(args.root):
         parser.error(f"data root {args.root} is not a folder")
@@ -303,9 +415,17 @@ def main(argv=None) -> int:
         if any(not sep or split not in SPLITS for split, sep, _ in pairs):
             parser.error(f"--index takes SPLIT=CSV with SPLIT in {SPLITS}, got {args.index}")
         index_files = {split: path for split, _, path in pairs}
-    clip = ClipSpec(args.aud_len, args.sample_rate, args.num_frames, args.stride_frames,
-                    args.frame_rate, args.num_mix)
-    problems, checked = check_root(args.root, clip, index_files, args.sep_list, not args.no_detections)
+    clip = ClipSpec(
+        args.aud_len,
+        args.sample_rate,
+        args.num_frames,
+        args.stride_frames,
+        args.frame_rate,
+        args.num_mix,
+    )
+    problems, checked = check_root(
+        args.root, clip, index_files, args.sep_list, not args.no_detections
+    )
     print(format_report(args.root, problems, checked, args.max_examples))
     return 1 if problems else 0
 

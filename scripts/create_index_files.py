@@ -1,4 +1,5 @@
 """Builds disjoint, class-stratified train/val/test.csv and a seeded test_sep.csv for a data root."""
+
 import argparse
 import glob
 import os
@@ -8,8 +9,14 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dataset import layout  # noqa: E402
-from dataset.index import (IndexEntry, draw_partners, format_split_table, group_by_class,  # noqa: E402
-                           write_index, write_sep_list)
+from dataset.index import (  # noqa: E402
+    IndexEntry,
+    draw_partners,
+    format_split_table,
+    group_by_class,
+    write_index,
+    write_sep_list,
+)
 from dataset.readers import list_frame_ids  # noqa: E402
 
 SPLITS = ("train", "val", "test")
@@ -28,15 +35,17 @@ def scan_videos(root: str, min_frames: int):
     folders = {os.path.basename(os.path.dirname(w)) for w in wavs}
     unknown = sorted(folders - layout.CLASS_TO_ID.keys())
     if unknown:
-        raise ValueError(f"class folder(s) {', '.join(unknown)} under "
-                         f"{os.path.join(root, layout.AUDIO)} are not in the class table (dataset/layout.py MUSIC21_CLASSES: "
-                         f"{', '.join(layout.MUSIC21_CLASSES)}); rename the folder to a listed "
-                         f"instrument or append the class to the table")
+        raise ValueError(
+            f"class folder(s) {', '.join(unknown)} under "
+            f"{os.path.join(root, layout.AUDIO)} are not in the class table (dataset/layout.py MUSIC21_CLASSES: "
+            f"{', '.join(layout.MUSIC21_CLASSES)}); rename the folder to a listed "
+            f"instrument or append the class to the table"
+        )
     kept, dropped = [], []
     for wav in wavs:
         rel = os.path.relpath(wav, os.path.join(root, layout.AUDIO))
         class_name, video_id = os.path.split(rel)
-        video_id = video_id[:-len(".wav")]
+        video_id = video_id[: -len(".wav")]
         key = layout.video_key(class_name, video_id)
         folder = layout.frames_dir(root, key + ".mp4")
         if not os.path.isdir(folder):
@@ -72,8 +81,8 @@ def split_by_class(entries, val_frac: float, test_frac: float, seed: int) -> dic
             n_val = min(n_val, n - 1 - (n_test > 0))
             n_test = min(n_test, n - 1 - n_val)
         splits["test"] += videos[:n_test]
-        splits["val"] += videos[n_test:n_test + n_val]
-        splits["train"] += videos[n_test + n_val:]
+        splits["val"] += videos[n_test : n_test + n_val]
+        splits["train"] += videos[n_test + n_val :]
     return {s: sorted(v) for s, v in splits.items()}
 
 
@@ -84,28 +93,47 @@ def make_sep_rows(test: list, per_video: int, num_mix: int, seed: int) -> list:
     """
     by_class = group_by_class(test)
     if len(by_class) < num_mix:
-        raise ValueError(f"the test split has {len(by_class)} classes ({', '.join(sorted(by_class))}); "
-                         f"mixtures of {num_mix} distinct classes need at least {num_mix}. Add videos, "
-                         f"raise --test-frac or lower --sep-num-mix")
+        raise ValueError(
+            f"the test split has {len(by_class)} classes ({', '.join(sorted(by_class))}); "
+            f"mixtures of {num_mix} distinct classes need at least {num_mix}. Add videos, "
+            f"raise --test-frac or lower --sep-num-mix"
+        )
     rng = random.Random(seed)
-    return [[video.audio] + [p.audio for p in draw_partners(video, by_class, num_mix - 1, rng)]
-            for _ in range(per_video) for video in test]
+    return [
+        [video.audio] + [p.audio for p in draw_partners(video, by_class, num_mix - 1, rng)]
+        for _ in range(per_video)
+        for video in test
+    ]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", required=True, help="data root with audio/ and frames/ folders")
     parser.add_argument("--out", help="where the CSVs go (default: --root)")
-    parser.add_argument("--seed", type=int, default=1234, help="split and mixture seed (default: 1234)")
-    parser.add_argument("--val-frac", type=float, default=0.1,
-                        help="fraction of each class in val (default: 0.1)")
-    parser.add_argument("--test-frac", type=float, default=0.1,
-                        help="fraction of each class in test (default: 0.1)")
-    parser.add_argument("--min-frames", type=int, default=7,
-                        help="drop videos with fewer frames; the reference keeps > 6 s (default: 7)")
-    parser.add_argument("--sep-per-video", type=int, default=10,
-                        help="test_sep.csv rows per test video, 0 for none (default: 10)")
-    parser.add_argument("--sep-num-mix", type=int, default=4, help="videos per test_sep.csv row (default: 4)")
+    parser.add_argument(
+        "--seed", type=int, default=1234, help="split and mixture seed (default: 1234)"
+    )
+    parser.add_argument(
+        "--val-frac", type=float, default=0.1, help="fraction of each class in val (default: 0.1)"
+    )
+    parser.add_argument(
+        "--test-frac", type=float, default=0.1, help="fraction of each class in test (default: 0.1)"
+    )
+    parser.add_argument(
+        "--min-frames",
+        type=int,
+        default=7,
+        help="drop videos with fewer frames; the reference keeps > 6 s (default: 7)",
+    )
+    parser.add_argument(
+        "--sep-per-video",
+        type=int,
+        default=10,
+        help="test_sep.csv rows per test video, 0 for none (default: 10)",
+    )
+    parser.add_argument(
+        "--sep-num-mix", type=int, default=4, help="videos per test_sep.csv row (default: 4)"
+    )
     args = parser.parse_args(argv)
     out = args.out or args.root
 
@@ -121,7 +149,9 @@ def main(argv=None):
     sep_rows = []
     if args.sep_per_video > 0:
         try:
-            sep_rows = make_sep_rows(splits["test"], args.sep_per_video, args.sep_num_mix, args.seed)
+            sep_rows = make_sep_rows(
+                splits["test"], args.sep_per_video, args.sep_num_mix, args.seed
+            )
         except ValueError as err:
             sys.exit(f"error: {err}")
 
@@ -131,8 +161,10 @@ def main(argv=None):
     if sep_rows:
         write_sep_list(os.path.join(out, "test_sep.csv"), sep_rows)
     print(format_split_table(splits))
-    print(f"kept {len(kept)} videos, dropped {len(dropped)}; {len(sep_rows)} test mixtures; "
-          f"wrote {', '.join(f'{s}.csv' for s in SPLITS)}{', test_sep.csv' if sep_rows else ''} to {out}")
+    print(
+        f"kept {len(kept)} videos, dropped {len(dropped)}; {len(sep_rows)} test mixtures; "
+        f"wrote {', '.join(f'{s}.csv' for s in SPLITS)}{', test_sep.csv' if sep_rows else ''} to {out}"
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ of the extracted frame. The loader uses the top-scoring row of each frame and ig
 - `--weights`: a torchvision detection model with the user's local weights (never downloaded);
   class_id is the model's label, named by `--class-map`.
 """
+
 import argparse
 import json
 import os
@@ -37,10 +38,18 @@ from dataset import layout  # noqa: E402
 from dataset.readers import list_frame_ids  # noqa: E402
 
 # torchvision.models.detection builders that take (weights, weights_backbone, num_classes).
-DETECTORS = ("fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
-             "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2",
-             "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large")
-SOUNDING_SCORES = (0.7, 0.99)   # uniform ranges: the sounding object usually scores higher
+DETECTORS = (
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "retinanet_resnet50_fpn",
+    "retinanet_resnet50_fpn_v2",
+    "fcos_resnet50_fpn",
+    "ssd300_vgg16",
+    "ssdlite320_mobilenet_v3_large",
+)
+SOUNDING_SCORES = (0.7, 0.99)  # uniform ranges: the sounding object usually scores higher
 SILENT_SCORES = (0.4, 0.95)
 FALSE_POSITIVE_SCORES = (0.3, 0.95)
 
@@ -54,14 +63,24 @@ def list_videos(root: str) -> list[tuple[str, str]]:
     for class_name in sorted(os.listdir(frames_root)):
         class_dir = os.path.join(frames_root, class_name)
         if os.path.isdir(class_dir):
-            videos += [(class_name, name[:-len(".mp4")]) for name in sorted(os.listdir(class_dir))
-                       if name.endswith(".mp4") and os.path.isdir(os.path.join(class_dir, name))]
+            videos += [
+                (class_name, name[: -len(".mp4")])
+                for name in sorted(os.listdir(class_dir))
+                if name.endswith(".mp4") and os.path.isdir(os.path.join(class_dir, name))
+            ]
     return videos
 
 
-def annotation_rows(annotation: dict, frame_ids: list[int], image_size: tuple[int, int],
-                    rng: np.random.Generator, miss_rate: float, jitter: float = 0.0,
-                    object_miss_rate: float = 0.0, false_positive_rate: float = 0.0) -> np.ndarray:
+def annotation_rows(
+    annotation: dict,
+    frame_ids: list[int],
+    image_size: tuple[int, int],
+    rng: np.random.Generator,
+    miss_rate: float,
+    jitter: float = 0.0,
+    object_miss_rate: float = 0.0,
+    false_positive_rate: float = 0.0,
+) -> np.ndarray:
     """Detection rows of one video from its annotation, float32 (K, 7).
 
     Extracted frame k shows video frame min(int(frame_time(k) * fps), n - 1); boxes are scaled from
@@ -91,10 +110,12 @@ def annotation_rows(annotation: dict, frame_ids: list[int], image_size: tuple[in
             continue
         shown = min(int(layout.frame_time(k) * annotation["fps"]), last)
         for obj in annotation["objects"]:
-            if obj["boxes"][shown] is None or (object_miss_rate and rng.random() < object_miss_rate):
+            if obj["boxes"][shown] is None or (
+                object_miss_rate and rng.random() < object_miss_rate
+            ):
                 continue
             box = detected_box(obj["boxes"][shown])
-            if box is None:                   # outside the picture in this frame
+            if box is None:  # outside the picture in this frame
                 continue
             low, high = SOUNDING_SCORES if obj["sounding"] else SILENT_SCORES
             rows.append([k, layout.detection_class_id(obj["class"]), rng.uniform(low, high), *box])
@@ -102,8 +123,14 @@ def annotation_rows(annotation: dict, frame_ids: list[int], image_size: tuple[in
             box = detected_box(distractors[rng.integers(len(distractors))]["boxes"][shown])
             if box is not None:
                 mistaken = layout.MUSIC_CLASSES[rng.integers(len(layout.MUSIC_CLASSES))]
-                rows.append([k, layout.detection_class_id(mistaken),
-                             rng.uniform(*FALSE_POSITIVE_SCORES), *box])
+                rows.append(
+                    [
+                        k,
+                        layout.detection_class_id(mistaken),
+                        rng.uniform(*FALSE_POSITIVE_SCORES),
+                        *box,
+                    ]
+                )
     return np.array(rows, np.float32).reshape(-1, len(layout.DETECTION_COLUMNS))
 
 
@@ -111,39 +138,48 @@ def build_detector(arch: str, weights: str, num_classes: int, device: str):
     """A torchvision detector with the weights of a local file; nothing is downloaded."""
     if not os.path.isfile(weights):
         sys.exit(f"error: weights file {weights} not found")
-    model = getattr(torchvision.models.detection, arch)(weights=None, weights_backbone=None,
-                                                        num_classes=num_classes)
+    model = getattr(torchvision.models.detection, arch)(
+        weights=None, weights_backbone=None, num_classes=num_classes
+    )
     state = torch.load(weights, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "model" in state:      # torchvision reference-script checkpoints
+    if isinstance(state, dict) and "model" in state:  # torchvision reference-script checkpoints
         state = state["model"]
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:
         detail = str(err).splitlines()
-        sys.exit(f"error: {weights} does not hold weights of {arch} with {num_classes} classes "
-                 f"(--class-map): {' '.join(detail[:3])[:600]}")
+        sys.exit(
+            f"error: {weights} does not hold weights of {arch} with {num_classes} classes "
+            f"(--class-map): {' '.join(detail[:3])[:600]}"
+        )
     return model.eval().to(device)
 
 
 def load_image(path: str) -> torch.Tensor:
     """A jpg as float (3, H, W) in [0, 1], the detection models' input."""
     with Image.open(path) as img:
-        return torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+        return (
+            torch.from_numpy(np.asarray(img.convert("RGB")).copy()).permute(2, 0, 1).float() / 255.0
+        )
 
 
-def model_rows(model, folder: str, frame_ids: list[int], batch_size: int, score_thresh: float,
-               device: str) -> np.ndarray:
+def model_rows(
+    model, folder: str, frame_ids: list[int], batch_size: int, score_thresh: float, device: str
+) -> np.ndarray:
     """Detection rows of one video from the model, float32 (K, 7)."""
     rows = []
     for start in range(0, len(frame_ids), batch_size):
-        ids = frame_ids[start:start + batch_size]
+        ids = frame_ids[start : start + batch_size]
         images = [load_image(os.path.join(folder, layout.frame_name(k))).to(device) for k in ids]
         with torch.inference_mode():
             outputs = model(images)
         for k, out in zip(ids, outputs):
             keep = out["scores"] >= score_thresh
-            for label, score, box in zip(out["labels"][keep].tolist(), out["scores"][keep].tolist(),
-                                         out["boxes"][keep].tolist()):
+            for label, score, box in zip(
+                out["labels"][keep].tolist(),
+                out["scores"][keep].tolist(),
+                out["boxes"][keep].tolist(),
+            ):
                 rows.append([k, label, score, *box])
     return np.array(rows, np.float32).reshape(-1, len(layout.DETECTION_COLUMNS))
 
@@ -163,34 +199,71 @@ def read_class_map(path: str) -> dict[int, str]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", required=True, help="data root with frames/ (and annotations/)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--from-annotations", action="store_true",
-                        help="rows from annotations/<class>/<id>.json (synthetic data)")
+    source.add_argument(
+        "--from-annotations",
+        action="store_true",
+        help="rows from annotations/<class>/<id>.json (synthetic data)",
+    )
     source.add_argument("--weights", help="local weights file of a torchvision detection model")
-    parser.add_argument("--class-map",
-                        help="JSON {label index: class name} of the model; required with --weights")
-    parser.add_argument("--arch", default="fasterrcnn_resnet50_fpn", choices=DETECTORS,
-                        help="torchvision detection architecture (default: fasterrcnn_resnet50_fpn)")
-    parser.add_argument("--score-thresh", type=float, default=0.3,
-                        help="model path: keep detections scoring at least this, as CoSep (default: 0.3)")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="model path: frames per forward pass (default: 8)")
-    parser.add_argument("--device", default=None,
-                        help="model path: torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--miss-rate", type=float, default=0.02,
-                        help="annotation path: fraction of frames left without detection (default: 0.02)")
-    parser.add_argument("--object-miss-rate", type=float, default=0.05,
-                        help="annotation path: fraction of frames each object is missed in (default: 0.05)")
-    parser.add_argument("--jitter", type=float, default=0.03,
-                        help="annotation path: std of box edge shifts, fraction of box size (default: 0.03)")
-    parser.add_argument("--false-positive-rate", type=float, default=0.15,
-                        help="annotation path: fraction of frames with a box on the player or clutter "
-                             "(default: 0.15)")
-    parser.add_argument("--seed", type=int, default=1234, help="annotation path: score/miss seed (default: 1234)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="redo videos whose npy exists (default: skip them)")
+    parser.add_argument(
+        "--class-map", help="JSON {label index: class name} of the model; required with --weights"
+    )
+    parser.add_argument(
+        "--arch",
+        default="fasterrcnn_resnet50_fpn",
+        choices=DETECTORS,
+        help="torchvision detection architecture (default: fasterrcnn_resnet50_fpn)",
+    )
+    parser.add_argument(
+        "--score-thresh",
+        type=float,
+        default=0.3,
+        help="model path: keep detections scoring at least this, as CoSep (default: 0.3)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="model path: frames per forward pass (default: 8)"
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="model path: torch device (default: cuda if available, else cpu)",
+    )
+    parser.add_argument(
+        "--miss-rate",
+        type=float,
+        default=0.02,
+        help="annotation path: fraction of frames left without detection (default: 0.02)",
+    )
+    parser.add_argument(
+        "--object-miss-rate",
+        type=float,
+        default=0.05,
+        help="annotation path: fraction of frames each object is missed in (default: 0.05)",
+    )
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=0.03,
+        help="annotation path: std of box edge shifts, fraction of box size (default: 0.03)",
+    )
+    parser.add_argument(
+        "--false-positive-rate",
+        type=float,
+        default=0.15,
+        help="annotation path: fraction of frames with a box on the player or clutter "
+        "(default: 0.15)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=1234, help="annotation path: score/miss seed (default: 1234)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="redo videos whose npy exists (default: skip them)"
+    )
     args = parser.parse_args(argv)
     if args.weights and not args.class_map:
         parser.error("--weights needs --class-map")
@@ -220,15 +293,27 @@ def main(argv=None):
                 sys.exit(f"error: annotation {ann_path} not found (needed by --from-annotations)")
             with open(ann_path) as f:
                 annotation = json.load(f)
-            if any(len(obj["boxes"]) != annotation["num_video_frames"] for obj in annotation["objects"]):
-                sys.exit(f"error: {ann_path}: every object needs one box per video frame "
-                         f"({annotation['num_video_frames']})")
+            if any(
+                len(obj["boxes"]) != annotation["num_video_frames"] for obj in annotation["objects"]
+            ):
+                sys.exit(
+                    f"error: {ann_path}: every object needs one box per video frame "
+                    f"({annotation['num_video_frames']})"
+                )
             with Image.open(os.path.join(folder, layout.frame_name(frame_ids[0]))) as img:
                 image_size = img.size
             # Seeded per video, so a resumed or partial run writes the same rows.
             rng = np.random.default_rng([args.seed, zlib.crc32(key.encode())])
-            rows = annotation_rows(annotation, frame_ids, image_size, rng, args.miss_rate, args.jitter,
-                                   args.object_miss_rate, args.false_positive_rate)
+            rows = annotation_rows(
+                annotation,
+                frame_ids,
+                image_size,
+                rng,
+                args.miss_rate,
+                args.jitter,
+                args.object_miss_rate,
+                args.false_positive_rate,
+            )
         else:
             rows = model_rows(model, folder, frame_ids, args.batch_size, args.score_thresh, device)
         save_atomic(out_path, rows)
@@ -236,8 +321,10 @@ def main(argv=None):
         rows_total += len(rows)
         frames_total += len(frame_ids)
         frames_empty += len(set(frame_ids) - set(rows[:, 0].astype(int).tolist()))
-    print(f"videos: {len(videos)} ({written} written, {existing} already done); rows: {rows_total}; "
-          f"frames without detection: {frames_empty} of {frames_total}")
+    print(
+        f"videos: {len(videos)} ({written} written, {existing} already done); rows: {rows_total}; "
+        f"frames without detection: {frames_empty} of {frames_total}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Download the YouTube videos of a MUSIC json list (solo, duet or MUSIC-21) with yt-dlp."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,12 @@ def read_video_list(path: str) -> dict[str, list[str]]:
         raise SystemExit(f"error: cannot read the video list {path}: {error}")
     videos = listing.get("videos") if isinstance(listing, dict) else None
     if not isinstance(videos, dict) or not all(
-            isinstance(ids, list) and all(isinstance(i, str) for i in ids)
-            for ids in videos.values()):
-        raise SystemExit(f"error: {path} is not a MUSIC video list: expected "
-                         '{"videos": {"<class>": ["<youtube id>", ...]}}')
+        isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in videos.values()
+    ):
+        raise SystemExit(
+            f"error: {path} is not a MUSIC video list: expected "
+            '{"videos": {"<class>": ["<youtube id>", ...]}}'
+        )
     # dict.fromkeys drops repeated ids but keeps the list's order.
     return {folder_name(c): list(dict.fromkeys(ids)) for c, ids in videos.items()}
 
@@ -54,16 +57,29 @@ def yt_dlp_command() -> list[str]:
         return [executable]
     if importlib.util.find_spec("yt_dlp") is not None:
         return [sys.executable, "-m", "yt_dlp"]
-    raise SystemExit("error: yt-dlp is not installed; install it (pip install yt-dlp) or put the "
-                     "yt-dlp executable on the PATH. --dry-run works without it.")
+    raise SystemExit(
+        "error: yt-dlp is not installed; install it (pip install yt-dlp) or put the "
+        "yt-dlp executable on the PATH. --dry-run works without it."
+    )
 
 
 def download_command(base: list[str], video_id: str, out_path: str) -> list[str]:
     # yt-dlp writes `<out_path>.part` and renames it when complete, so an interrupted download
     # never leaves a file that looks finished.
-    return base + ["--format", FORMAT, "--merge-output-format", "mp4", "--no-playlist",
-                   "--quiet", "--no-warnings", "--socket-timeout", "30", "--output", out_path,
-                   video_url(video_id)]
+    return base + [
+        "--format",
+        FORMAT,
+        "--merge-output-format",
+        "mp4",
+        "--no-playlist",
+        "--quiet",
+        "--no-warnings",
+        "--socket-timeout",
+        "30",
+        "--output",
+        out_path,
+        video_url(video_id),
+    ]
 
 
 def plan_downloads(videos: dict[str, list[str]], out_root: str, classes=None, limit=None):
@@ -71,8 +87,10 @@ def plan_downloads(videos: dict[str, list[str]], out_root: str, classes=None, li
     if classes:
         unknown = sorted(set(classes) - set(videos))
         if unknown:
-            raise SystemExit(f"error: classes not in the list: {', '.join(unknown)}; "
-                             f"the list has {', '.join(sorted(videos))}")
+            raise SystemExit(
+                f"error: classes not in the list: {', '.join(unknown)}; "
+                f"the list has {', '.join(sorted(videos))}"
+            )
     plan = []
     for class_name, ids in videos.items():
         if classes and class_name not in classes:
@@ -97,18 +115,36 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__,
         epilog=f"Videos already present are skipped. Failed downloads are listed in "
-               f"OUT/{FAILURES_FILE}; the exit status is non-zero only if none succeeded.")
-    parser.add_argument("--list", required=True,
-                        help="MUSIC json list, e.g. data/music_lists/MUSIC_solo_videos.json "
-                             "(required)")
-    parser.add_argument("--out", required=True,
-                        help="data root; videos go to OUT/videos/<class>/<id>.mp4 (required)")
-    parser.add_argument("--classes", nargs="+", default=None, metavar="CLASS",
-                        help="only these classes, as list keys or folder names (default: all)")
-    parser.add_argument("--limit", type=int, default=None,
-                        help="at most this many videos per class, in list order (default: all)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print what would be downloaded and download nothing (default: off)")
+        f"OUT/{FAILURES_FILE}; the exit status is non-zero only if none succeeded.",
+    )
+    parser.add_argument(
+        "--list",
+        required=True,
+        help="MUSIC json list, e.g. data/music_lists/MUSIC_solo_videos.json (required)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="data root; videos go to OUT/videos/<class>/<id>.mp4 (required)",
+    )
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        default=None,
+        metavar="CLASS",
+        help="only these classes, as list keys or folder names (default: all)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="at most this many videos per class, in list order (default: all)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be downloaded and download nothing (default: off)",
+    )
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 0:
         parser.error(f"--limit must be non-negative, got {args.limit}")
@@ -131,11 +167,14 @@ def main(argv=None) -> int:
     for i, (class_name, video_id, path) in enumerate(todo, 1):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         print(f"[{i}/{len(todo)}] {class_name}/{video_id}", flush=True)
-        completed = subprocess.run(download_command(base, video_id, path), capture_output=True,
-                                   text=True)
+        completed = subprocess.run(
+            download_command(base, video_id, path), capture_output=True, text=True
+        )
         if completed.returncode != 0 or not os.path.isfile(path):
-            message = (completed.stderr.strip().splitlines() or
-                       [f"yt-dlp exited with status {completed.returncode}"])[-1]
+            message = (
+                completed.stderr.strip().splitlines()
+                or [f"yt-dlp exited with status {completed.returncode}"]
+            )[-1]
             failures.append(f"{class_name}/{video_id}\t{message}")
             print(f"  failed: {message}", file=sys.stderr)
     failures_path = os.path.join(args.out, FAILURES_FILE)
@@ -145,9 +184,11 @@ def main(argv=None) -> int:
             f.write("\n".join(failures) + "\n")
     elif os.path.exists(failures_path):
         os.remove(failures_path)  # a stale list from an earlier run would mislead
-    print(f"Downloaded {len(todo) - len(failures)} of {len(todo)} videos; "
-          f"{len(plan) - len(todo)} were already present"
-          + (f"; {len(failures)} failed, listed in {failures_path}" if failures else ""))
+    print(
+        f"Downloaded {len(todo) - len(failures)} of {len(todo)} videos; "
+        f"{len(plan) - len(todo)} were already present"
+        + (f"; {len(failures)} failed, listed in {failures_path}" if failures else "")
+    )
     # Many MUSIC videos are gone from YouTube, so some failures are normal; only a run in which
     # nothing could be downloaded (yt-dlp broken, no network) is an error.
     return 1 if todo and len(failures) == len(todo) else 0

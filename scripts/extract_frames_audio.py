@@ -1,4 +1,5 @@
 """Extract 1-fps JPEG frames and 11025 Hz mono 16-bit audio from MUSIC-layout videos with PyAV."""
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ def video_frame_index(t: float, fps: float, num_frames: int) -> int:
 @dataclass
 class Result:
     """Outcome of one video: status is 'done', 'skipped' or 'failed'."""
+
     video_path: str
     status: str
     frames: int = 0
@@ -83,11 +85,13 @@ def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     return resample_poly(samples, target_rate // divisor, rate // divisor).astype(np.float32)
 
 
-def extract_frames(path: str, out_dir: str, origin: Fraction,
-                   fps: float = layout.FRAME_RATE) -> int:
+def extract_frames(
+    path: str, out_dir: str, origin: Fraction, fps: float = layout.FRAME_RATE
+) -> int:
     """Write frames k = 1..floor(duration * fps) as `out_dir/%06d.jpg`. Frame k is the decoded
     frame on screen at `origin + layout.frame_time(k, fps)`: the last one whose timestamp is <= that
     time (the first frame, if the video starts later). Returns the number of frames written."""
+
     def target(k: int) -> Fraction:
         return origin + Fraction(layout.frame_time(k, fps))
 
@@ -117,8 +121,11 @@ def extract_frames(path: str, out_dir: str, origin: Fraction,
             shown, shown_time = frame, time_s
     if shown is None:
         raise ExtractionError("video stream has no decodable frames")
-    frame_duration = (Fraction(shown.duration * shown.time_base) if shown.duration
-                      else step or 1 / Fraction(stream.average_rate or 25))
+    frame_duration = (
+        Fraction(shown.duration * shown.time_base)
+        if shown.duration
+        else step or 1 / Fraction(stream.average_rate or 25)
+    )
     # Only whole 1/fps intervals inside the video count: k <= floor(duration * fps).
     count = floor((shown_time + frame_duration - origin) * Fraction(fps))
     if count < 1:
@@ -142,8 +149,13 @@ def first_video_time(path: str) -> Fraction:
     raise ExtractionError("video stream has no decodable frames")
 
 
-def extract_video(video_path: str, frames_dir: str, audio_path: str, fps: float = layout.FRAME_RATE,
-                  rate: int = layout.AUDIO_RATE) -> tuple[int, float]:
+def extract_video(
+    video_path: str,
+    frames_dir: str,
+    audio_path: str,
+    fps: float = layout.FRAME_RATE,
+    rate: int = layout.AUDIO_RATE,
+) -> tuple[int, float]:
     """Extract one video; outputs appear only when complete. Returns (frames, audio seconds).
 
     Audio and frames share one time origin, the earlier of the two streams' first timestamps
@@ -158,10 +170,12 @@ def extract_video(video_path: str, frames_dir: str, audio_path: str, fps: float 
 
     # Write under hidden temporary names, then rename: a killed run never leaves a partial
     # video that looks finished. The wav is renamed last; it marks the video as done.
-    frames_partial = os.path.join(os.path.dirname(frames_dir), "." + os.path.basename(frames_dir)
-                                  + ".partial")
-    audio_partial = os.path.join(os.path.dirname(audio_path), "." + os.path.basename(audio_path)
-                                 + ".partial")
+    frames_partial = os.path.join(
+        os.path.dirname(frames_dir), "." + os.path.basename(frames_dir) + ".partial"
+    )
+    audio_partial = os.path.join(
+        os.path.dirname(audio_path), "." + os.path.basename(audio_path) + ".partial"
+    )
     shutil.rmtree(frames_partial, ignore_errors=True)
     os.makedirs(frames_partial)
     os.makedirs(os.path.dirname(audio_path), exist_ok=True)
@@ -189,7 +203,7 @@ def find_videos(videos_root: str) -> list[tuple[str, str, str]]:
             continue
         for name in sorted(os.listdir(class_dir)):
             if name.endswith(".mp4") and not name.startswith("."):
-                videos.append((class_name, name[:-len(".mp4")], os.path.join(class_dir, name)))
+                videos.append((class_name, name[: -len(".mp4")], os.path.join(class_dir, name)))
     return videos
 
 
@@ -207,8 +221,9 @@ def _extract_task(task) -> Result:
     return Result(video_path, "done", num_frames, audio_sec)
 
 
-def extract_all(root: str, videos_root: str, fps: float, rate: int, workers: int,
-                overwrite: bool) -> list[Result]:
+def extract_all(
+    root: str, videos_root: str, fps: float, rate: int, workers: int, overwrite: bool
+) -> list[Result]:
     tasks = [(root, c, v, path, fps, rate, overwrite) for c, v, path in find_videos(videos_root)]
     progress = dict(total=len(tasks), desc="extract", unit="video")
     if workers <= 1:
@@ -219,18 +234,37 @@ def extract_all(root: str, videos_root: str, fps: float, rate: int, workers: int
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", required=True,
-                        help="data root; frames go to ROOT/frames, audio to ROOT/audio (required)")
-    parser.add_argument("--videos", default=None,
-                        help="folder of <class>/<id>.mp4 videos (default: ROOT/videos)")
-    parser.add_argument("--fps", type=float, default=layout.FRAME_RATE,
-                        help=f"frames extracted per second (default: {layout.FRAME_RATE})")
-    parser.add_argument("--sr", type=int, default=layout.AUDIO_RATE,
-                        help=f"audio sample rate in Hz (default: {layout.AUDIO_RATE})")
-    parser.add_argument("--workers", type=int, default=os.cpu_count(),
-                        help="parallel processes (default: os.cpu_count())")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="redo videos that are already extracted (default: skip them)")
+    parser.add_argument(
+        "--root",
+        required=True,
+        help="data root; frames go to ROOT/frames, audio to ROOT/audio (required)",
+    )
+    parser.add_argument(
+        "--videos", default=None, help="folder of <class>/<id>.mp4 videos (default: ROOT/videos)"
+    )
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=layout.FRAME_RATE,
+        help=f"frames extracted per second (default: {layout.FRAME_RATE})",
+    )
+    parser.add_argument(
+        "--sr",
+        type=int,
+        default=layout.AUDIO_RATE,
+        help=f"audio sample rate in Hz (default: {layout.AUDIO_RATE})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="parallel processes (default: os.cpu_count())",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo videos that are already extracted (default: skip them)",
+    )
     args = parser.parse_args(argv)
     if args.fps <= 0 or args.sr <= 0:
         parser.error(f"--fps and --sr must be positive, got {args.fps} and {args.sr}")
@@ -238,13 +272,16 @@ def main(argv=None) -> int:
 
     start = time.time()
     results = extract_all(args.root, videos_root, args.fps, args.sr, args.workers, args.overwrite)
-    counts = {status: sum(r.status == status for r in results)
-              for status in ("done", "skipped", "failed")}
-    print(f"{len(results)} videos in {videos_root}: {counts['done']} extracted, "
-          f"{counts['skipped']} already done (skipped), {counts['failed']} failed; "
-          f"{sum(r.frames for r in results)} frames and "
-          f"{sum(r.audio_sec for r in results) / 60:.1f} min of audio written "
-          f"in {time.time() - start:.1f} s")
+    counts = {
+        status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")
+    }
+    print(
+        f"{len(results)} videos in {videos_root}: {counts['done']} extracted, "
+        f"{counts['skipped']} already done (skipped), {counts['failed']} failed; "
+        f"{sum(r.frames for r in results)} frames and "
+        f"{sum(r.audio_sec for r in results) / 60:.1f} min of audio written "
+        f"in {time.time() - start:.1f} s"
+    )
     failures_path = os.path.join(args.root, FAILURES_FILE)
     failed = sorted((r for r in results if r.status == "failed"), key=lambda r: r.video_path)
     if not failed:

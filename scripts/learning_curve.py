@@ -7,6 +7,7 @@ Each chain's stages are laid end to end: COL's x axis starts where GRD's trainin
 where COL's ended. With several chains the plot shows their mean and the min-max band; the
 numbers are also printed and written as JSON beside the figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 STAGES = (("grd", "MUSIC_GRD"), ("col", "MUSIC_COL"), ("ccol", "MUSIC_CCoL"))
-METRICS = (("sdr_gain", "test SDR - SDR of the mixture (dB)"),
-           ("grounding_acc", "test mixture-grounding accuracy"))
+METRICS = (
+    ("sdr_gain", "test SDR - SDR of the mixture (dB)"),
+    ("grounding_acc", "test mixture-grounding accuracy"),
+)
 
 
 def chain_points(ckpt: str, ids: dict[str, str]) -> list[dict]:
@@ -37,11 +40,20 @@ def chain_points(ckpt: str, ids: dict[str, str]) -> list[dict]:
         if not tests:
             raise SystemExit(f"{path} holds no test scores: train with --test_every N")
         for entry in tests:
-            gain = (entry["sdr"] - entry["sdr_mix"]
-                    if entry.get("sdr") is not None and entry.get("sdr_mix") is not None else None)
-            points.append({"stage": stage, "epoch": entry["epoch"],
-                           "mixtures": offset + entry["mixtures_seen"], "sdr_gain": gain,
-                           "grounding_acc": entry.get("grounding_acc")})
+            gain = (
+                entry["sdr"] - entry["sdr_mix"]
+                if entry.get("sdr") is not None and entry.get("sdr_mix") is not None
+                else None
+            )
+            points.append(
+                {
+                    "stage": stage,
+                    "epoch": entry["epoch"],
+                    "mixtures": offset + entry["mixtures_seen"],
+                    "sdr_gain": gain,
+                    "grounding_acc": entry.get("grounding_acc"),
+                }
+            )
         offset += tests[-1]["mixtures_seen"]
     return points
 
@@ -53,13 +65,20 @@ def summarize(chains: list[list[dict]]) -> list[dict]:
         raise SystemExit(f"the chains have different schedules ({sorted(lengths)} points)")
     rows = []
     for points in zip(*chains):
-        row = {"stage": points[0]["stage"], "epoch": points[0]["epoch"],
-               "mixtures": points[0]["mixtures"]}
+        row = {
+            "stage": points[0]["stage"],
+            "epoch": points[0]["epoch"],
+            "mixtures": points[0]["mixtures"],
+        }
         for key, _ in METRICS:
             values = [p[key] for p in points if p[key] is not None]
             if values:
-                row[key] = {"mean": float(np.mean(values)), "min": float(np.min(values)),
-                            "max": float(np.max(values)), "n": len(values)}
+                row[key] = {
+                    "mean": float(np.mean(values)),
+                    "min": float(np.min(values)),
+                    "max": float(np.max(values)),
+                    "n": len(values),
+                }
         rows.append(row)
     return rows
 
@@ -76,8 +95,13 @@ def plot(rows: list[dict], out: str, num_chains: int) -> None:
             mean = [r[key]["mean"] for r in stage_rows]
             ax.plot(x, mean, "o-", color=colours[stage], label=stage.upper(), markersize=3)
             if num_chains > 1:
-                ax.fill_between(x, [r[key]["min"] for r in stage_rows],
-                                [r[key]["max"] for r in stage_rows], color=colours[stage], alpha=0.2)
+                ax.fill_between(
+                    x,
+                    [r[key]["min"] for r in stage_rows],
+                    [r[key]["max"] for r in stage_rows],
+                    color=colours[stage],
+                    alpha=0.2,
+                )
         ax.set_xlabel("training mixtures seen (all stages)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -89,14 +113,25 @@ def plot(rows: list[dict], out: str, num_chains: int) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ckpt", nargs="+", required=True,
-                        help="one folder of runs per chain (seed), each holding the three stages")
-    parser.add_argument("--ids", nargs=3, default=[i for _, i in STAGES],
-                        metavar=("GRD", "COL", "CCOL"),
-                        help="run ids of the stages (default: MUSIC_GRD MUSIC_COL MUSIC_CCoL)")
-    parser.add_argument("--out", default="learning_curve.png", help="figure path (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--ckpt",
+        nargs="+",
+        required=True,
+        help="one folder of runs per chain (seed), each holding the three stages",
+    )
+    parser.add_argument(
+        "--ids",
+        nargs=3,
+        default=[i for _, i in STAGES],
+        metavar=("GRD", "COL", "CCOL"),
+        help="run ids of the stages (default: MUSIC_GRD MUSIC_COL MUSIC_CCoL)",
+    )
+    parser.add_argument(
+        "--out", default="learning_curve.png", help="figure path (default: %(default)s)"
+    )
     opts = parser.parse_args(argv)
     ids = dict(zip([s for s, _ in STAGES], opts.ids))
     rows = summarize([chain_points(ckpt, ids) for ckpt in opts.ckpt])
@@ -104,8 +139,11 @@ def main(argv=None) -> int:
     with open(os.path.splitext(opts.out)[0] + ".json", "w") as f:
         json.dump(rows, f, indent=1)
     for r in rows:
-        cells = "  ".join(f"{key} {r[key]['mean']:.3f} [{r[key]['min']:.3f}, {r[key]['max']:.3f}]"
-                          for key, _ in METRICS if key in r)
+        cells = "  ".join(
+            f"{key} {r[key]['mean']:.3f} [{r[key]['min']:.3f}, {r[key]['max']:.3f}]"
+            for key, _ in METRICS
+            if key in r
+        )
         print(f"{r['stage']:>4} epoch {r['epoch']:>2}  {r['mixtures']:>6} mixtures  {cells}")
     print(f"wrote {opts.out}")
     return 0

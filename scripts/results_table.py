@@ -1,4 +1,5 @@
 """Print one table of the headline results (results.json / results_silent.json) of several runs."""
+
 import argparse
 import json
 import os
@@ -19,10 +20,25 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("runs", nargs="+", help="run ids under --ckpt")
     p.add_argument("--ckpt", default="ckpt")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table (for the README)")
+    p.add_argument(
+        "--markdown", action="store_true", help="print a Markdown table (for the README)"
+    )
     args = p.parse_args()
-    header = ["run", "stage", "mixtures", "SDR", "SIR", "SAR", "SDR mix", "SDR median",
-              "grounding acc", "silent leak dB", "silent SDR", "gated off", "silent acc"]
+    header = [
+        "run",
+        "stage",
+        "mixtures",
+        "SDR",
+        "SIR",
+        "SAR",
+        "SDR mix",
+        "SDR median",
+        "grounding acc",
+        "silent leak dB",
+        "silent SDR",
+        "gated off",
+        "silent acc",
+    ]
     rows = []
     for run in args.runs:
         res = load(os.path.join(args.ckpt, run, "results.json"))
@@ -30,11 +46,23 @@ def main():
         if not res:
             rows.append([run, "(not evaluated)"] + ["-"] * (len(header) - 2))
             continue
-        rows.append([run, res["stage"], str(res["num_mixtures"]), fmt(res["sdr"], ".2f"), fmt(res["sir"], ".2f"),
-                     fmt(res["sar"], ".2f"), fmt(res["sdr_mix"], ".2f"), fmt(res["sdr_median"], ".2f"),
-                     fmt(res["grounding_acc"], ".3f"), fmt(sil.get("silent_leakage_db"), ".1f"),
-                     fmt(sil.get("sdr"), ".2f"), fmt(sil.get("sounding_gated_off"), "d"),
-                     fmt(sil.get("silent_acc"), ".3f")])
+        rows.append(
+            [
+                run,
+                res["stage"],
+                str(res["num_mixtures"]),
+                fmt(res["sdr"], ".2f"),
+                fmt(res["sir"], ".2f"),
+                fmt(res["sar"], ".2f"),
+                fmt(res["sdr_mix"], ".2f"),
+                fmt(res["sdr_median"], ".2f"),
+                fmt(res["grounding_acc"], ".3f"),
+                fmt(sil.get("silent_leakage_db"), ".1f"),
+                fmt(sil.get("sdr"), ".2f"),
+                fmt(sil.get("sounding_gated_off"), "d"),
+                fmt(sil.get("silent_acc"), ".3f"),
+            ]
+        )
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

@@ -1,4 +1,5 @@
 """The sound of one video: a composed score of phrases and chords, played in a reverberant room."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,13 +9,13 @@ from dataset import layout
 
 from .voices import VOICES, Note, Voice, band_noise, draw_style, midi_to_hz
 
-AUDIO_PEAK = 0.5            # the peak of a recording at level 0 dB
-LEVEL_DB = (-14.0, 4.0)     # per-video recording level around AUDIO_PEAK: loud and quiet videos
-SNR_DB = (15.0, 40.0)       # per-video room tone and hiss, relative to the music's RMS
-RT60_SEC = (0.2, 1.2)       # per-video reverberation time (60 dB decay) of the room
-DRR_DB = (-3.0, 9.0)        # per-video direct-to-reverberant energy ratio (microphone distance)
-HUM_PROB = 0.3              # share of videos with mains hum (50 or 60 Hz and its harmonics)
-REST_SEC = (0.15, 1.5)      # silence between phrases, so some clips are near-silent
+AUDIO_PEAK = 0.5  # the peak of a recording at level 0 dB
+LEVEL_DB = (-14.0, 4.0)  # per-video recording level around AUDIO_PEAK: loud and quiet videos
+SNR_DB = (15.0, 40.0)  # per-video room tone and hiss, relative to the music's RMS
+RT60_SEC = (0.2, 1.2)  # per-video reverberation time (60 dB decay) of the room
+DRR_DB = (-3.0, 9.0)  # per-video direct-to-reverberant energy ratio (microphone distance)
+HUM_PROB = 0.3  # share of videos with mains hum (50 or 60 Hz and its harmonics)
+REST_SEC = (0.15, 1.5)  # silence between phrases, so some clips are near-silent
 PHRASE_SEC = (1.5, 8.0)
 
 # Chord shapes in semitones above the root. Triads (guitar, accordion) and two-note intervals
@@ -47,7 +48,7 @@ def compose(voice: Voice, duration: float, rng: np.random.Generator) -> list[tup
     width = min(voice.midi_high - voice.midi_low, int(rng.integers(12, 25)))
     low = int(rng.integers(voice.midi_low, voice.midi_high - width + 1))
     high = low + width
-    legato = rng.uniform(0.6, 1.0)          # held part of each note: detached to smooth playing
+    legato = rng.uniform(0.6, 1.0)  # held part of each note: detached to smooth playing
     pitch = int(rng.integers(low, high + 1))
     notes = []
     start = rng.uniform(0.0, 1.0)
@@ -66,11 +67,17 @@ def compose(voice: Voice, duration: float, rng: np.random.Generator) -> list[tup
             for k, i in enumerate(order):
                 # Inner chord notes a little softer, so a chord is not several times as loud.
                 scale = 1.0 if i == 0 else 0.7
-                notes.append((onset + k * abs(strum), max(0.02, legato * length - k * abs(strum)),
-                              pitches[i], velocity * scale))
+                notes.append(
+                    (
+                        onset + k * abs(strum),
+                        max(0.02, legato * length - k * abs(strum)),
+                        pitches[i],
+                        velocity * scale,
+                    )
+                )
             onset += length
             pitch += int(rng.choice(STEPS, p=STEP_PROB))
-            if pitch > high:                    # reflect at the window's limits
+            if pitch > high:  # reflect at the window's limits
                 pitch = 2 * high - pitch
             if pitch < low:
                 pitch = 2 * low - pitch
@@ -79,8 +86,14 @@ def compose(voice: Voice, duration: float, rng: np.random.Generator) -> list[tup
     return notes
 
 
-def render_score(class_name: str, score, duration: float, rng: np.random.Generator,
-                 rate: int = layout.AUDIO_RATE, style: dict | None = None) -> np.ndarray:
+def render_score(
+    class_name: str,
+    score,
+    duration: float,
+    rng: np.random.Generator,
+    rate: int = layout.AUDIO_RATE,
+    style: dict | None = None,
+) -> np.ndarray:
     """The dry (anechoic) performance of `score`: float32 (samples,), `duration` s, peak 1."""
     voice = VOICES[class_name]
     style = style or draw_style(rng)
@@ -88,17 +101,29 @@ def render_score(class_name: str, score, duration: float, rng: np.random.Generat
     tail = int(voice.tail_sec * rate)
     out = np.zeros(n_total + tail, dtype=np.float32)
     # One noise track per video, sliced per note: far cheaper than filtering noise per note.
-    noise = (np.zeros(len(out), np.float32) if voice.noise_band is None
-             else band_noise(len(out), rate, *voice.noise_band, rng))
+    noise = (
+        np.zeros(len(out), np.float32)
+        if voice.noise_band is None
+        else band_noise(len(out), rate, *voice.noise_band, rng)
+    )
     prev_f0 = None
     for onset, length, pitch, velocity in score:
         start = int(onset * rate)
         if start >= n_total:
             continue
         n = min(int(length * rate) + tail, len(out) - start)
-        note = Note(midi_to_hz(pitch), velocity, max(1, min(int(length * rate), n)), n, rate, rng,
-                    style, prev_f0, noise[start:start + n])
-        out[start:start + n] += velocity * voice.render(voice.params, note)
+        note = Note(
+            midi_to_hz(pitch),
+            velocity,
+            max(1, min(int(length * rate), n)),
+            n,
+            rate,
+            rng,
+            style,
+            prev_f0,
+            noise[start : start + n],
+        )
+        out[start : start + n] += velocity * voice.render(voice.params, note)
         prev_f0 = note.f0
     out = out[:n_total]
     return out / (np.abs(out).max() + 1e-9)
@@ -115,16 +140,20 @@ def room_impulse_response(rate: int, rng: np.random.Generator) -> tuple[np.ndarr
     lows = sosfilt(butter(2, rng.uniform(1000, 3000), fs=rate, output="sos"), noise)
     highs = noise - lows
     # 6.91 = ln(1000): amplitude down by 60 dB at rt60.
-    late = (lows * np.exp(-6.91 * t / rt60)
-            + highs * np.exp(-6.91 * t / (rt60 * rng.uniform(0.35, 0.7))))
-    late *= np.clip((t - rng.uniform(0.005, 0.02)) / 0.01, 0, 1)   # the tail builds up after a gap
+    late = lows * np.exp(-6.91 * t / rt60) + highs * np.exp(
+        -6.91 * t / (rt60 * rng.uniform(0.35, 0.7))
+    )
+    late *= np.clip((t - rng.uniform(0.005, 0.02)) / 0.01, 0, 1)  # the tail builds up after a gap
     early = np.zeros(n)
     delays = (rng.uniform(0.003, 0.04, rng.integers(4, 11)) * rate).astype(int)
-    early[delays] = rng.choice([-1, 1], len(delays)) * rng.uniform(0.2, 0.7, len(delays)) * \
-        np.exp(-delays / rate / 0.03)
+    early[delays] = (
+        rng.choice([-1, 1], len(delays))
+        * rng.uniform(0.2, 0.7, len(delays))
+        * np.exp(-delays / rate / 0.03)
+    )
     reverberant = early + late
     drr = 10 ** (rng.uniform(*DRR_DB) / 10)
-    reverberant *= np.sqrt(1.0 / (drr * (reverberant ** 2).sum()))
+    reverberant *= np.sqrt(1.0 / (drr * (reverberant**2).sum()))
     reverberant[0] += 1.0
     return reverberant.astype(np.float32), float(rt60)
 
@@ -138,14 +167,20 @@ def room_noise(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < HUM_PROB:
         t = np.arange(n) / rate
         mains = rng.choice([50.0, 60.0])
-        mix += rng.uniform(0.3, 1.5) * sum(np.sin(2 * np.pi * k * mains * t + rng.uniform(0, 6.3))
-                                           / k for k in (1, 2, 3))
+        mix += rng.uniform(0.3, 1.5) * sum(
+            np.sin(2 * np.pi * k * mains * t + rng.uniform(0, 6.3)) / k for k in (1, 2, 3)
+        )
     return (mix / (mix.std() + 1e-12)).astype(np.float32)
 
 
-def synthesize_audio(class_name: str, duration: float, rng: np.random.Generator,
-                     rate: int = layout.AUDIO_RATE, melody=None, facts: dict | None = None
-                     ) -> np.ndarray:
+def synthesize_audio(
+    class_name: str,
+    duration: float,
+    rng: np.random.Generator,
+    rate: int = layout.AUDIO_RATE,
+    melody=None,
+    facts: dict | None = None,
+) -> np.ndarray:
     """A mono recording of `class_name` playing in a room: float32 (samples,), `duration` s.
 
     `melody` lists notes as (onset s, length s, MIDI pitch, velocity); by default a composed
@@ -158,13 +193,17 @@ def synthesize_audio(class_name: str, duration: float, rng: np.random.Generator,
     score = compose(voice, duration, rng) if melody is None else melody
     dry = render_score(class_name, score, duration, rng, rate, style)
     response, rt60 = room_impulse_response(rate, rng)
-    wet = fftconvolve(dry, response)[:len(dry)]
+    wet = fftconvolve(dry, response)[: len(dry)]
     snr_db = rng.uniform(*SNR_DB)
-    signal_rms = np.sqrt(np.mean(wet ** 2)) + 1e-12
+    signal_rms = np.sqrt(np.mean(wet**2)) + 1e-12
     wet += signal_rms * 10 ** (-snr_db / 20) * room_noise(len(wet), rate, rng)
     level_db = rng.uniform(*LEVEL_DB)
     out = (wet * AUDIO_PEAK * 10 ** (level_db / 20) / (np.abs(wet).max() + 1e-9)).astype(np.float32)
     if facts is not None:
-        facts.update(rt60_sec=round(rt60, 3), snr_db=round(float(snr_db), 2),
-                     level_db=round(float(level_db), 2), notes=len(score))
+        facts.update(
+            rt60_sec=round(rt60, 3),
+            snr_db=round(float(snr_db), 2),
+            level_db=round(float(level_db), 2),
+            notes=len(score),
+        )
     return out

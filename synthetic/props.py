@@ -1,4 +1,5 @@
 """What surrounds the instruments: backgrounds, lighting, room clutter and the player."""
+
 from __future__ import annotations
 
 import colorsys
@@ -7,8 +8,17 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
-CLUTTER_KINDS = ("chair", "table", "music_stand", "lamp", "plant", "picture", "window", "speaker",
-                 "shelf")
+CLUTTER_KINDS = (
+    "chair",
+    "table",
+    "music_stand",
+    "lamp",
+    "plant",
+    "picture",
+    "window",
+    "speaker",
+    "shelf",
+)
 
 
 def _rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
@@ -40,10 +50,19 @@ def make_background(width: int, height: int, rng: np.random.Generator) -> np.nda
             image += blob[..., None] * rng.uniform(-60, 60, 3)
     else:
         coarse = rng.uniform(-1, 1, (rng.integers(3, 9), rng.integers(3, 9), 3))
-        smooth = np.stack([np.asarray(Image.fromarray(coarse[..., i].astype(np.float32)).resize(
-            (width, height), Image.Resampling.BICUBIC)) for i in range(3)], axis=-1)
+        smooth = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(coarse[..., i].astype(np.float32)).resize(
+                        (width, height), Image.Resampling.BICUBIC
+                    )
+                )
+                for i in range(3)
+            ],
+            axis=-1,
+        )
         image += rng.uniform(20, 50) * smooth
-    if rng.random() < 0.7:                      # a floor of another colour below a horizon
+    if rng.random() < 0.7:  # a floor of another colour below a horizon
         horizon = round(rng.uniform(0.55, 0.85) * height)
         image[horizon:] = 0.5 * image[horizon:] + 0.5 * rng.uniform(20, 200, 3)
     return np.clip(image, 0, 255)
@@ -64,12 +83,22 @@ def light(image: np.ndarray, lighting: dict, rng: np.random.Generator) -> np.nda
 def draw_lighting(rng: np.random.Generator) -> dict:
     """A video's light: warm or cool tint, brightness, and where the lamp is."""
     warmth = rng.uniform(-0.12, 0.12)
-    return dict(tint=(1 + warmth, 1.0, 1 - warmth), gain=rng.uniform(0.7, 1.15),
-                spot=(rng.uniform(0, 1), rng.uniform(0, 0.6)), falloff=rng.uniform(0.0, 0.45))
+    return dict(
+        tint=(1 + warmth, 1.0, 1 - warmth),
+        gain=rng.uniform(0.7, 1.15),
+        spot=(rng.uniform(0, 1), rng.uniform(0, 0.6)),
+        falloff=rng.uniform(0.0, 0.45),
+    )
 
 
-def _paint_clutter(draw: ImageDraw.ImageDraw, kind: str, x: float, floor: float, size: float,
-                   rng: np.random.Generator) -> None:
+def _paint_clutter(
+    draw: ImageDraw.ImageDraw,
+    kind: str,
+    x: float,
+    floor: float,
+    size: float,
+    rng: np.random.Generator,
+) -> None:
     """One item of `kind`, `size` px tall, standing on `floor` (wall items hang above it)."""
     s = size
     main = random_colour(rng)
@@ -87,22 +116,43 @@ def _paint_clutter(draw: ImageDraw.ImageDraw, kind: str, x: float, floor: float,
     elif kind == "music_stand":
         draw.line([x, floor - 0.6 * s, x, floor], fill=dark, width=w)
         draw.line([x - 0.2 * s, floor, x, floor - 0.15 * s, x + 0.2 * s, floor], fill=dark, width=w)
-        draw.polygon([(x - 0.3 * s, floor - s), (x + 0.3 * s, floor - s),
-                      (x + 0.33 * s, floor - 0.6 * s), (x - 0.33 * s, floor - 0.6 * s)], fill=dark)
-        draw.rectangle([x - 0.25 * s, floor - 0.97 * s, x + 0.25 * s, floor - 0.64 * s],
-                       fill=(235, 235, 225))                                   # sheet music
+        draw.polygon(
+            [
+                (x - 0.3 * s, floor - s),
+                (x + 0.3 * s, floor - s),
+                (x + 0.33 * s, floor - 0.6 * s),
+                (x - 0.33 * s, floor - 0.6 * s),
+            ],
+            fill=dark,
+        )
+        draw.rectangle(
+            [x - 0.25 * s, floor - 0.97 * s, x + 0.25 * s, floor - 0.64 * s], fill=(235, 235, 225)
+        )  # sheet music
         for k in range(5):
             y = floor - (0.92 - 0.06 * k) * s
             draw.line([x - 0.22 * s, y, x + 0.22 * s, y], fill=(60, 60, 60), width=1)
     elif kind == "lamp":
         draw.ellipse([x - 0.15 * s, floor - 0.04 * s, x + 0.15 * s, floor], fill=dark)
         draw.line([x, floor - 0.8 * s, x, floor], fill=dark, width=w)
-        draw.polygon([(x - 0.1 * s, floor - s), (x + 0.1 * s, floor - s),
-                      (x + 0.2 * s, floor - 0.78 * s), (x - 0.2 * s, floor - 0.78 * s)],
-                     fill=_rgb(rng.uniform(0.08, 0.16), rng.uniform(0.2, 0.6), 0.95))
+        draw.polygon(
+            [
+                (x - 0.1 * s, floor - s),
+                (x + 0.1 * s, floor - s),
+                (x + 0.2 * s, floor - 0.78 * s),
+                (x - 0.2 * s, floor - 0.78 * s),
+            ],
+            fill=_rgb(rng.uniform(0.08, 0.16), rng.uniform(0.2, 0.6), 0.95),
+        )
     elif kind == "plant":
-        draw.polygon([(x - 0.15 * s, floor - 0.3 * s), (x + 0.15 * s, floor - 0.3 * s),
-                      (x + 0.11 * s, floor), (x - 0.11 * s, floor)], fill=main)
+        draw.polygon(
+            [
+                (x - 0.15 * s, floor - 0.3 * s),
+                (x + 0.15 * s, floor - 0.3 * s),
+                (x + 0.11 * s, floor),
+                (x - 0.11 * s, floor),
+            ],
+            fill=main,
+        )
         green = _rgb(rng.uniform(0.22, 0.4), rng.uniform(0.4, 0.8), rng.uniform(0.3, 0.7))
         for _ in range(rng.integers(4, 9)):
             lx, ly = x + rng.uniform(-0.3, 0.3) * s, floor - rng.uniform(0.4, 0.9) * s
@@ -118,23 +168,34 @@ def _paint_clutter(draw: ImageDraw.ImageDraw, kind: str, x: float, floor: float,
     elif kind == "window":
         top = floor - rng.uniform(1.5, 2.2) * s
         draw.rectangle([x, top, x + 0.7 * s, top + 0.9 * s], fill=(240, 240, 235))
-        draw.rectangle([x + 0.05 * s, top + 0.05 * s, x + 0.65 * s, top + 0.85 * s],
-                       fill=_rgb(rng.uniform(0.52, 0.62), rng.uniform(0.1, 0.5), 0.95))
+        draw.rectangle(
+            [x + 0.05 * s, top + 0.05 * s, x + 0.65 * s, top + 0.85 * s],
+            fill=_rgb(rng.uniform(0.52, 0.62), rng.uniform(0.1, 0.5), 0.95),
+        )
         draw.line([x + 0.35 * s, top, x + 0.35 * s, top + 0.9 * s], fill=(240, 240, 235), width=w)
         draw.line([x, top + 0.45 * s, x + 0.7 * s, top + 0.45 * s], fill=(240, 240, 235), width=w)
     elif kind == "speaker":
         draw.rectangle([x, floor - 0.6 * s, x + 0.4 * s, floor], fill=(30, 30, 32))
         for cy, r in ((0.45, 0.12), (0.18, 0.07)):
-            draw.ellipse([x + 0.2 * s - r * s, floor - cy * s - r * s, x + 0.2 * s + r * s,
-                          floor - cy * s + r * s], fill=(80, 80, 85))
-    else:                                                                      # shelf with books
+            draw.ellipse(
+                [
+                    x + 0.2 * s - r * s,
+                    floor - cy * s - r * s,
+                    x + 0.2 * s + r * s,
+                    floor - cy * s + r * s,
+                ],
+                fill=(80, 80, 85),
+            )
+    else:  # shelf with books
         draw.rectangle([x, floor - s, x + 0.7 * s, floor], fill=dark)
         for shelf in (0.05, 0.37, 0.69):
             bx = x + 0.04 * s
             while bx < x + 0.62 * s:
                 bw = rng.uniform(0.03, 0.07) * s
-                draw.rectangle([bx, floor - (shelf + rng.uniform(0.18, 0.26)) * s, bx + bw,
-                                floor - shelf * s], fill=random_colour(rng))
+                draw.rectangle(
+                    [bx, floor - (shelf + rng.uniform(0.18, 0.26)) * s, bx + bw, floor - shelf * s],
+                    fill=random_colour(rng),
+                )
                 bx += bw + 1
 
 
@@ -147,10 +208,16 @@ def add_clutter(wall: Image.Image, rng: np.random.Generator) -> list[tuple[str, 
         kind = CLUTTER_KINDS[rng.integers(len(CLUTTER_KINDS))]
         layer = Image.new("RGBA", wall.size, (0, 0, 0, 0))
         size = rng.uniform(0.25, 0.6) * height
-        _paint_clutter(ImageDraw.Draw(layer), kind, rng.uniform(-0.1, 0.95) * width,
-                       rng.uniform(0.7, 1.05) * height, size, rng)
+        _paint_clutter(
+            ImageDraw.Draw(layer),
+            kind,
+            rng.uniform(-0.1, 0.95) * width,
+            rng.uniform(0.7, 1.05) * height,
+            size,
+            rng,
+        )
         box = layer.getchannel("A").getbbox()
-        if box is None:                     # painted entirely outside the frame
+        if box is None:  # painted entirely outside the frame
             continue
         wall.alpha_composite(layer)
         items.append((kind, list(box)))
@@ -166,8 +233,8 @@ class Player:
         self.clothes = random_colour(rng)
         self.hair = _rgb(rng.uniform(0.02, 0.12), rng.uniform(0.2, 0.7), rng.uniform(0.05, 0.8))
         self.head_r = rng.uniform(0.06, 0.09) * frame_height
-        self.offset = rng.uniform(-0.25, 0.25)          # of the instrument's width
-        self.shoulder_at = rng.uniform(0.0, 0.35)       # of the instrument's height, from its top
+        self.offset = rng.uniform(-0.25, 0.25)  # of the instrument's width
+        self.shoulder_at = rng.uniform(0.0, 0.35)  # of the instrument's height, from its top
         # Where the hands hold the instrument, as fractions of its box (x, y), per hand.
         self.grips = rng.uniform(0.2, 0.8, (2, 2))
         self.elbow_out = rng.uniform(0.2, 0.6)
@@ -184,13 +251,21 @@ class Player:
         half = 1.9 * r
         layer = Image.new("RGBA", wall.size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(layer)
-        draw.polygon([(cx - half, sy), (cx + half, sy), (cx + 1.2 * half, height + 1),
-                      (cx - 1.2 * half, height + 1)], fill=self.clothes)
+        draw.polygon(
+            [
+                (cx - half, sy),
+                (cx + half, sy),
+                (cx + 1.2 * half, height + 1),
+                (cx - 1.2 * half, height + 1),
+            ],
+            fill=self.clothes,
+        )
         draw.rectangle([cx - 0.35 * r, sy - 0.6 * r, cx + 0.35 * r, sy], fill=self.skin)
         hy = sy - 0.5 * r - r
         draw.ellipse([cx - 0.85 * r, hy - r, cx + 0.85 * r, hy + r], fill=self.skin)
-        draw.chord([cx - 0.9 * r, hy - 1.1 * r, cx + 0.9 * r, hy + 0.5 * r], 180, 360,
-                   fill=self.hair)
+        draw.chord(
+            [cx - 0.9 * r, hy - 1.1 * r, cx + 0.9 * r, hy + 0.5 * r], 180, 360, fill=self.hair
+        )
         self.body_box = list(layer.getchannel("A").getbbox())
         wall.alpha_composite(layer)
         self.shoulders = ((cx - 0.85 * half, sy + 0.3 * r), (cx + 0.85 * half, sy + 0.3 * r))
@@ -205,8 +280,10 @@ class Player:
         xs, ys = list(self.body_box[0::2]), list(self.body_box[1::2])
         for (sx, sy), (gx, gy), side in zip(self.shoulders, self.grips, (-1, 1)):
             hx, hy = x1 + gx * (x2 - x1), y1 + gy * (y2 - y1)
-            elbow = ((sx + hx) / 2 + side * self.elbow_out * self.head_r * 1.5,
-                     max(sy, hy) + 0.3 * self.head_r)
+            elbow = (
+                (sx + hx) / 2 + side * self.elbow_out * self.head_r * 1.5,
+                max(sy, hy) + 0.3 * self.head_r,
+            )
             points = [(sx, sy), elbow, (hx, hy)]
             draw.line(points, fill=self.clothes, width=arm_w, joint="curve")
             draw.ellipse([hx - hand_r, hy - hand_r, hx + hand_r, hy + hand_r], fill=self.skin)
@@ -214,5 +291,9 @@ class Player:
             xs += [p[0] - pad for p in points] + [p[0] + pad for p in points]
             ys += [p[1] - pad for p in points] + [p[1] + pad for p in points]
         width, height = frame.size
-        return [max(0, math.floor(min(xs))), max(0, math.floor(min(ys))),
-                min(width, math.ceil(max(xs))), min(height, math.ceil(max(ys)))]
+        return [
+            max(0, math.floor(min(xs))),
+            max(0, math.floor(min(ys))),
+            min(width, math.ceil(max(xs))),
+            min(height, math.ceil(max(ys))),
+        ]

@@ -1,4 +1,5 @@
 """The picture of one video: a lit room, clutter, the played instrument, its player, a silent one."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ from PIL import Image
 from .drawing import LOOKS, draw_instrument, drop_faint_edges
 from .props import Player, add_clutter, draw_lighting, light, make_background
 
-ANGLE_STEP = 0.5            # degrees; sway angles are quantised so rotated sprites can be cached
+ANGLE_STEP = 0.5  # degrees; sway angles are quantised so rotated sprites can be cached
 
 
 class SceneObject:
@@ -17,14 +18,24 @@ class SceneObject:
 
     TRIAL_HEIGHT = 100.0  # px; sprites are sized by drawing once at this height and scaling
 
-    def __init__(self, class_name: str, sounding: bool, rng: np.random.Generator,
-                 frame_scale: float, tint=(1.0, 1.0, 1.0)):
+    def __init__(
+        self,
+        class_name: str,
+        sounding: bool,
+        rng: np.random.Generator,
+        frame_scale: float,
+        tint=(1.0, 1.0, 1.0),
+    ):
         look = LOOKS[class_name]
         self.class_name, self.sounding = class_name, sounding
         self.tilt = rng.uniform(*look.tilt) * rng.choice([-1, 1])
         # Per-video appearance: another maker's instrument, in the video's light.
-        self.colour = dict(hue_shift=rng.uniform(-0.06, 0.06), value_scale=rng.uniform(0.75, 1.15),
-                           saturation_scale=rng.uniform(0.7, 1.2), tint=tint)
+        self.colour = dict(
+            hue_shift=rng.uniform(-0.06, 0.06),
+            value_scale=rng.uniform(0.75, 1.15),
+            saturation_scale=rng.uniform(0.7, 1.2),
+            tint=tint,
+        )
         self.fill = rng.uniform(*look.fill) * rng.uniform(0.75, 1.0)
         # Players move their instrument; a silent one is held nearly still.
         self.sway_deg = rng.uniform(2.5, 6.0) if sounding else rng.uniform(0.0, 1.0)
@@ -35,7 +46,8 @@ class SceneObject:
         # Swaying changes the box; its shortest side is reached at one of the extreme angles.
         self.trial_short_side = min(
             min(np.ptp(np.reshape(self._rotate_sprite(trial, angle)[1], (2, 2)), axis=0))
-            for angle in (-self.sway_deg, 0.0, self.sway_deg))
+            for angle in (-self.sway_deg, 0.0, self.sway_deg)
+        )
         self.trial_extent = self._swayed_extent(trial)
         self.sprite, self.cx, self.cy = None, 0.0, 0.0
         self._rotated = {}
@@ -46,8 +58,10 @@ class SceneObject:
     def _swayed_extent(self, sprite: Image.Image):
         """Width and height the sprite can cover while swaying and bobbing."""
         sizes = [sprite.rotate(sign * self.sway_deg, expand=True).size for sign in (-1, 1)]
-        return (max(s[0] for s in sizes) + 2 * self.bob_px,
-                max(s[1] for s in sizes) + 2 * self.bob_px)
+        return (
+            max(s[0] for s in sizes) + 2 * self.bob_px,
+            max(s[1] for s in sizes) + 2 * self.bob_px,
+        )
 
     def max_height(self, region) -> float:
         """Largest sprite height (px) whose whole motion fits in `region` (x0, y0, x1, y1)."""
@@ -65,8 +79,9 @@ class SceneObject:
         height_px = self.fill * largest
         if self.short_side(height_px) < min_short_side:
             # 5% over the minimum absorbs rounding when the sprite is drawn at its final size.
-            height_px = min(largest,
-                            1.05 * min_short_side * self.TRIAL_HEIGHT / self.trial_short_side)
+            height_px = min(
+                largest, 1.05 * min_short_side * self.TRIAL_HEIGHT / self.trial_short_side
+            )
         self.sprite = self._draw(height_px)
         width, height = self._swayed_extent(self.sprite)
         x0, y0, x1, y1 = region
@@ -104,10 +119,14 @@ def _two_object_layouts(width: int, height: int, margin: int):
     """Candidate pairs of disjoint regions: side by side or stacked, at a few split points."""
     for split in (0.35, 0.42, 0.5, 0.58, 0.65):
         x, y = round(split * width), round(split * height)
-        yield ((margin, margin, x - margin, height - margin),
-               (x + margin, margin, width - margin, height - margin))
-        yield ((margin, margin, width - margin, y - margin),
-               (margin, y + margin, width - margin, height - margin))
+        yield (
+            (margin, margin, x - margin, height - margin),
+            (x + margin, margin, width - margin, height - margin),
+        )
+        yield (
+            (margin, margin, width - margin, y - margin),
+            (margin, y + margin, width - margin, height - margin),
+        )
 
 
 class Scene:
@@ -116,22 +135,38 @@ class Scene:
 
     MIN_SHORT_SIDE = 0.21  # of the frame height: 40 px at 192, so crops stay meaningful
 
-    def __init__(self, class_name: str, silent_class: str | None, width: int, height: int,
-                 rng: np.random.Generator):
+    def __init__(
+        self,
+        class_name: str,
+        silent_class: str | None,
+        width: int,
+        height: int,
+        rng: np.random.Generator,
+    ):
         lighting = draw_lighting(rng)
         classes = [class_name] + ([silent_class] if silent_class else [])
-        self.objects = [SceneObject(c, i == 0, rng, height / 192, lighting["tint"])
-                        for i, c in enumerate(classes)]
+        self.objects = [
+            SceneObject(c, i == 0, rng, height / 192, lighting["tint"])
+            for i, c in enumerate(classes)
+        ]
         margin = round(0.02 * min(width, height))
         if len(self.objects) == 1:
             regions = [(margin, margin, width - margin, height - margin)]
         else:
             # Two disjoint regions (so the instruments never overlap), chosen at random among the
             # layouts that keep both nearly as large as the best layout does.
-            layouts = [pair[::order] for pair in _two_object_layouts(width, height, margin)
-                       for order in (1, -1)]
-            scores = [min(obj.short_side(obj.max_height(region))
-                          for obj, region in zip(self.objects, pair)) for pair in layouts]
+            layouts = [
+                pair[::order]
+                for pair in _two_object_layouts(width, height, margin)
+                for order in (1, -1)
+            ]
+            scores = [
+                min(
+                    obj.short_side(obj.max_height(region))
+                    for obj, region in zip(self.objects, pair)
+                )
+                for pair in layouts
+            ]
             good = [pair for pair, score in zip(layouts, scores) if score >= 0.85 * max(scores)]
             regions = good[rng.integers(len(good))]
         for obj, region in zip(self.objects, regions):
@@ -142,7 +177,8 @@ class Scene:
         self.player = Player(rng, height)
         self.player.paint_body(wall, self.objects[0].rest_box())
         self.background = Image.fromarray(
-            light(np.asarray(wall.convert("RGB"), dtype=float), lighting, rng))
+            light(np.asarray(wall.convert("RGB"), dtype=float), lighting, rng)
+        )
 
     def render(self, t: float) -> tuple[Image.Image, list[list[int]], list[int]]:
         """The frame at time t (s), the box of each instrument and the box of the player."""

@@ -1,4 +1,5 @@
 """Planning, rendering and writing the videos: mp4s with an audio track, annotations, the list."""
+
 from __future__ import annotations
 
 import base64
@@ -19,8 +20,16 @@ from dataset import layout
 from .audio import synthesize_audio
 from .scene import Scene
 
-DEFAULT_CLASSES = ("acoustic_guitar", "cello", "clarinet", "flute", "trumpet", "tuba", "violin",
-                   "xylophone")
+DEFAULT_CLASSES = (
+    "acoustic_guitar",
+    "cello",
+    "clarinet",
+    "flute",
+    "trumpet",
+    "tuba",
+    "violin",
+    "xylophone",
+)
 # Low frame rates keep encoding cheap. At 6 fps a frame starts exactly at each 1-fps sampling time
 # (k - 0.5 s), as at 30 fps; at 5 and 7.5 fps the sampling times fall inside frames, as at 25 fps.
 VIDEO_RATES = (Fraction(5), Fraction(6), Fraction(15, 2))
@@ -33,8 +42,9 @@ AUDIO_BIT_RATE = 64000
 @dataclass(frozen=True)
 class VideoPlan:
     """Everything about a video that is decided before rendering."""
+
     class_name: str
-    index: int              # position of the video within its class
+    index: int  # position of the video within its class
     video_id: str
     seed: int
     fps: Fraction
@@ -51,8 +61,9 @@ class VideoPlan:
 
     def rng(self, stream: int) -> np.random.Generator:
         """Independent random streams per video: 0 = plan, 1 = picture, 2 = sound."""
-        return np.random.default_rng([self.seed, layout.CLASS_TO_ID[self.class_name], self.index,
-                                      stream])
+        return np.random.default_rng(
+            [self.seed, layout.CLASS_TO_ID[self.class_name], self.index, stream]
+        )
 
 
 def make_video_id(seed: int, class_name: str, index: int) -> str:
@@ -61,8 +72,15 @@ def make_video_id(seed: int, class_name: str, index: int) -> str:
     return base64.urlsafe_b64encode(digest).decode()[:11]
 
 
-def plan_videos(classes, videos_per_class: int, seed: int, min_sec: float, max_sec: float,
-                width: int, height: int) -> list[VideoPlan]:
+def plan_videos(
+    classes,
+    videos_per_class: int,
+    seed: int,
+    min_sec: float,
+    max_sec: float,
+    width: int,
+    height: int,
+) -> list[VideoPlan]:
     plans = []
     for class_name in classes:
         class_id = layout.CLASS_TO_ID[class_name]
@@ -75,9 +93,21 @@ def plan_videos(classes, videos_per_class: int, seed: int, min_sec: float, max_s
             # Exactly every third video (staggered across classes) shows a silent instrument.
             has_silent = bool(others) and (index + class_id) % 3 == 0
             silent_class = others[rng.integers(len(others))] if has_silent else None
-            plans.append(VideoPlan(class_name, index, make_video_id(seed, class_name, index), seed,
-                                   fps, int(num_frames), audio_rate, audio_channels, width, height,
-                                   silent_class))
+            plans.append(
+                VideoPlan(
+                    class_name,
+                    index,
+                    make_video_id(seed, class_name, index),
+                    seed,
+                    fps,
+                    int(num_frames),
+                    audio_rate,
+                    audio_channels,
+                    width,
+                    height,
+                    silent_class,
+                )
+            )
     return plans
 
 
@@ -109,14 +139,24 @@ def write_video(plan: VideoPlan, out_root: str) -> dict:
     boxes_per_object = [[] for _ in scene.objects]
     player_boxes = []
     with av.open(partial_path, "w", format="mp4") as container:
-        video = container.add_stream("libx264", rate=plan.fps,
-                                     options={"preset": "ultrafast", "crf": "23", "threads": "1"})
+        video = container.add_stream(
+            "libx264", rate=plan.fps, options={"preset": "ultrafast", "crf": "23", "threads": "1"}
+        )
         video.width, video.height, video.pix_fmt = plan.width, plan.height, "yuv420p"
         # The fast AAC coder without its optional tools, cut off above what the track holds.
-        sound = container.add_stream("aac", rate=plan.audio_rate, layout=audio_layout,
-                                     options={"aac_coder": "fast", "aac_pns": "0", "aac_tns": "0",
-                                              "aac_is": "0", "aac_ms": "0",
-                                              "cutoff": str(layout.AUDIO_RATE // 2)})
+        sound = container.add_stream(
+            "aac",
+            rate=plan.audio_rate,
+            layout=audio_layout,
+            options={
+                "aac_coder": "fast",
+                "aac_pns": "0",
+                "aac_tns": "0",
+                "aac_is": "0",
+                "aac_ms": "0",
+                "cutoff": str(layout.AUDIO_RATE // 2),
+            },
+        )
         sound.bit_rate = AUDIO_BIT_RATE
         for i in range(plan.num_frames):
             picture, boxes, player_box = scene.render(float(i / plan.fps))
@@ -129,8 +169,9 @@ def write_video(plan: VideoPlan, out_root: str) -> dict:
             # Interleave: the audio that plays during this video frame.
             start = round(i / plan.fps * plan.audio_rate)
             stop = round((i + 1) / plan.fps * plan.audio_rate)
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[:, start:stop]),
-                                               format="fltp", layout=audio_layout)
+            chunk = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(audio[:, start:stop]), format="fltp", layout=audio_layout
+            )
             chunk.sample_rate, chunk.pts = plan.audio_rate, start
             container.mux(sound.encode(chunk))
         container.mux(video.encode())
@@ -139,15 +180,23 @@ def write_video(plan: VideoPlan, out_root: str) -> dict:
 
     # Distractors: what a detector may mistake for an instrument. Clutter does not move.
     distractors = [{"kind": "player", "boxes": player_boxes}] + [
-        {"kind": kind, "boxes": [box] * plan.num_frames} for kind, box in scene.clutter]
+        {"kind": kind, "boxes": [box] * plan.num_frames} for kind, box in scene.clutter
+    ]
     annotation = {
-        "class": plan.class_name, "video_id": plan.video_id, "fps": float(plan.fps),
-        "width": plan.width, "height": plan.height, "duration": plan.duration,
+        "class": plan.class_name,
+        "video_id": plan.video_id,
+        "fps": float(plan.fps),
+        "width": plan.width,
+        "height": plan.height,
+        "duration": plan.duration,
         "num_video_frames": plan.num_frames,
-        "audio_rate": plan.audio_rate, "audio_channels": plan.audio_channels,
+        "audio_rate": plan.audio_rate,
+        "audio_channels": plan.audio_channels,
         "sound": sound_facts,
-        "objects": [{"class": obj.class_name, "sounding": obj.sounding, "boxes": boxes}
-                    for obj, boxes in zip(scene.objects, boxes_per_object)],
+        "objects": [
+            {"class": obj.class_name, "sounding": obj.sounding, "boxes": boxes}
+            for obj, boxes in zip(scene.objects, boxes_per_object)
+        ],
         "distractors": distractors,
     }
     annotation_file = layout.annotation_path(out_root, plan.class_name, plan.video_id)
@@ -163,8 +212,17 @@ def _write_video_task(task):
     return plan
 
 
-def generate(out_root: str, classes, videos_per_class: int, seed: int, min_sec: float,
-             max_sec: float, width: int, height: int, workers: int) -> list[VideoPlan]:
+def generate(
+    out_root: str,
+    classes,
+    videos_per_class: int,
+    seed: int,
+    min_sec: float,
+    max_sec: float,
+    width: int,
+    height: int,
+    workers: int,
+) -> list[VideoPlan]:
     """Write the whole synthetic set under `out_root`; return the plans of the written videos."""
     plans = plan_videos(classes, videos_per_class, seed, min_sec, max_sec, width, height)
     # Longest first, so that the last worker does not start a long video at the end.
@@ -177,8 +235,10 @@ def generate(out_root: str, classes, videos_per_class: int, seed: int, min_sec: 
         with Pool(workers) as pool:
             for _ in tqdm(pool.imap_unordered(_write_video_task, tasks), **progress):
                 pass
-    listing = {"version": 1.0,
-               "videos": {c: [p.video_id for p in plans if p.class_name == c] for c in classes}}
+    listing = {
+        "version": 1.0,
+        "videos": {c: [p.video_id for p in plans if p.class_name == c] for c in classes},
+    }
     with open(os.path.join(out_root, "videos.json"), "w") as f:
         json.dump(listing, f, indent=2)
     return plans

@@ -1,4 +1,5 @@
 """How each instrument class sounds: note renderers, their per-video styles and the VOICES table."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -18,25 +19,32 @@ def draw_style(rng: np.random.Generator) -> dict:
     tilt: spectral slope added to the partials (brightness); formant_shift: body resonances
     scaled in frequency (a bigger or smaller instrument); attack_scale: how hard notes start.
     """
-    return dict(tilt=rng.uniform(-0.3, 0.3), formant_shift=rng.uniform(0.85, 1.18),
-                attack_scale=rng.uniform(0.6, 1.7), vibrato=rng.uniform(0.5, 1.5),
-                vibrato_hz=rng.uniform(4.5, 6.8), pluck_position=rng.uniform(0.08, 0.25),
-                ring_sec=rng.uniform(0.5, 1.6), ring=rng.uniform(0.7, 1.5),
-                detune=rng.uniform(3, 10))
+    return dict(
+        tilt=rng.uniform(-0.3, 0.3),
+        formant_shift=rng.uniform(0.85, 1.18),
+        attack_scale=rng.uniform(0.6, 1.7),
+        vibrato=rng.uniform(0.5, 1.5),
+        vibrato_hz=rng.uniform(4.5, 6.8),
+        pluck_position=rng.uniform(0.08, 0.25),
+        ring_sec=rng.uniform(0.5, 1.6),
+        ring=rng.uniform(0.7, 1.5),
+        detune=rng.uniform(3, 10),
+    )
 
 
 @dataclass
 class Note:
     """What a renderer needs to synthesise one note (all lengths in samples)."""
+
     f0: float
-    velocity: float            # 0..1; softer notes are also darker, as on real instruments
-    n_on: int                  # samples while the note is held
-    n: int                     # n_on plus the release tail
+    velocity: float  # 0..1; softer notes are also darker, as on real instruments
+    n_on: int  # samples while the note is held
+    n: int  # n_on plus the release tail
     rate: int
     rng: np.random.Generator
-    style: dict                # see draw_style
-    prev_f0: float | None      # the previous note's pitch, for glides
-    noise: np.ndarray          # (n,) the class's band-limited noise at this note's position
+    style: dict  # see draw_style
+    prev_f0: float | None  # the previous note's pitch, for glides
+    noise: np.ndarray  # (n,) the class's band-limited noise at this note's position
 
     @property
     def t(self) -> np.ndarray:
@@ -62,9 +70,9 @@ def _envelope(note: Note, attack: float, release: float) -> np.ndarray:
     n_attack = max(1, min(int(attack * note.style["attack_scale"] * note.rate), note.n_on))
     env[:n_attack] = np.linspace(0.0, 1.0, n_attack, endpoint=False)
     held = np.arange(note.n_on - n_attack) / note.rate
-    env[n_attack:note.n_on] = 0.8 + 0.2 * np.exp(-held / 0.15)
+    env[n_attack : note.n_on] = 0.8 + 0.2 * np.exp(-held / 0.15)
     tail = np.arange(note.n - note.n_on) / note.rate
-    env[note.n_on:] = env[note.n_on - 1] * np.exp(-tail / (release / 5))
+    env[note.n_on :] = env[note.n_on - 1] * np.exp(-tail / (release / 5))
     return env
 
 
@@ -96,8 +104,12 @@ def _vibrato_phase(note: Note, depth: float, onset: float, glide: bool = False) 
     """Phase (rad) of the fundamental with delayed vibrato (depth in semitones) and, optionally,
     a fast glide from the previous note's pitch (erhu portamento)."""
     t = note.t
-    semitones = depth * note.style["vibrato"] * np.clip(t / onset, 0, 1) * np.sin(
-        2 * np.pi * note.style["vibrato_hz"] * t + note.rng.uniform(0, 2 * np.pi))
+    semitones = (
+        depth
+        * note.style["vibrato"]
+        * np.clip(t / onset, 0, 1)
+        * np.sin(2 * np.pi * note.style["vibrato_hz"] * t + note.rng.uniform(0, 2 * np.pi))
+    )
     if glide and note.prev_f0 is not None:
         semitones += 12 * np.log2(note.prev_f0 / note.f0) * np.exp(-t / 0.03)
     return 2 * np.pi * np.cumsum(note.f0 * 2.0 ** (semitones / 12)) / note.rate
@@ -106,8 +118,9 @@ def _vibrato_phase(note: Note, depth: float, onset: float, glide: bool = False) 
 def _render_bowed(p: dict, note: Note) -> np.ndarray:
     """Sawtooth-like string with body formants, vibrato and bow noise (violin, cello, erhu)."""
     harmonics = np.arange(1, 31)
-    amps = harmonics ** (-1.0 + note.tilt) * _formant_gain(harmonics * note.f0, p["formants"],
-                                                            note.style["formant_shift"])
+    amps = harmonics ** (-1.0 + note.tilt) * _formant_gain(
+        harmonics * note.f0, p["formants"], note.style["formant_shift"]
+    )
     phase = _vibrato_phase(note, p["vibrato"], 0.15, p.get("glide", False))
     tone = _sum_partials(phase, harmonics, amps / amps.max(), note) + p["noise"] * note.noise
     return tone * _envelope(note, p["attack"], 0.08)
@@ -116,8 +129,11 @@ def _render_bowed(p: dict, note: Note) -> np.ndarray:
 def _render_wind(p: dict, note: Note) -> np.ndarray:
     """Fixed partial amplitudes (odd-only for the clarinet), breath noise, gentle vibrato."""
     harmonics = np.arange(1, len(p["amps"]) + 1)
-    amps = np.asarray(p["amps"]) * harmonics ** note.tilt * _formant_gain(
-        harmonics * note.f0, p.get("formants", ()), note.style["formant_shift"])
+    amps = (
+        np.asarray(p["amps"])
+        * harmonics**note.tilt
+        * _formant_gain(harmonics * note.f0, p.get("formants", ()), note.style["formant_shift"])
+    )
     phase = _vibrato_phase(note, p["vibrato"], 0.2)
     tone = _sum_partials(phase, harmonics, amps / amps.max(), note) + p["breath"] * note.noise
     return tone * _envelope(note, p["attack"], 0.06)
@@ -145,14 +161,15 @@ def _render_brass(p: dict, note: Note) -> np.ndarray:
 def _render_plucked(p: dict, note: Note) -> np.ndarray:
     """Plucked stiff string: pluck-position comb, faster decay of higher partials (guitar)."""
     harmonics = np.arange(1, 25)
-    amps = (np.abs(np.sin(harmonics * np.pi * note.style["pluck_position"]))
-            / harmonics ** (1.2 - note.tilt))
-    ratios = harmonics * np.sqrt(1 + 2e-4 * harmonics ** 2)
+    amps = np.abs(np.sin(harmonics * np.pi * note.style["pluck_position"])) / harmonics ** (
+        1.2 - note.tilt
+    )
+    ratios = harmonics * np.sqrt(1 + 2e-4 * harmonics**2)
     decays = note.style["ring_sec"] / (1 + 0.5 * (harmonics - 1))
     tone = _sum_partials(2 * np.pi * note.f0 * note.t, ratios, amps / amps.max(), note, decays)
     n_attack = int(0.002 * note.rate)
     tone[:n_attack] *= np.linspace(0, 1, n_attack)
-    tone[note.n_on:] *= np.exp(-np.arange(note.n - note.n_on) / (0.06 * note.rate))  # damped
+    tone[note.n_on :] *= np.exp(-np.arange(note.n - note.n_on) / (0.06 * note.rate))  # damped
     return tone
 
 
@@ -187,6 +204,7 @@ class Voice:
     'dyad' (two mallets, a double stop); strum: s between the strings of a strummed chord.
     tail_sec: release tail; noise_band: Hz of its noise component (None: no noise).
     """
+
     midi_low: int
     midi_high: int
     beats: tuple[float, ...]
@@ -199,34 +217,138 @@ class Voice:
     params: dict
 
 
-_SHORT = (0.5, 0.5, 1.0, 1.0, 1.0, 1.5, 2.0)        # eighths to halves
-_LONG = (1.0, 1.0, 2.0, 2.0, 3.0, 4.0)               # quarters to whole notes
+_SHORT = (0.5, 0.5, 1.0, 1.0, 1.0, 1.5, 2.0)  # eighths to halves
+_LONG = (1.0, 1.0, 2.0, 2.0, 3.0, 4.0)  # quarters to whole notes
 VOICES = {
-    "tuba": Voice(28, 58, _LONG, 0.0, "dyad", 0.0, 0.1, None, _render_brass,
-                  dict(max_harmonic=12, rise=0.6, rolloff=1.6, attack=0.06, vibrato=0.0)),
-    "cello": Voice(36, 76, _LONG, 0.12, "dyad", 0.0, 0.1, (2000, 5000), _render_bowed,
-                   dict(formants=((250, 120, 1.5), (1200, 400, 0.8)), vibrato=0.25, attack=0.08,
-                        noise=0.02)),
+    "tuba": Voice(
+        28,
+        58,
+        _LONG,
+        0.0,
+        "dyad",
+        0.0,
+        0.1,
+        None,
+        _render_brass,
+        dict(max_harmonic=12, rise=0.6, rolloff=1.6, attack=0.06, vibrato=0.0),
+    ),
+    "cello": Voice(
+        36,
+        76,
+        _LONG,
+        0.12,
+        "dyad",
+        0.0,
+        0.1,
+        (2000, 5000),
+        _render_bowed,
+        dict(formants=((250, 120, 1.5), (1200, 400, 0.8)), vibrato=0.25, attack=0.08, noise=0.02),
+    ),
     "acoustic_guitar": Voice(40, 76, _SHORT, 0.5, "triad", 0.02, 0.15, None, _render_plucked, {}),
-    "clarinet": Voice(50, 86, _SHORT, 0.0, "dyad", 0.0, 0.08, (1000, 4000), _render_wind,
-                      dict(amps=[1 / h if h % 2 else 0.04 / h for h in range(1, 16)], vibrato=0.0,
-                           attack=0.025, breath=0.015)),
-    "trumpet": Voice(54, 82, _SHORT, 0.0, "dyad", 0.0, 0.08, None, _render_brass,
-                     dict(max_harmonic=20, rise=1.6, rolloff=2.2, attack=0.02, vibrato=0.05)),
-    "violin": Voice(55, 93, _SHORT, 0.05, "dyad", 0.0, 0.1, (2000, 5000), _render_bowed,
-                    dict(formants=((500, 200, 0.8), (2800, 800, 1.8)), vibrato=0.3, attack=0.05,
-                         noise=0.03)),
-    "flute": Voice(60, 93, _SHORT, 0.0, "dyad", 0.0, 0.08, (600, 4500), _render_wind,
-                   dict(amps=[1.0, 0.25, 0.1, 0.04], vibrato=0.12, attack=0.06, breath=0.1)),
-    "xylophone": Voice(65, 96, (0.5, 0.5, 0.5, 1.0, 1.0), 0.3, "dyad", 0.0, 0.4, (1500, 5000),
-                       _render_struck, dict(ratios=[1.0, 2.92, 5.97, 9.6],
-                                            amps=[1.0, 0.45, 0.2, 0.08],
-                                            decays=[0.3, 0.09, 0.04, 0.02])),
-    "saxophone": Voice(49, 81, _SHORT, 0.0, "dyad", 0.0, 0.08, (800, 4000), _render_wind,
-                       dict(amps=[h ** -0.7 for h in range(1, 25)], vibrato=0.15, attack=0.04,
-                            breath=0.04, formants=((600, 200, 1.0), (1500, 600, 2.5)))),
+    "clarinet": Voice(
+        50,
+        86,
+        _SHORT,
+        0.0,
+        "dyad",
+        0.0,
+        0.08,
+        (1000, 4000),
+        _render_wind,
+        dict(
+            amps=[1 / h if h % 2 else 0.04 / h for h in range(1, 16)],
+            vibrato=0.0,
+            attack=0.025,
+            breath=0.015,
+        ),
+    ),
+    "trumpet": Voice(
+        54,
+        82,
+        _SHORT,
+        0.0,
+        "dyad",
+        0.0,
+        0.08,
+        None,
+        _render_brass,
+        dict(max_harmonic=20, rise=1.6, rolloff=2.2, attack=0.02, vibrato=0.05),
+    ),
+    "violin": Voice(
+        55,
+        93,
+        _SHORT,
+        0.05,
+        "dyad",
+        0.0,
+        0.1,
+        (2000, 5000),
+        _render_bowed,
+        dict(formants=((500, 200, 0.8), (2800, 800, 1.8)), vibrato=0.3, attack=0.05, noise=0.03),
+    ),
+    "flute": Voice(
+        60,
+        93,
+        _SHORT,
+        0.0,
+        "dyad",
+        0.0,
+        0.08,
+        (600, 4500),
+        _render_wind,
+        dict(amps=[1.0, 0.25, 0.1, 0.04], vibrato=0.12, attack=0.06, breath=0.1),
+    ),
+    "xylophone": Voice(
+        65,
+        96,
+        (0.5, 0.5, 0.5, 1.0, 1.0),
+        0.3,
+        "dyad",
+        0.0,
+        0.4,
+        (1500, 5000),
+        _render_struck,
+        dict(
+            ratios=[1.0, 2.92, 5.97, 9.6],
+            amps=[1.0, 0.45, 0.2, 0.08],
+            decays=[0.3, 0.09, 0.04, 0.02],
+        ),
+    ),
+    "saxophone": Voice(
+        49,
+        81,
+        _SHORT,
+        0.0,
+        "dyad",
+        0.0,
+        0.08,
+        (800, 4000),
+        _render_wind,
+        dict(
+            amps=[h**-0.7 for h in range(1, 25)],
+            vibrato=0.15,
+            attack=0.04,
+            breath=0.04,
+            formants=((600, 200, 1.0), (1500, 600, 2.5)),
+        ),
+    ),
     "accordion": Voice(41, 84, _LONG, 0.5, "triad", 0.0, 0.08, None, _render_reed, {}),
-    "erhu": Voice(62, 93, _SHORT, 0.0, "dyad", 0.0, 0.1, (2000, 5000), _render_bowed,
-                  dict(formants=((1000, 250, 3.0), (3000, 600, 1.0)), vibrato=0.55, attack=0.06,
-                       noise=0.04, glide=True)),
+    "erhu": Voice(
+        62,
+        93,
+        _SHORT,
+        0.0,
+        "dyad",
+        0.0,
+        0.1,
+        (2000, 5000),
+        _render_bowed,
+        dict(
+            formants=((1000, 250, 3.0), (3000, 600, 1.0)),
+            vibrato=0.55,
+            attack=0.06,
+            noise=0.04,
+            glide=True,
+        ),
+    ),
 }

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny synthetic MUSIC root built by the real preprocessing scripts, and tiny
 trained GRD -> COL -> CCoL runs on it (built once per test session)."""
+
 import os
 import subprocess
 import sys
@@ -11,11 +12,42 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Smallest configuration that keeps every stage of the method: 2 frames of 32 px crops,
 # 4095-sample clips (0.37 s), 32 x 32 spectrograms, 5-level U-Net, 8-channel nets.
 TINY_ARGS = [
-    "--profile", "demo", "--aud_len", "4095", "--stft_frame", "254", "--stft_hop", "128",
-    "--warp_bins", "32", "--arch_sound", "unet", "--unet_levels", "5", "--ngf", "8",
-    "--vis_width", "8", "--vggish_width", "8", "--img_size", "32", "--num_frames", "2",
-    "--batch_size", "4", "--dup_trainset", "2", "--workers", "0", "--num_vis", "2",
-    "--disp_iter", "2", "--lr_steps", "100",
+    "--profile",
+    "demo",
+    "--aud_len",
+    "4095",
+    "--stft_frame",
+    "254",
+    "--stft_hop",
+    "128",
+    "--warp_bins",
+    "32",
+    "--arch_sound",
+    "unet",
+    "--unet_levels",
+    "5",
+    "--ngf",
+    "8",
+    "--vis_width",
+    "8",
+    "--vggish_width",
+    "8",
+    "--img_size",
+    "32",
+    "--num_frames",
+    "2",
+    "--batch_size",
+    "4",
+    "--dup_trainset",
+    "2",
+    "--workers",
+    "0",
+    "--num_vis",
+    "2",
+    "--disp_iter",
+    "2",
+    "--lr_steps",
+    "100",
 ]
 
 
@@ -25,14 +57,27 @@ def run(cmd, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, **kw)
     if proc.returncode != 0:
-        raise AssertionError(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
-                             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
 def main_py(*args, ckpt, data_root, **kw):
-    return run([sys.executable, "main.py", *TINY_ARGS, "--ckpt", str(ckpt), "--data_root", str(data_root),
-                *map(str, args)], **kw)
+    return run(
+        [
+            sys.executable,
+            "main.py",
+            *TINY_ARGS,
+            "--ckpt",
+            str(ckpt),
+            "--data_root",
+            str(data_root),
+            *map(str, args),
+        ],
+        **kw,
+    )
 
 
 # Tests that need these session fixtures build data with the real scripts and train: end to end.
@@ -50,11 +95,37 @@ def tiny_data_root(tmp_path_factory):
     """4 classes x 3 videos of 9-10 s through generation, extraction, indexing and detection."""
     root = tmp_path_factory.mktemp("music") / "data"
     py = sys.executable
-    run([py, "scripts/make_synthetic_music.py", "--out", root, "--videos-per-class", "3", "--seed", "7",
-         "--classes", "cello", "flute", "trumpet", "xylophone", "--min-sec", "9", "--max-sec", "10",
-         "--width", "128", "--height", "96", "--workers", "2"])
+    run(
+        [
+            py,
+            "scripts/make_synthetic_music.py",
+            "--out",
+            root,
+            "--videos-per-class",
+            "3",
+            "--seed",
+            "7",
+            "--classes",
+            "cello",
+            "flute",
+            "trumpet",
+            "xylophone",
+            "--min-sec",
+            "9",
+            "--max-sec",
+            "10",
+            "--width",
+            "128",
+            "--height",
+            "96",
+            "--workers",
+            "2",
+        ]
+    )
     run([py, "scripts/extract_frames_audio.py", "--root", root, "--workers", "2"])
-    run([py, "scripts/create_index_files.py", "--root", root, "--seed", "1", "--sep-per-video", "2"])
+    run(
+        [py, "scripts/create_index_files.py", "--root", root, "--seed", "1", "--sep-per-video", "2"]
+    )
     run([py, "scripts/detect_objects.py", "--root", root, "--from-annotations"])
     return root
 
@@ -65,7 +136,11 @@ def trained_runs(tiny_data_root, tmp_path_factory):
     ckpt = tmp_path_factory.mktemp("ckpt")
     common = dict(ckpt=ckpt, data_root=tiny_data_root)
     main_py("--stage", "grd", "--id", "grd", "--num_epoch", "2", **common)
-    main_py("--stage", "col", "--id", "col", "--num_epoch", "2", "--init_from", ckpt / "grd", **common)
-    main_py("--stage", "ccol", "--id", "ccol", "--num_epoch", "2", "--init_from", ckpt / "col", **common)
+    main_py(
+        "--stage", "col", "--id", "col", "--num_epoch", "2", "--init_from", ckpt / "grd", **common
+    )
+    main_py(
+        "--stage", "ccol", "--id", "ccol", "--num_epoch", "2", "--init_from", ckpt / "col", **common
+    )
     main_py("--stage", "sop", "--id", "sop", "--num_epoch", "1", **common)
     return ckpt

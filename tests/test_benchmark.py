@@ -1,4 +1,5 @@
 """scripts/benchmark.py: the quick CPU run measures and prints every figure; its parts run right."""
+
 import json
 import os
 import subprocess
@@ -18,25 +19,53 @@ STAGES = ("ccol", "sop")
 @pytest.mark.slow
 def test_quick_run_prints_every_figure_and_writes_them_to_json(tmp_path):
     output = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "scripts/benchmark.py", "--quick", "--stages", *STAGES,
-                           "--json", str(output)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/benchmark.py",
+            "--quick",
+            "--stages",
+            *STAGES,
+            "--json",
+            str(output),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    table = proc.stdout[proc.stdout.index("measurement"):]
-    expected = ([f"(a) loader {variant} samples/s" for variant in ("jpeg", "cache")]
-                + [f"(b) step {stage} mixtures/s" for stage in STAGES]
-                + [f"(c) end-to-end {stage} {variant} mixtures/s" for stage in STAGES for variant in ("jpeg", "cache")]
-                + [f"(d) eval metrics {backend}" for backend in ("fast", "mir_eval")]
-                + [f"(d) eval 260 mixtures {backend}" for backend in ("fast", "mir_eval")])
+    table = proc.stdout[proc.stdout.index("measurement") :]
+    expected = (
+        [f"(a) loader {variant} samples/s" for variant in ("jpeg", "cache")]
+        + [f"(b) step {stage} mixtures/s" for stage in STAGES]
+        + [
+            f"(c) end-to-end {stage} {variant} mixtures/s"
+            for stage in STAGES
+            for variant in ("jpeg", "cache")
+        ]
+        + [f"(d) eval metrics {backend}" for backend in ("fast", "mir_eval")]
+        + [f"(d) eval 260 mixtures {backend}" for backend in ("fast", "mir_eval")]
+    )
     for label in expected:
         assert label in table, label
     assert "n/a" not in table
     report = json.loads(output.read_text())
     assert report["config"]["sizes"] == "tiny" and report["config"]["device"] == "cpu"
-    assert report["loader"]["cache"]["samples_per_s"] > 0 and report["loader"]["jpeg"]["samples_per_s"] > 0
+    assert (
+        report["loader"]["cache"]["samples_per_s"] > 0
+        and report["loader"]["jpeg"]["samples_per_s"] > 0
+    )
     assert all(report["step"][stage]["mixtures_per_s"] > 0 for stage in STAGES)
-    assert all(report["end_to_end"][stage][variant]["mixtures_per_s"] > 0
-               for stage in STAGES for variant in ("jpeg", "cache"))
-    assert report["eval"]["metrics_mir_eval_s_per_mixture"] > 0 and report["eval"]["metrics_fast_s_per_mixture"] > 0
+    assert all(
+        report["end_to_end"][stage][variant]["mixtures_per_s"] > 0
+        for stage in STAGES
+        for variant in ("jpeg", "cache")
+    )
+    assert (
+        report["eval"]["metrics_mir_eval_s_per_mixture"] > 0
+        and report["eval"]["metrics_fast_s_per_mixture"] > 0
+    )
 
 
 @pytest.fixture
@@ -57,7 +86,12 @@ def test_channels_last_steps_give_the_losses_of_the_default_layout(stage, one_th
         torch.manual_seed(0)
         model, optimizer = benchmark.build_stage(args, channels_last)
         batch = benchmark.synthetic_batch(args, batch_size=2)
-        losses.append([float(benchmark.train_step(model, batch, optimizer, args)["total"].detach()) for _ in range(2)])
+        losses.append(
+            [
+                float(benchmark.train_step(model, batch, optimizer, args)["total"].detach())
+                for _ in range(2)
+            ]
+        )
     # Equal up to float summation order, which an Adam step (about lr x sign(grad)) amplifies.
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
 

@@ -1,4 +1,5 @@
 """Tests of scripts/check_data.py: a clean synthetic root passes, and each planted problem is reported."""
+
 import os
 import shutil
 
@@ -11,9 +12,20 @@ from dataset.index import read_index
 from scripts import check_data
 
 # Planted one per video, in the order of the videos of train.csv, val.csv, test.csv.
-PLANTED = ("audio missing", "audio unreadable", "audio sample rate", "audio channels", "frames missing",
-           "frame count mismatch", "detections missing", "detections empty", "detections malformed",
-           "shorter than a clip", "frame unreadable", "audio not finite")
+PLANTED = (
+    "audio missing",
+    "audio unreadable",
+    "audio sample rate",
+    "audio channels",
+    "frames missing",
+    "frame count mismatch",
+    "detections missing",
+    "detections empty",
+    "detections malformed",
+    "shorter than a clip",
+    "frame unreadable",
+    "audio not finite",
+)
 # Planted on top of those: a test video listed in train too, a test_sep.csv row naming a train video.
 PLANTED_ACROSS = ("test leak", "mixture list")
 
@@ -49,7 +61,9 @@ def plant(root, kind, video, csv_path):
             f.write(b"RIFF\x00\x00garbage" * 10)
     elif kind == "audio sample rate":
         samples, rate = sf.read(wav, dtype="float32")
-        sf.write(wav, np.repeat(samples, 2), 2 * rate, subtype="PCM_16")   # same duration at 22050 Hz
+        sf.write(
+            wav, np.repeat(samples, 2), 2 * rate, subtype="PCM_16"
+        )  # same duration at 22050 Hz
     elif kind == "audio channels":
         samples, rate = sf.read(wav, dtype="float32")
         sf.write(wav, np.stack([samples, samples], 1), rate, subtype="PCM_16")
@@ -74,7 +88,7 @@ def plant(root, kind, video, csv_path):
     elif kind == "shorter than a clip":
         # 3 s of audio, frames and detections: consistent, but shorter than a 5.9 s clip.
         samples, rate = sf.read(wav, dtype="float32")
-        sf.write(wav, samples[:3 * rate], rate, subtype="PCM_16")
+        sf.write(wav, samples[: 3 * rate], rate, subtype="PCM_16")
         for k in range(4, video.num_frames + 1):
             os.remove(os.path.join(folder, layout.frame_name(k)))
         dets = np.load(npy)
@@ -89,8 +103,11 @@ def broken_root(tiny_data_root, tmp_path):
     """A copy of the tiny root with every problem of PLANTED and PLANTED_ACROSS planted once."""
     root = tmp_path / "data"
     shutil.copytree(tiny_data_root, root, ignore=shutil.ignore_patterns("videos"))
-    videos = [(v, root / f"{split}.csv") for split in ("train", "val", "test")
-              for v in read_index(root / f"{split}.csv")]
+    videos = [
+        (v, root / f"{split}.csv")
+        for split in ("train", "val", "test")
+        for v in read_index(root / f"{split}.csv")
+    ]
     assert len(videos) == len(PLANTED)
     for kind, (video, csv_path) in zip(PLANTED, videos):
         plant(str(root), kind, video, csv_path)
@@ -103,7 +120,9 @@ def broken_root(tiny_data_root, tmp_path):
 
 
 def test_every_planted_problem_is_reported_once(broken_root):
-    clip = check_data.ClipSpec(aud_len=65535, sample_rate=11025, num_frames=3, stride_frames=1, frame_rate=1)
+    clip = check_data.ClipSpec(
+        aud_len=65535, sample_rate=11025, num_frames=3, stride_frames=1, frame_rate=1
+    )
     problems, checked = check_data.check_root(str(broken_root), clip)
     counts = {kind: sum(p.kind == kind for p in problems) for kind in check_data.PROBLEMS}
     expected = {kind: int(kind in PLANTED + PLANTED_ACROSS) for kind in check_data.PROBLEMS}
@@ -114,7 +133,10 @@ def test_every_planted_problem_is_reported_once(broken_root):
 def test_report_groups_counts_and_fails(broken_root, capsys):
     status, out = run_check(broken_root, capsys)
     assert status == 1
-    assert f"{len(PLANTED) + len(PLANTED_ACROSS)} problems of {len(PLANTED) + len(PLANTED_ACROSS)} kinds" in out
+    assert (
+        f"{len(PLANTED) + len(PLANTED_ACROSS)} problems of {len(PLANTED) + len(PLANTED_ACROSS)} kinds"
+        in out
+    )
     for kind in PLANTED + PLANTED_ACROSS:
         assert f"  {kind}: 1 " in out, (kind, out)
     # examples name the offending file
@@ -123,7 +145,9 @@ def test_report_groups_counts_and_fails(broken_root, capsys):
 
 def test_clip_length_decides_what_is_too_short(tiny_data_root, capsys):
     """Videos of 9-10 s are too short for 12 s clips: every one is reported, with the exit status."""
-    status, out = run_check(tiny_data_root, capsys, "--aud-len", str(12 * 11025), "--max-examples", "2")
+    status, out = run_check(
+        tiny_data_root, capsys, "--aud-len", str(12 * 11025), "--max-examples", "2"
+    )
     assert status == 1
     assert "shorter than a clip: 12 " in out and "... and 10 more" in out
     status, out = run_check(tiny_data_root, capsys, "--num-frames", "11")
@@ -138,11 +162,12 @@ def test_missing_index_is_reported(tmp_path, capsys):
 
 # ---------------------------------------------------------------- what the loader refuses, found first
 
+
 def truncated_jpg(root, video):
     """A jpg cut to a third: its header is valid, its pixels are not all there."""
     path = os.path.join(layout.frames_dir(root, video.frames), layout.frame_name(2))
     data = open(path, "rb").read()
-    open(path, "wb").write(data[:len(data) // 3])
+    open(path, "wb").write(data[: len(data) // 3])
 
 
 def boxes_outside(root, video):
@@ -155,7 +180,7 @@ def boxes_outside(root, video):
 def audio_cut_in_half(root, video):
     wav = layout.audio_path(root, video.audio)
     samples, rate = sf.read(wav, dtype="float32")
-    sf.write(wav, samples[:len(samples) // 2], rate, subtype="PCM_16")
+    sf.write(wav, samples[: len(samples) // 2], rate, subtype="PCM_16")
 
 
 def detections_past_the_end(root, video):
@@ -174,7 +199,9 @@ def nan_audio(root, video):
 
 def three_classes_in_train(root, video):
     path = os.path.join(root, "train.csv")
-    keep = [line for line in open(path).read().splitlines() if layout.class_of(line) != video.class_name]
+    keep = [
+        line for line in open(path).read().splitlines() if layout.class_of(line) != video.class_name
+    ]
     open(path, "w").write("\n".join(keep) + "\n")
 
 
@@ -184,9 +211,15 @@ def train_leak(root, video):
         f.write(f"{test_video.audio},{test_video.frames},{test_video.num_frames}\n")
 
 
-ALONE = {truncated_jpg: "frame unreadable", boxes_outside: "boxes outside the image",
-         audio_cut_in_half: "audio shorter than frames", detections_past_the_end: "detections malformed",
-         nan_audio: "audio not finite", three_classes_in_train: "too few classes", train_leak: "test leak"}
+ALONE = {
+    truncated_jpg: "frame unreadable",
+    boxes_outside: "boxes outside the image",
+    audio_cut_in_half: "audio shorter than frames",
+    detections_past_the_end: "detections malformed",
+    nan_audio: "audio not finite",
+    three_classes_in_train: "too few classes",
+    train_leak: "test leak",
+}
 
 
 @pytest.mark.parametrize("damage", ALONE, ids=lambda f: f.__name__)
@@ -195,8 +228,12 @@ def test_each_problem_the_loader_refuses_is_reported(tiny_data_root, tmp_path, c
     root = tmp_path / "data"
     shutil.copytree(tiny_data_root, root, ignore=shutil.ignore_patterns("videos"))
     damage(str(root), read_index(root / "train.csv")[0])
-    clip = check_data.ClipSpec(aud_len=4095, sample_rate=11025, num_frames=2, stride_frames=1, frame_rate=1)
+    clip = check_data.ClipSpec(
+        aud_len=4095, sample_rate=11025, num_frames=2, stride_frames=1, frame_rate=1
+    )
     problems, _ = check_data.check_root(str(root), clip)
-    assert [p.kind for p in problems] == [ALONE[damage]], "\n".join(f"{p.kind}: {p.detail}" for p in problems)
+    assert [p.kind for p in problems] == [ALONE[damage]], "\n".join(
+        f"{p.kind}: {p.detail}" for p in problems
+    )
     status, out = run_check(root, capsys, "--aud-len", "4095", "--num-frames", "2")
     assert status == 1 and f"  {ALONE[damage]}: 1 " in out

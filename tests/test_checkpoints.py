@@ -1,4 +1,5 @@
 """The one atomic writer (umask, errors naming the path and cause) and checkpoints.py's run loading."""
+
 import argparse
 import errno
 import json
@@ -26,7 +27,7 @@ def test_files_get_the_umask_permissions(tmp_path, umask):
     for name in ("a.json", "a.pt", "a.npy"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
     assert json.loads((tmp_path / "a.json").read_text()) == {"a": 1}
-    assert sorted(os.listdir(tmp_path)) == ["a.json", "a.npy", "a.pt"]      # no temp file left
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "a.npy", "a.pt"]  # no temp file left
 
 
 def test_no_space_is_named_with_the_path_and_the_old_file_survives(tmp_path):
@@ -46,8 +47,13 @@ def small_tmpfs(tmp_path):
     """A 256 kB tmpfs (root only): a real full disk, and a real read-only one once remounted."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("mounting a tmpfs needs root")
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
@@ -64,13 +70,26 @@ def test_torch_save_on_a_full_disk_says_no_space_left(small_tmpfs):
 
 def test_read_only_folder_is_found_by_check_writable(small_tmpfs):
     subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
-    with pytest.raises(utils.WriteError, match=f"cannot write {small_tmpfs}: read-only file system"):
+    with pytest.raises(
+        utils.WriteError, match=f"cannot write {small_tmpfs}: read-only file system"
+    ):
         utils.check_writable(str(small_tmpfs))
 
 
 def run_namespace(run_dir, **kw) -> argparse.Namespace:
     from arguments import parse_args
-    args = parse_args(["--ckpt", str(run_dir.parent), "--id", run_dir.name, "--profile", "demo", *kw.pop("argv", [])])
+
+    args = parse_args(
+        [
+            "--ckpt",
+            str(run_dir.parent),
+            "--id",
+            run_dir.name,
+            "--profile",
+            "demo",
+            *kw.pop("argv", []),
+        ]
+    )
     return argparse.Namespace(**{**vars(args), **kw})
 
 
@@ -87,8 +106,12 @@ def saved_run(tmp_path, epochs=(1,)):
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[5])
     checkpoints.save_args(args)
     for epoch in epochs:
-        checkpoints.save(nets, optimizer, scheduler, epoch, {"train": [], "val": []}, None, args, "latest")
-    checkpoints.save(nets, optimizer, scheduler, epochs[0], {"train": [], "val": []}, None, args, "best")
+        checkpoints.save(
+            nets, optimizer, scheduler, epoch, {"train": [], "val": []}, None, args, "latest"
+        )
+    checkpoints.save(
+        nets, optimizer, scheduler, epochs[0], {"train": [], "val": []}, None, args, "best"
+    )
     return run_dir, args, nets, optimizer, scheduler
 
 
@@ -129,4 +152,6 @@ def test_initialise_from_latest_or_best(tmp_path):
     assert checkpoints.initialise_from(fresh, str(run_dir), "best")["epoch"] == 1
     assert torch.equal(fresh["sound"].weight, nets["sound"].weight)
     with pytest.raises(checkpoints.CheckpointError, match="shares no network"):
-        checkpoints.initialise_from(torch.nn.ModuleDict({"frame": torch.nn.Linear(2, 2)}), str(run_dir))
+        checkpoints.initialise_from(
+            torch.nn.ModuleDict({"frame": torch.nn.Linear(2, 2)}), str(run_dir)
+        )

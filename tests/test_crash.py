@@ -1,6 +1,7 @@
 """Crash safety of main.py: SIGKILL mid-epoch then --resume replays the run exactly; NaN audio stops
 training naming the file and keeps the last good checkpoint; an existing run is never deleted or
 overwritten."""
+
 import hashlib
 import json
 import os
@@ -13,17 +14,33 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REPO, TINY_ARGS, main_py
 
 import checkpoints
 from arguments import ARCH_KEYS
-from conftest import REPO, TINY_ARGS, main_py
 from dataset import layout
 from dataset.index import read_index
 
 # 16 iterations per epoch, each logged: the kill lands well inside epoch 2. Validation only after
 # the last epoch, and a learning-rate step after epoch 1, so that the scheduler state matters too.
-KILL_ARGS = ["--stage", "ccol", "--num_epoch", "2", "--dup_trainset", "16", "--disp_iter", "1",
-             "--eval_epoch", "100", "--num_val", "4", "--num_vis", "0", "--lr_steps", "1"]
+KILL_ARGS = [
+    "--stage",
+    "ccol",
+    "--num_epoch",
+    "2",
+    "--dup_trainset",
+    "16",
+    "--disp_iter",
+    "1",
+    "--eval_epoch",
+    "100",
+    "--num_val",
+    "4",
+    "--num_vis",
+    "0",
+    "--lr_steps",
+    "1",
+]
 LOSS_KEYS = ("total", "sep", "grd_solo", "grd_pos", "grd_neg")
 
 
@@ -35,8 +52,11 @@ def one_thread(monkeypatch):
 
 
 def file_digests(folder) -> dict:
-    return {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
-            for name in sorted(os.listdir(folder)) if (folder / name).is_file()}
+    return {
+        name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        for name in sorted(os.listdir(folder))
+        if (folder / name).is_file()
+    }
 
 
 def history(run_dir) -> dict:
@@ -46,14 +66,22 @@ def history(run_dir) -> dict:
 def start_and_kill_in_epoch_2(cmd, run_dir, timeout=240.0) -> None:
     """Start training, SIGKILL it once the log shows epoch 2 under way, and wait for it to die."""
     log = run_dir / "train.log"
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         deadline = time.monotonic() + timeout
         while "[train] epoch 2 it 1/" not in (log.read_text() if log.exists() else ""):
             if proc.poll() is not None:
-                pytest.fail(f"training ended (rc {proc.returncode}) before it could be killed:\n"
-                            f"{proc.stderr.read()[-3000:]}")
+                pytest.fail(
+                    f"training ended (rc {proc.returncode}) before it could be killed:\n"
+                    f"{proc.stderr.read()[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 pytest.fail(f"epoch 2 did not start within {timeout} s")
             time.sleep(0.02)
@@ -66,14 +94,27 @@ def start_and_kill_in_epoch_2(cmd, run_dir, timeout=240.0) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(trained_runs, tiny_data_root, tmp_path):
+def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(
+    trained_runs, tiny_data_root, tmp_path
+):
     common = dict(ckpt=tmp_path, data_root=tiny_data_root)
     init = ["--init_from", str(trained_runs / "col")]
     main_py(*KILL_ARGS, *init, "--id", "straight", **common)
 
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "main.py", *TINY_ARGS, "--ckpt", str(tmp_path), "--data_root", str(tiny_data_root),
-           *KILL_ARGS, *init, "--id", "killed"]
+    cmd = [
+        sys.executable,
+        "main.py",
+        *TINY_ARGS,
+        "--ckpt",
+        str(tmp_path),
+        "--data_root",
+        str(tiny_data_root),
+        *KILL_ARGS,
+        *init,
+        "--id",
+        "killed",
+    ]
     start_and_kill_in_epoch_2(cmd, killed)
     ckpt = checkpoints.load(str(killed / "checkpoint_latest.pt"))
     assert ckpt["epoch"] == 1, "the kill should land inside epoch 2, after the epoch-1 checkpoint"
@@ -93,7 +134,7 @@ def test_kill_mid_epoch_then_resume_matches_an_uninterrupted_run(trained_runs, t
         assert a["lr"] == b["lr"]
         for key in LOSS_KEYS:
             assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), (key, a, b)
-    assert resumed["train"][1]["lr"]["sound"] == pytest.approx(1e-5)   # the scheduler state survived
+    assert resumed["train"][1]["lr"]["sound"] == pytest.approx(1e-5)  # the scheduler state survived
     for key, value in straight["val"][-1].items():
         if isinstance(value, float):
             assert resumed["val"][-1][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
@@ -106,16 +147,20 @@ def architecture(run_dir) -> dict:
 
 def copy_of_run(trained_runs, tmp_path, run="ccol"):
     """A private copy of a trained run (2 epochs), to resume without touching the shared fixture."""
-    shutil.copytree(trained_runs / run, tmp_path / run, ignore=shutil.ignore_patterns("visualization"))
+    shutil.copytree(
+        trained_runs / run, tmp_path / run, ignore=shutil.ignore_patterns("visualization")
+    )
     return tmp_path / run
 
 
-def test_nan_audio_stops_training_naming_the_file_and_keeps_the_run(trained_runs, tiny_data_root, tmp_path):
+def test_nan_audio_stops_training_naming_the_file_and_keeps_the_run(
+    trained_runs, tiny_data_root, tmp_path
+):
     run_dir = copy_of_run(trained_runs, tmp_path)
     data = tmp_path / "data"
     shutil.copytree(tiny_data_root, data, ignore=shutil.ignore_patterns("videos"))
     wavs = []
-    for video in read_index(data / "train.csv"):   # a corrupt float wav: NaN samples
+    for video in read_index(data / "train.csv"):  # a corrupt float wav: NaN samples
         wav = layout.audio_path(str(data), video.audio)
         samples, rate = sf.read(wav, dtype="float32")
         samples[::100] = np.nan
@@ -124,7 +169,17 @@ def test_nan_audio_stops_training_naming_the_file_and_keeps_the_run(trained_runs
     before = file_digests(run_dir)
 
     with pytest.raises(AssertionError) as failure:
-        main_py("--stage", "ccol", "--id", "ccol", "--num_epoch", "3", "--resume", ckpt=tmp_path, data_root=data)
+        main_py(
+            "--stage",
+            "ccol",
+            "--id",
+            "ccol",
+            "--num_epoch",
+            "3",
+            "--resume",
+            ckpt=tmp_path,
+            data_root=data,
+        )
     message = str(failure.value)
     assert "command failed (1)" in message and "Traceback" not in message
     assert "holds NaN or inf samples" in message and any(wav in message for wav in wavs)
@@ -134,12 +189,27 @@ def test_nan_audio_stops_training_naming_the_file_and_keeps_the_run(trained_runs
     assert checkpoints.load(str(run_dir / "checkpoint_latest.pt"))["epoch"] == 2
 
 
-def test_resume_with_a_broken_or_foreign_checkpoint_is_a_clear_error(trained_runs, tiny_data_root, tmp_path):
+def test_resume_with_a_broken_or_foreign_checkpoint_is_a_clear_error(
+    trained_runs, tiny_data_root, tmp_path
+):
     run_dir = copy_of_run(trained_runs, tmp_path)
     common = dict(ckpt=tmp_path, data_root=tiny_data_root)
     arch_before = architecture(run_dir)
-    with pytest.raises(AssertionError, match=r"trained with another configuration .*'ngf': \(8, 16\)"):
-        main_py("--stage", "ccol", "--id", "ccol", "--num_epoch", "3", "--resume", "--ngf", "16", **common)
+    with pytest.raises(
+        AssertionError, match=r"trained with another configuration .*'ngf': \(8, 16\)"
+    ):
+        main_py(
+            "--stage",
+            "ccol",
+            "--id",
+            "ccol",
+            "--num_epoch",
+            "3",
+            "--resume",
+            "--ngf",
+            "16",
+            **common,
+        )
     # The refused resume must not rewrite the run's configuration, or evaluation builds the wrong nets.
     assert architecture(run_dir) == arch_before
 

@@ -1,4 +1,5 @@
 """Tests of the MUSIC mixture loader on a tiny data root written into tmp_path."""
+
 import logging
 import os
 import random
@@ -15,8 +16,14 @@ from PIL import Image
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from dataset import DataError, MUSICMixDataset, collate, normalize_frames, summarize  # noqa: E402
-from dataset import layout  # noqa: E402
+from dataset import (  # noqa: E402
+    DataError,
+    MUSICMixDataset,
+    collate,
+    layout,  # noqa: E402
+    normalize_frames,
+    summarize,
+)
 from dataset.index import read_index, read_sep_list  # noqa: E402
 from dataset.readers import read_audio_window  # noqa: E402
 from dataset.transforms import crop_resize  # noqa: E402
@@ -27,12 +34,12 @@ NUM_FRAMES = 8
 WIDTH, HEIGHT = 48, 36
 SECONDS = 8
 RATE = layout.AUDIO_RATE
-AUD_LEN = 4095        # odd, like the reference's 65535
+AUD_LEN = 4095  # odd, like the reference's 65535
 IMG = 16
-RED_BOX = (6, 10, 18, 26)      # drawn 2 px larger, so the box interior is pure colour
+RED_BOX = (6, 10, 18, 26)  # drawn 2 px larger, so the box interior is pure colour
 GREEN_BOX = (28, 10, 42, 26)
-NO_DETECTION_FRAME = 5         # frame of every video without a detection row
-GREEN_WINS_FRAME = 3           # frame where the green box scores higher than the red one
+NO_DETECTION_FRAME = 5  # frame of every video without a detection row
+GREEN_WINS_FRAME = 3  # frame where the green box scores higher than the red one
 INDEX_DIR = os.path.join(REPO, "data", "ccol_index")
 
 
@@ -43,7 +50,7 @@ def background(frame_id):
 def write_frame(path, frame_id):
     img = np.full((HEIGHT, WIDTH, 3), background(frame_id), np.uint8)
     for (x1, y1, x2, y2), colour in ((RED_BOX, (255, 0, 0)), (GREEN_BOX, (0, 255, 0))):
-        img[y1 - 2:y2 + 2, x1 - 2:x2 + 2] = colour
+        img[y1 - 2 : y2 + 2, x1 - 2 : x2 + 2] = colour
     Image.fromarray(img).save(path, quality=95, subsampling=0)
 
 
@@ -83,7 +90,7 @@ def make_root(root):
     with open(os.path.join(root, "test.csv"), "w") as f:
         f.write("\n".join(test) + "\n")
     audio = [e.split(",")[0] for e in test]
-    rows = [audio[i:] + audio[:i] for i in range(len(audio))]        # 5 classes, rotate
+    rows = [audio[i:] + audio[:i] for i in range(len(audio))]  # 5 classes, rotate
     with open(os.path.join(root, "test_sep.csv"), "w") as f:
         f.write("\n".join(", ".join(r[:4]) for r in rows) + "\n")
     return root
@@ -111,10 +118,11 @@ def expected_window(root, audio_rel, center):
     data, rate = sf.read(layout.audio_path(root, audio_rel), dtype="float32")
     start = int(layout.frame_time(center) * rate) - AUD_LEN // 2
     start = min(max(start, 0), len(data) - AUD_LEN)
-    return data[start:start + AUD_LEN]
+    return data[start : start + AUD_LEN]
 
 
 # ---------------------------------------------------------------- shapes and content
+
 
 @pytest.mark.parametrize("mode,num_mix", [("ccol", 4), ("sop", 2)])
 @pytest.mark.parametrize("split", ["train", "val", "test"])
@@ -122,10 +130,16 @@ def test_sample_keys_shapes_dtypes(clean_root, split, mode, num_mix):
     ds = make(clean_root, split, mode=mode, num_mix=num_mix)
     s = ds[1]
     N, T, L = num_mix, 3, AUD_LEN
-    expected = {"audios": ((N, L), torch.float32), "mix": ((L,), torch.float32),
-                "frames": ((N, 3, T, IMG, IMG), torch.uint8), "sounding": ((N,), torch.bool),
-                "class_ids": ((N,), torch.int64), "boxes": ((N, T, 4), torch.float32),
-                "frame_ids": ((N, T), torch.int64), "index": ((), torch.int64)}
+    expected = {
+        "audios": ((N, L), torch.float32),
+        "mix": ((L,), torch.float32),
+        "frames": ((N, 3, T, IMG, IMG), torch.uint8),
+        "sounding": ((N,), torch.bool),
+        "class_ids": ((N,), torch.int64),
+        "boxes": ((N, T, 4), torch.float32),
+        "frame_ids": ((N, T), torch.int64),
+        "index": ((), torch.int64),
+    }
     for key, (shape, dtype) in expected.items():
         assert tuple(s[key].shape) == shape and s[key].dtype == dtype, key
     assert len(s["infos"]) == N and all(isinstance(p, str) for p in s["infos"])
@@ -178,7 +192,7 @@ def test_train_samples_are_random_and_valid(clean_root):
     assert len({int(s["frame_ids"][0, 1]) for s in samples}) > 1
     for i, s in enumerate(samples):
         assert s["infos"][0] == ds.videos[i % len(ds.videos)].audio
-        assert s["audios"][0::2].abs().max() <= 0.5        # clipped to [-1, 1], then halved
+        assert s["audios"][0::2].abs().max() <= 0.5  # clipped to [-1, 1], then halved
         assert (s["boxes"][..., 2] <= WIDTH).all() and (s["boxes"][..., 3] <= HEIGHT).all()
 
 
@@ -188,7 +202,7 @@ def test_val_partners_fixed_per_index_and_global_rng_untouched(clean_root):
     first = [a[i]["infos"] for i in range(len(a))]
     assert first == [b[i]["infos"] for i in range(len(b))]
     assert random.getstate() == state
-    assert len({tuple(x[1:]) for x in first}) > 1                        # partners vary with index
+    assert len({tuple(x[1:]) for x in first}) > 1  # partners vary with index
     assert any(make(clean_root, "val", seed=s)[0]["infos"] != first[0] for s in range(5))
 
 
@@ -209,15 +223,15 @@ def test_test_row_naming_an_unlisted_video_is_an_error(root):
 
 
 def test_crop_uses_top_scoring_box_and_full_frame_without_detection(clean_root):
-    s = make(clean_root, "val", num_frames=7)[0]                      # centre 5: frames 2..8
+    s = make(clean_root, "val", num_frames=7)[0]  # centre 5: frames 2..8
     ids = s["frame_ids"][0].tolist()
     assert ids == list(range(2, 9))
     for t, k in enumerate(ids):
-        crop = s["frames"][0, :, t].float()                           # (3, S, S)
+        crop = s["frames"][0, :, t].float()  # (3, S, S)
         box = s["boxes"][0, t].tolist()
         if k == NO_DETECTION_FRAME:
             assert box == [0, 0, WIDTH, HEIGHT]
-            assert abs(crop[:, 0].mean().item() - background(k)) < 8    # top row is background
+            assert abs(crop[:, 0].mean().item() - background(k)) < 8  # top row is background
         elif k == GREEN_WINS_FRAME:
             assert box == list(GREEN_BOX)
             assert crop[1].mean() > 230 and crop[0].mean() < 25
@@ -227,7 +241,7 @@ def test_crop_uses_top_scoring_box_and_full_frame_without_detection(clean_root):
 
 
 def as_tensor(pixels):
-    return torch.from_numpy(pixels).permute(2, 0, 1)                  # (H, W, 3) -> (3, H, W)
+    return torch.from_numpy(pixels).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
 
 
 def smooth_image(w, h, seed=0):
@@ -249,30 +263,47 @@ def reference_crop(pixels, box, size, short, offset):
 
 def test_crop_resize_is_the_reference_crop_when_the_grids_align():
     pixels = smooth_image(64, 48)
-    box, size = (4, 6, 20, 30), 32                       # 16 x 24 -> 32 x 48: scale 2, centre room 16
+    box, size = (4, 6, 20, 30), 32  # 16 x 24 -> 32 x 48: scale 2, centre room 16
     ours = crop_resize(as_tensor(pixels), box, size, size, None)
-    full = F.interpolate(as_tensor(pixels)[None, :, 6:30, 4:20], size=(48, 32), mode="bicubic", antialias=True)[0]
+    full = F.interpolate(
+        as_tensor(pixels)[None, :, 6:30, 4:20], size=(48, 32), mode="bicubic", antialias=True
+    )[0]
     assert torch.equal(ours, full[:, 8:40, :])
-    assert np.abs(ours.permute(1, 2, 0).numpy() - reference_crop(pixels, box, size, size, None)).max() <= 2
+    assert (
+        np.abs(ours.permute(1, 2, 0).numpy() - reference_crop(pixels, box, size, size, None)).max()
+        <= 2
+    )
 
 
-@pytest.mark.parametrize("box,size,short", [((10, 5, 90, 85), 32, 35), ((3, 7, 120, 60), 24, 24),
-                                            ((0, 0, 128, 96), 64, 70), ((20, 10, 47, 88), 40, 44)])
+@pytest.mark.parametrize(
+    "box,size,short",
+    [
+        ((10, 5, 90, 85), 32, 35),
+        ((3, 7, 120, 60), 24, 24),
+        ((0, 0, 128, 96), 64, 70),
+        ((20, 10, 47, 88), 40, 44),
+    ],
+)
 def test_crop_resize_is_within_a_pixel_of_the_reference_crop(box, size, short):
     # Linear ramps: a crop's mean value tells where it lies, to a fraction of a pixel.
     x, y = np.meshgrid(np.arange(128), np.arange(96))
-    ramps = np.stack([2 * x, 2 * y, np.full_like(x, 128)], -1).astype(np.uint8)       # (96, 128, 3)
-    scale = short / min(box[2] - box[0], box[3] - box[1])                           # resized px per input px
+    ramps = np.stack([2 * x, 2 * y, np.full_like(x, 128)], -1).astype(np.uint8)  # (96, 128, 3)
+    scale = short / min(box[2] - box[0], box[3] - box[1])  # resized px per input px
     for rel, offset in (((0.0, 0.0), (0, 0)), ((0.999, 0.999), "end"), (None, None)):
-        ours = crop_resize(as_tensor(ramps), box, size, short, rel).permute(1, 2, 0).numpy().astype(float)
+        ours = (
+            crop_resize(as_tensor(ramps), box, size, short, rel)
+            .permute(1, 2, 0)
+            .numpy()
+            .astype(float)
+        )
         reference = reference_crop(ramps, box, size, short, offset)
         inner = (slice(3, -3), slice(3, -3))
         shift = np.abs(ours[inner].mean((0, 1)) - reference[inner].mean((0, 1)))[:2] / 2 * scale
-        assert (shift <= 1.05).all(), shift                                          # in output pixels
+        assert (shift <= 1.05).all(), shift  # in output pixels
 
 
 def test_train_crop_offsets_are_relative_for_boxes_of_different_sizes():
-    ramp = np.tile(np.arange(128, dtype=np.uint8)[None, :, None], (96, 1, 3))    # pixel value = x
+    ramp = np.tile(np.arange(128, dtype=np.uint8)[None, :, None], (96, 1, 3))  # pixel value = x
     # The same relative offset reaches the right edge of both boxes: no padding, no misalignment.
     for box in ((0, 0, 64, 64), (0, 0, 128, 96)):
         crop = crop_resize(as_tensor(ramp), box, 32, 35, (0.999, 0.0))
@@ -280,6 +311,7 @@ def test_train_crop_offsets_are_relative_for_boxes_of_different_sizes():
 
 
 # ---------------------------------------------------------------- audio reads
+
 
 def test_audio_window_is_shifted_inside_the_file(tmp_path):
     path = str(tmp_path / "a.wav")
@@ -289,14 +321,14 @@ def test_audio_window_is_shifted_inside_the_file(tmp_path):
     assert np.array_equal(read_audio_window(path, 0.1, AUD_LEN, RATE), full[:AUD_LEN])
     assert np.array_equal(read_audio_window(path, 2.9, AUD_LEN, RATE), full[-AUD_LEN:])
     mid = int(1.5 * RATE) - AUD_LEN // 2
-    assert np.array_equal(read_audio_window(path, 1.5, AUD_LEN, RATE), full[mid:mid + AUD_LEN])
+    assert np.array_equal(read_audio_window(path, 1.5, AUD_LEN, RATE), full[mid : mid + AUD_LEN])
 
 
 def test_audio_window_moves_at_most_one_clip(tmp_path):
     """Edge frames shift their clip by up to half a clip; beyond one clip the audio is too short."""
     path = str(tmp_path / "a.wav")
     sf.write(path, np.zeros(3 * RATE), RATE, subtype="PCM_16")
-    read_audio_window(path, 3.0 + AUD_LEN / RATE / 2, AUD_LEN, RATE)       # a shift of one clip
+    read_audio_window(path, 3.0 + AUD_LEN / RATE / 2, AUD_LEN, RATE)  # a shift of one clip
     with pytest.raises(DataError, match="shorter than its frames") as err:
         read_audio_window(path, 3.0 + AUD_LEN / RATE, AUD_LEN, RATE)
     assert path in str(err.value)
@@ -319,12 +351,15 @@ def test_stereo_at_another_rate_is_averaged_and_resampled_with_one_warning(tmp_p
 
 # ---------------------------------------------------------------- bad input
 
+
 def _video0(root):
     return read_index(os.path.join(root, "val.csv"))[0]
 
 
 def _center_jpg(root):
-    return os.path.join(layout.frames_dir(root, _video0(root).frames), layout.frame_name(NUM_FRAMES // 2 + 1))
+    return os.path.join(
+        layout.frames_dir(root, _video0(root).frames), layout.frame_name(NUM_FRAMES // 2 + 1)
+    )
 
 
 def _rewrite_val(root, edit):
@@ -398,7 +433,7 @@ def wav_shorter_than_frames(root):
     """3 s of audio for 8 frames: the centre frame's clip (4.5 s) lies past the end of the file."""
     path = layout.audio_path(root, _video0(root).audio)
     samples, rate = sf.read(path, dtype="float32")
-    sf.write(path, samples[:3 * rate], rate, subtype="PCM_16")
+    sf.write(path, samples[: 3 * rate], rate, subtype="PCM_16")
     return 0, path, "shorter than its frames"
 
 
@@ -413,7 +448,7 @@ def nan_wav(root):
 def boxes_outside_image(root):
     path = layout.detection_path(root, _video0(root).frames)
     rows = detection_rows(NUM_FRAMES)
-    rows[:, [3, 5]] += WIDTH             # every box right of the 48 px wide frames
+    rows[:, [3, 5]] += WIDTH  # every box right of the 48 px wide frames
     np.save(path, rows)
     return 0, path, "boxes lie outside the 48x36 frames"
 
@@ -421,14 +456,27 @@ def boxes_outside_image(root):
 def detections_past_last_frame(root):
     path = layout.detection_path(root, _video0(root).frames)
     rows = detection_rows(NUM_FRAMES)
-    rows[:, 0] += NUM_FRAMES             # rows of frames 9..16 for a video of 8
+    rows[:, 0] += NUM_FRAMES  # rows of frames 9..16 for a video of 8
     np.save(path, rows)
     return 0, path, "past the video's last frame 8"
 
 
-BAD_INPUTS = [missing_wav, corrupt_wav, short_wav, missing_jpg, corrupt_jpg, missing_npy, empty_npy,
-              malformed_npy, row_pointing_nowhere, fewer_frames_than_csv, wav_shorter_than_frames,
-              nan_wav, boxes_outside_image, detections_past_last_frame]
+BAD_INPUTS = [
+    missing_wav,
+    corrupt_wav,
+    short_wav,
+    missing_jpg,
+    corrupt_jpg,
+    missing_npy,
+    empty_npy,
+    malformed_npy,
+    row_pointing_nowhere,
+    fewer_frames_than_csv,
+    wav_shorter_than_frames,
+    nan_wav,
+    boxes_outside_image,
+    detections_past_last_frame,
+]
 
 
 @pytest.mark.parametrize("damage", BAD_INPUTS, ids=lambda f: f.__name__)
@@ -463,7 +511,9 @@ def test_collate_of_only_skipped_samples_is_none():
 
 def test_data_error_crosses_dataloader_workers(root):
     missing_npy(root)
-    loader = torch.utils.data.DataLoader(make(root, "val"), batch_size=2, num_workers=1, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(
+        make(root, "val"), batch_size=2, num_workers=1, collate_fn=collate
+    )
     with pytest.raises(DataError, match="detection file not found"):
         next(iter(loader))
 
@@ -485,18 +535,24 @@ def test_clip_longer_than_video_frames_is_an_error(clean_root):
 
 # ---------------------------------------------------------------- the authors' CSVs, utilities
 
+
 def test_shipped_index_files_parse():
     lists = {s: read_index(os.path.join(INDEX_DIR, f"{s}.csv")) for s in ("train", "val", "test")}
     assert [len(lists[s]) for s in ("train", "val", "test")] == [468, 52, 26]
     rows = read_sep_list(os.path.join(INDEX_DIR, "test_sep.csv"))
     assert len(rows) == 260
     test_audio = {v.audio for v in lists["test"]}
-    assert all(len(r) == 4 and set(r) <= test_audio and len({layout.class_of(p) for p in r}) == 4 for r in rows)
+    assert all(
+        len(r) == 4 and set(r) <= test_audio and len({layout.class_of(p) for p in r}) == 4
+        for r in rows
+    )
     assert {r[0] for r in rows} == test_audio
 
 
 def test_summarize_reports_the_reference_split_leak():
-    assert "videos in both val and test: 24" in summarize(INDEX_DIR) and "260 rows" in summarize(INDEX_DIR)
+    assert "videos in both val and test: 24" in summarize(INDEX_DIR) and "260 rows" in summarize(
+        INDEX_DIR
+    )
 
 
 def test_normalize_frames():
@@ -504,7 +560,9 @@ def test_normalize_frames():
     mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1, 1)
     out = normalize_frames(frames)
-    assert out.dtype == torch.float32 and torch.allclose(out, (frames / 255.0 - mean) / std, atol=1e-5)
+    assert out.dtype == torch.float32 and torch.allclose(
+        out, (frames / 255.0 - mean) / std, atol=1e-5
+    )
     with pytest.raises(ValueError, match="uint8"):
         normalize_frames(frames.float())
 
@@ -512,11 +570,14 @@ def test_normalize_frames():
 def test_color_jitter_per_object_and_bounded():
     """Each object gets its own colour change, the same on all its frames; 0 is the identity."""
     from dataset.transforms import color_jitter
+
     torch.manual_seed(0)
-    frames = torch.randint(30, 220, (2, 4, 3, 1, 8, 8), dtype=torch.uint8).expand(-1, -1, -1, 3, -1, -1)
+    frames = torch.randint(30, 220, (2, 4, 3, 1, 8, 8), dtype=torch.uint8).expand(
+        -1, -1, -1, 3, -1, -1
+    )
     out = color_jitter(frames.contiguous(), 0.4)
     assert out.dtype == torch.uint8 and out.shape == frames.shape
-    assert torch.equal(out[..., 0, :, :], out[..., 1, :, :])                  # same for every frame
-    change = (out.float() - frames.float()).abs().mean(dim=(2, 3, 4, 5))      # (B, N)
+    assert torch.equal(out[..., 0, :, :], out[..., 1, :, :])  # same for every frame
+    change = (out.float() - frames.float()).abs().mean(dim=(2, 3, 4, 5))  # (B, N)
     assert change.min() > 0 and change.unique().numel() == change.numel()
     assert torch.equal(color_jitter(frames.contiguous(), 0.0), frames)

@@ -8,6 +8,7 @@ per-sample terms, so the mean of the two half-batch losses is the whole-batch lo
 averaged gradient is the whole-batch gradient. COL is left out: its mixture MIL term takes the
 minimum of batch means, which no split of the batch preserves.
 """
+
 import os
 
 import pytest
@@ -15,22 +16,22 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
+from test_stages import fake_batch, tiny_args
 
 import main
 from main import build_nets, frozen_modules, param_groups
 from metrics import one_cpu_thread
 from stages import STAGE_NETS, STAGES
-from test_stages import fake_batch, tiny_args
 
 pytestmark = pytest.mark.slow  # forks worker processes
 
 WORLD_SIZE = 2
-BATCH = 4                 # global batch: 2 samples per rank
+BATCH = 4  # global batch: 2 samples per rank
 # A second step also checks that every trainable parameter joins the graph: DDP (without
 # find_unused_parameters, as main.py builds it) fails on the forward after a step that missed one.
 STEPS = 2
 STAGES_COMPARED = ("grd", "ccol", "sop")
-EVAL_SET = 11             # odd on purpose: sharding must neither pad nor drop evaluation samples
+EVAL_SET = 11  # odd on purpose: sharding must neither pad nor drop evaluation samples
 TRAIN_SET = 12
 GROUNDING_NETS = set(STAGE_NETS["grd"])
 SEPARATION_NETS = set(STAGE_NETS["sop"])
@@ -57,7 +58,7 @@ def train_steps(stage: str, batch_slice: slice, wrap=None) -> tuple[list, dict, 
     before = state(model)
     wrapped = wrap(model) if wrap else model
     wrapped.train()
-    batchnorm_in_eval(model)            # see the module docstring
+    batchnorm_in_eval(model)  # see the module docstring
     batch = {k: v[batch_slice] for k, v in fake_batch(args, batch_size=BATCH, seed=1).items()}
     history = []
     for _ in range(STEPS):
@@ -96,8 +97,11 @@ def run_rank(rank: int, store: str, out_dir: str) -> None:
         per_rank = BATCH // WORLD_SIZE
         results = {}
         for stage in STAGES_COMPARED:
-            history, _, params = train_steps(stage, slice(rank * per_rank, (rank + 1) * per_rank),
-                                             wrap=nn.parallel.DistributedDataParallel)
+            history, _, params = train_steps(
+                stage,
+                slice(rank * per_rank, (rank + 1) * per_rank),
+                wrap=nn.parallel.DistributedDataParallel,
+            )
             for losses in history:
                 for value in losses.values():
                     dist.all_reduce(value)
@@ -116,8 +120,12 @@ def run_rank(rank: int, store: str, out_dir: str) -> None:
 def ddp_results(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("ddp")
     # Forked, not spawned: each spawned process would spend ~10 s importing torch and main again.
-    mp.start_processes(run_rank, args=(str(out_dir / "store"), str(out_dir)), nprocs=WORLD_SIZE,
-                       start_method="fork")
+    mp.start_processes(
+        run_rank,
+        args=(str(out_dir / "store"), str(out_dir)),
+        nprocs=WORLD_SIZE,
+        start_method="fork",
+    )
     return torch.load(out_dir / "rank0.pt", weights_only=False)
 
 
@@ -130,7 +138,9 @@ def test_ddp_steps_on_two_halves_equal_steps_on_the_whole_batch(ddp_results, sta
     for step, (ddp_losses, losses) in enumerate(zip(ddp_history, history)):
         assert ddp_losses.keys() == losses.keys()
         for name in losses:
-            torch.testing.assert_close(ddp_losses[name], losses[name], atol=1e-5, rtol=1e-5, msg=f"{name} {step}")
+            torch.testing.assert_close(
+                ddp_losses[name], losses[name], atol=1e-5, rtol=1e-5, msg=f"{name} {step}"
+            )
     assert ddp_after.keys() == after.keys()
     for name in after:
         torch.testing.assert_close(ddp_after[name], after[name], atol=1e-5, rtol=1e-5, msg=name)
@@ -143,7 +153,7 @@ def test_ddp_steps_on_two_halves_equal_steps_on_the_whole_batch(ddp_results, sta
 def test_eval_shards_cover_every_sample_once(ddp_results):
     shards = [ranks["eval"] for ranks in ddp_results["shards"]]
     assert sorted(i for shard in shards for i in shard) == list(range(EVAL_SET))
-    assert [len(shard) for shard in shards] == [6, 5]        # uneven, but no padded duplicate
+    assert [len(shard) for shard in shards] == [6, 5]  # uneven, but no padded duplicate
 
 
 def test_train_shards_are_disjoint_and_cover_the_set(ddp_results):

@@ -1,4 +1,5 @@
 """Tests of scripts/create_index_files.py: disjoint stratified splits and the test mixture list."""
+
 import os
 import re
 import sys
@@ -11,6 +12,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 import create_index_files  # noqa: E402
+
 from dataset import layout  # noqa: E402
 from dataset.index import read_index, read_sep_list  # noqa: E402
 
@@ -35,7 +37,7 @@ def root(tmp_path):
     for class_name, n in VIDEOS.items():
         for v in range(n):
             add_video(str(tmp_path), class_name, f"{class_name[:3]}{v:02d}", range(1, 8 + v % 5))
-    add_video(str(tmp_path), "cello", "short", range(1, 6))          # 5 frames < 7
+    add_video(str(tmp_path), "cello", "short", range(1, 6))  # 5 frames < 7
     add_video(str(tmp_path), "cello", "noframes", None)
     add_video(str(tmp_path), "violin", "gap", [1, 2, 3, 5, 6, 7, 8, 9])
     return str(tmp_path)
@@ -49,7 +51,11 @@ def build(root, *extra):
 def test_splits_are_disjoint_complete_and_stratified(root, capsys):
     splits = build(root)
     keys = {s: {e.audio for e in v} for s, v in splits.items()}
-    assert not keys["train"] & keys["val"] and not keys["train"] & keys["test"] and not keys["val"] & keys["test"]
+    assert (
+        not keys["train"] & keys["val"]
+        and not keys["train"] & keys["test"]
+        and not keys["val"] & keys["test"]
+    )
     assert sum(len(k) for k in keys.values()) == sum(VIDEOS.values())
     per_class = {s: Counter(e.class_name for e in v) for s, v in splits.items()}
     for class_name, n in VIDEOS.items():
@@ -92,13 +98,19 @@ def test_test_sep_rows(root):
         row = line.split(", ")
         assert len(row) == 4 and all(" " not in p and "," not in p for p in row)
         assert set(row) <= set(test) and len({layout.class_of(p) for p in row}) == 4
-    assert Counter(r[0] for r in read_sep_list(os.path.join(root, "test_sep.csv"))) == {a: 3 for a in test}
+    assert Counter(r[0] for r in read_sep_list(os.path.join(root, "test_sep.csv"))) == {
+        a: 3 for a in test
+    }
 
 
 def test_same_seed_same_files_other_seed_other_split(root, tmp_path):
     def files(seed, out):
         create_index_files.main(["--root", root, "--out", out, "--seed", str(seed)])
-        return [open(os.path.join(out, f)).read() for f in ("train.csv", "val.csv", "test.csv", "test_sep.csv")]
+        return [
+            open(os.path.join(out, f)).read()
+            for f in ("train.csv", "val.csv", "test.csv", "test_sep.csv")
+        ]
+
     a = files(1, str(tmp_path / "a"))
     assert a == files(1, str(tmp_path / "b"))
     assert a != files(2, str(tmp_path / "c"))

@@ -25,7 +25,8 @@ def _harmonic_source(rng, length):
     t = np.arange(length) / SAMPLE_RATE
     f0 = rng.uniform(100, 800)
     tone = sum(
-        rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 8)
+        rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+        for k in range(1, 8)
     )
     envelope = 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.5, 3.0) * t)
     return 0.1 * (tone * envelope + 0.05 * rng.standard_normal(length))
@@ -37,7 +38,9 @@ def _realistic_pair(seed, batch, length):
     The leak and noise levels are drawn so that SDR, SIR and SAR span roughly -5 to 20 dB.
     """
     rng = np.random.default_rng(seed)
-    refs = np.stack([[_harmonic_source(rng, length) for _ in range(2)] for _ in range(batch)])  # (B, 2, L)
+    refs = np.stack(
+        [[_harmonic_source(rng, length) for _ in range(2)] for _ in range(batch)]
+    )  # (B, 2, L)
     ests = np.empty_like(refs)
     for b in range(batch):
         for n in range(2):
@@ -113,7 +116,9 @@ def test_fast_backend_agrees_with_mir_eval_on_realistic_signals():
 
     mix = short_refs.sum(axis=1)
     np.testing.assert_allclose(
-        metrics.mixture_sdr(short_refs, mix, "fast"), metrics.mixture_sdr(short_refs, mix, "mir_eval"), atol=0.01
+        metrics.mixture_sdr(short_refs, mix, "fast"),
+        metrics.mixture_sdr(short_refs, mix, "mir_eval"),
+        atol=0.01,
     )
 
 
@@ -127,7 +132,9 @@ def test_separation_metrics_rejects_bad_shapes_and_backends():
 
 def test_silent_leakage_db_on_known_energies():
     mix = np.ones((2, 1000))
-    silent = np.stack([np.zeros((2, 1000)), np.stack([np.ones(1000), 0.1 * np.ones(1000)])])  # (B=2, M=2, L)
+    silent = np.stack(
+        [np.zeros((2, 1000)), np.stack([np.ones(1000), 0.1 * np.ones(1000)])]
+    )  # (B=2, M=2, L)
     leakage = metrics.silent_leakage_db(silent, mix)
     np.testing.assert_allclose(leakage, [[-100.0, -100.0], [0.0, -20.0]], atol=1e-9)
     assert metrics.silent_leakage_db(silent, mix, eps=1e-6)[0, 0] == pytest.approx(-60.0)
@@ -161,7 +168,9 @@ def test_average_precision_on_hand_computed_cases():
     assert metrics.average_precision([0.5] * 4, [1, 0, 0, 0]) == pytest.approx(0.25)
     # tie at 0.8 between a positive and a negative: they enter together (R 1/2 at P 1, R 1 at P 2/3);
     # ranking the tied positive first would wrongly give 1.0
-    assert metrics.average_precision([0.9, 0.8, 0.8, 0.3], [1, 1, 0, 0]) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert metrics.average_precision([0.9, 0.8, 0.8, 0.3], [1, 1, 0, 0]) == pytest.approx(
+        0.5 + 0.5 * 2 / 3
+    )
     assert math.isnan(metrics.average_precision([0.2, 0.7], [0, 0]))
 
 
@@ -183,7 +192,11 @@ def test_grounding_metrics_on_hand_computed_example():
 def test_grounding_metrics_undefined_ratios_are_nan():
     scores = metrics.grounding_metrics([0.1, 0.2], [False, False])
     assert scores["accuracy"] == 1.0 and scores["balanced_accuracy"] == 1.0
-    assert math.isnan(scores["precision"]) and math.isnan(scores["recall"]) and math.isnan(scores["ap"])
+    assert (
+        math.isnan(scores["precision"])
+        and math.isnan(scores["recall"])
+        and math.isnan(scores["ap"])
+    )
     assert math.isnan(scores["f1"])
 
 
@@ -208,8 +221,16 @@ def test_summarize_excludes_invalid_records_and_is_nan_safe():
     assert summary["median"]["sar"] == pytest.approx(5.0)
     assert summary["per_class"]["cello"]["sdr"] == pytest.approx(2.0)
     assert summary["per_class"]["cello"]["count"] == 2
-    assert summary["per_class"]["violin"] == {"sdr": 10.0, "sir": 12.0, "sar": 14.0, "sdr_mix": 1.5, "count": 1}
-    assert summary["per_class"]["flute"]["count"] == 0 and math.isnan(summary["per_class"]["flute"]["sdr"])
+    assert summary["per_class"]["violin"] == {
+        "sdr": 10.0,
+        "sir": 12.0,
+        "sar": 14.0,
+        "sdr_mix": 1.5,
+        "count": 1,
+    }
+    assert summary["per_class"]["flute"]["count"] == 0 and math.isnan(
+        summary["per_class"]["flute"]["sdr"]
+    )
 
 
 def test_records_csv_and_summary_table(tmp_path):
@@ -237,5 +258,7 @@ def test_fast_backend_survives_explicit_torch_thread_count():
         "assert np.isfinite(scores['sdr']).all() and torch.get_num_threads() == 2\n"
     )
     repo_root = Path(metrics.__file__).parent
-    result = subprocess.run([sys.executable, "-c", code], cwd=repo_root, timeout=120, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo_root, timeout=120, capture_output=True, text=True
+    )
     assert result.returncode == 0 and "MKL ERROR" not in result.stderr, result.stderr

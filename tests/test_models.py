@@ -1,4 +1,5 @@
 """Tests for the networks, losses and builders (models/)."""
+
 import logging
 
 import pytest
@@ -21,7 +22,7 @@ def test_vggish_shape_and_layout():
     net = VGGishGround(width=8)
     assert net(torch.randn(2, 1, 64, 64)).shape == (2, 64)
     convs = [i for i, m in enumerate(net.features) if isinstance(m, torch.nn.Conv2d)]
-    assert convs == [0, 3, 6, 8, 11, 13]                       # the reference's features.{i} keys
+    assert convs == [0, 3, 6, 8, 11, 13]  # the reference's features.{i} keys
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
 
 
@@ -35,17 +36,25 @@ def test_unet_reference_size_shape_and_keys():
     net = UNet(levels=7, ngf=4, fc_dim=8)
     assert net(torch.randn(1, 1, 256, 256)).shape == (1, 8, 256, 256)
     keys = net.state_dict().keys()
-    assert {"bn0.weight", "unet_block.model.0.weight", "unet_block.model.4.bias",
-            "unet_block.model.1.model.1.weight", "unet_block.model.1.model.2.running_mean"} <= keys
-    down_channels = [m.out_channels for m in net.modules()
-                     if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (4, 4)]
-    assert down_channels == [4, 8, 16, 32, 32, 32, 32]         # ngf * (1, 2, 4, 8, 8, 8, 8)
+    assert {
+        "bn0.weight",
+        "unet_block.model.0.weight",
+        "unet_block.model.4.bias",
+        "unet_block.model.1.model.1.weight",
+        "unet_block.model.1.model.2.running_mean",
+    } <= keys
+    down_channels = [
+        m.out_channels
+        for m in net.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (4, 4)
+    ]
+    assert down_channels == [4, 8, 16, 32, 32, 32, 32]  # ngf * (1, 2, 4, 8, 8, 8, 8)
 
 
 @pytest.mark.parametrize("levels", [2, 4, 5])
 def test_unet_other_depths(levels):
     net = UNet(levels=levels, ngf=4, fc_dim=6)
-    size = 2 ** levels * 2
+    size = 2**levels * 2
     assert net(torch.randn(2, 1, size, size)).shape == (2, 6, size, size)
 
 
@@ -59,17 +68,20 @@ def test_unet_rejects_indivisible_input():
 
 # ---------------------------------------------------------------------------------------- vision
 def test_resnet18_width64_is_torchvision():
-    assert count_parameters(ResNet18(64)) == count_parameters(torchvision.models.resnet18()) - 512 * 1000 - 1000
+    assert (
+        count_parameters(ResNet18(64))
+        == count_parameters(torchvision.models.resnet18()) - 512 * 1000 - 1000
+    )
 
 
 def test_resnet18_ground_shapes_and_pooling():
     net = ResNet18Ground(width=8).eval()
-    frames = torch.randn(2, 3, 3, 64, 64)                      # (B, 3, T, H, W)
+    frames = torch.randn(2, 3, 3, 64, 64)  # (B, 3, T, H, W)
     feat = net.forward_multiframe(frames)
     assert feat.shape == (2, 64)
     per_frame = torch.stack([net(frames[:, :, t]) for t in range(3)], dim=1)  # (B, T, C)
     torch.testing.assert_close(feat, per_frame.amax(1))
-    assert len(net.features) == 9                              # conv1 ... layer4, avgpool
+    assert len(net.features) == 9  # conv1 ... layer4, avgpool
     # Leading dims: the N objects of a batch in one call.
     assert net.forward_multiframe(torch.randn(2, 4, 3, 2, 64, 64)).shape == (2, 4, 64)
     avg = ResNet18Ground(width=8, pool="avgpool").eval()
@@ -79,16 +91,19 @@ def test_resnet18_ground_shapes_and_pooling():
 
 def test_resnet18_dilated_reference_stride():
     net = ResNet18Dilated(width=8, fc_dim=8).eval()
-    assert len(net.features) == 8                              # conv1 ... layer4
+    assert len(net.features) == 8  # conv1 ... layer4
     feat_map = net.forward_features_map(torch.randn(1, 3, 1, 224, 224))
-    assert feat_map.shape == (1, 8, 1, 14, 14)                 # output stride 16
+    assert feat_map.shape == (1, 8, 1, 14, 14)  # output stride 16
     frames = torch.randn(2, 3, 2, 64, 64)
     vec = net.forward_multiframe(frames)
     assert vec.shape == (2, 8)
-    torch.testing.assert_close(vec, torch.sigmoid(net.forward_features_map(frames).amax(dim=(2, 3, 4))))
+    torch.testing.assert_close(
+        vec, torch.sigmoid(net.forward_features_map(frames).amax(dim=(2, 3, 4)))
+    )
     assert net.forward_multiframe(torch.randn(2, 4, 3, 1, 64, 64)).shape == (2, 4, 8)
     assert ResNet18Dilated(width=8, dilate_scale=8).forward_features_map(
-        torch.randn(1, 3, 1, 64, 64)).shape[-2:] == (8, 8)
+        torch.randn(1, 3, 1, 64, 64)
+    ).shape[-2:] == (8, 8)
     with pytest.raises(ValueError, match="dilate_scale"):
         ResNet18Dilated(width=8, dilate_scale=4)
     with pytest.raises(ValueError, match="sigmoid"):
@@ -108,14 +123,16 @@ def test_loads_torchvision_imagenet_state_dict(torchvision_resnet18):
     resnet, path = torchvision_resnet18
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        expected = torch.nn.Sequential(*list(resnet.children())[:-1])(images).flatten(1)   # (2, 512)
+        expected = torch.nn.Sequential(*list(resnet.children())[:-1])(images).flatten(1)  # (2, 512)
         ground = ResNet18Ground(width=64, weights=path).eval()
         torch.testing.assert_close(ground(images), expected)
-        frames = images[:, :, None]                                                        # T = 1
+        frames = images[:, :, None]  # T = 1
         torch.testing.assert_close(ground.forward_multiframe(frames), expected)
         dilated = ResNet18Dilated(width=64, weights=path)
     torch.testing.assert_close(dilated.features[4][0].conv1.weight, resnet.layer1[0].conv1.weight)
-    torch.testing.assert_close(dilated.features[7][1].bn2.running_var, resnet.layer4[1].bn2.running_var)
+    torch.testing.assert_close(
+        dilated.features[7][1].bn2.running_var, resnet.layer4[1].bn2.running_var
+    )
     assert dilated.features[7][1].conv2.dilation == (2, 2)
 
 
@@ -150,10 +167,14 @@ def test_grounding_head_shapes_init_and_class_convention():
     x = F.relu(head.fc2(F.relu(head.fc1(torch.cat([audio, visual], -1)))))
     torch.testing.assert_close(logits, 2 * head.fc3(x))
     # One audio feature against N objects broadcasts.
-    torch.testing.assert_close(head(audio[:, :1], visual), head(audio[:, :1].expand(-1, 4, -1), visual))
+    torch.testing.assert_close(
+        head(audio[:, :1], visual), head(audio[:, :1].expand(-1, 4, -1), visual)
+    )
     assert SOUNDING == 0
-    torch.testing.assert_close(sounding_probability(torch.tensor([[3.0, 1.0]])),
-                               torch.softmax(torch.tensor([[3.0, 1.0]]), -1)[:, 0])
+    torch.testing.assert_close(
+        sounding_probability(torch.tensor([[3.0, 1.0]])),
+        torch.softmax(torch.tensor([[3.0, 1.0]]), -1)[:, 0],
+    )
 
 
 def test_inner_prod_matches_loop():
@@ -166,7 +187,10 @@ def test_inner_prod_matches_loop():
     assert masks.shape == (2, 3, 1, 4, 6)
     for b in range(2):
         for n in range(3):
-            expected = sum(feat_img[b, n, k] * synth.scale[k] * feat_sound[b, k] for k in range(5)) + synth.bias
+            expected = (
+                sum(feat_img[b, n, k] * synth.scale[k] * feat_sound[b, k] for k in range(5))
+                + synth.bias
+            )
             torch.testing.assert_close(masks[b, n, 0], expected)
     single = synth(feat_img[:, 1], feat_sound)
     assert single.shape == (2, 1, 4, 6)
@@ -177,21 +201,24 @@ def test_inner_prod_matches_loop():
 
 # ---------------------------------------------------------------------------------------- losses
 def test_weighted_l1_hand_computed():
-    pred = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])     # (2, 1, 2, 2)
+    pred = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 0.0], [0.0, 0.0]]]])  # (2, 1, 2, 2)
     target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]], [[[1.0, 1.0], [1.0, 1.0]]]])
     weight = torch.tensor([[[[1.0, 1.0], [2.0, 0.0]]], [[[1.0, 1.0], [1.0, 1.0]]]])
     per_sample = WeightedL1Loss()(pred, target, weight)
     torch.testing.assert_close(per_sample, torch.tensor([(0 + 2 + 6 + 0) / 4, 1.0]))
-    torch.testing.assert_close(WeightedL1Loss("mean")(pred, target, weight),
-                               torch.mean(weight * (pred - target).abs()))     # the reference's L1Loss
-    torch.testing.assert_close(WeightedL2Loss()(pred, target, weight), torch.tensor([(4 + 18) / 4, 1.0]))
+    torch.testing.assert_close(
+        WeightedL1Loss("mean")(pred, target, weight), torch.mean(weight * (pred - target).abs())
+    )  # the reference's L1Loss
+    torch.testing.assert_close(
+        WeightedL2Loss()(pred, target, weight), torch.tensor([(4 + 18) / 4, 1.0])
+    )
     torch.testing.assert_close(WeightedL1Loss()(pred, target), torch.tensor([2.25, 1.0]))
 
 
 @pytest.mark.parametrize("loss_class", [WeightedL1Loss, WeightedL2Loss, WeightedBCELoss])
 def test_losses_zero_at_target_and_object_axis(loss_class):
-    target = torch.randint(0, 2, (2, 3, 1, 4, 5)).float()                     # (B, N, 1, F, T)
-    weight = torch.rand(2, 1, 4, 5) + 0.1                                     # (B, 1, F, T)
+    target = torch.randint(0, 2, (2, 3, 1, 4, 5)).float()  # (B, N, 1, F, T)
+    weight = torch.rand(2, 1, 4, 5) + 0.1  # (B, 1, F, T)
     loss = loss_class()(target, target, weight)
     assert loss.shape == (2, 3)
     torch.testing.assert_close(loss, torch.zeros(2, 3))
@@ -202,10 +229,16 @@ def test_losses_zero_at_target_and_object_axis(loss_class):
 
 
 def test_bce_matches_torch():
-    pred, target, weight = torch.rand(2, 1, 4, 5), torch.randint(0, 2, (2, 1, 4, 5)).float(), torch.rand(2, 1, 4, 5)
-    pred[0, 0, 0, 0] = 0.0                                     # log(0) is clamped at -100 as in torch
-    torch.testing.assert_close(WeightedBCELoss("mean")(pred, target, weight),
-                               F.binary_cross_entropy(pred, target, weight=weight))
+    pred, target, weight = (
+        torch.rand(2, 1, 4, 5),
+        torch.randint(0, 2, (2, 1, 4, 5)).float(),
+        torch.rand(2, 1, 4, 5),
+    )
+    pred[0, 0, 0, 0] = 0.0  # log(0) is clamped at -100 as in torch
+    torch.testing.assert_close(
+        WeightedBCELoss("mean")(pred, target, weight),
+        F.binary_cross_entropy(pred, target, weight=weight),
+    )
 
 
 def test_losses_reject_bad_shapes():
@@ -223,21 +256,33 @@ def test_losses_reject_bad_shapes():
 # ---------------------------------------------------------------------------------------- builders
 def test_builders_small_nets():
     assert isinstance(ModelBuilder.build_sound_ground("vggish", width=4), VGGishGround)
-    assert isinstance(ModelBuilder.build_grounding("base", audio_dim=32, visual_dim=64), GroundingHead)
+    assert isinstance(
+        ModelBuilder.build_grounding("base", audio_dim=32, visual_dim=64), GroundingHead
+    )
     assert ModelBuilder.build_sound("unet7", ngf=2, fc_dim=4, levels=7).levels == 7
     assert ModelBuilder.build_sound("unet5", ngf=2, fc_dim=4).levels == 5
     assert ModelBuilder.build_sound("unet", ngf=2, fc_dim=4, levels=3).levels == 3
-    assert isinstance(ModelBuilder.build_frame(width=4, fc_dim=4, weights_imagenet=""), ResNet18Dilated)
+    assert isinstance(
+        ModelBuilder.build_frame(width=4, fc_dim=4, weights_imagenet=""), ResNet18Dilated
+    )
     assert isinstance(ModelBuilder.build_synthesizer("linear", fc_dim=4), InnerProd)
     assert isinstance(ModelBuilder.build_criterion("bce"), WeightedBCELoss)
     with pytest.raises(ValueError, match="levels=6"):
         ModelBuilder.build_sound("unet7", levels=6)
 
 
-@pytest.mark.parametrize("build", [
-    ModelBuilder.build_sound_ground, ModelBuilder.build_frame_ground, ModelBuilder.build_grounding,
-    ModelBuilder.build_sound, ModelBuilder.build_frame, ModelBuilder.build_synthesizer,
-    ModelBuilder.build_criterion])
+@pytest.mark.parametrize(
+    "build",
+    [
+        ModelBuilder.build_sound_ground,
+        ModelBuilder.build_frame_ground,
+        ModelBuilder.build_grounding,
+        ModelBuilder.build_sound,
+        ModelBuilder.build_frame,
+        ModelBuilder.build_synthesizer,
+        ModelBuilder.build_criterion,
+    ],
+)
 def test_builders_reject_unknown_names(build):
     with pytest.raises(ValueError, match=r"unknown .* 'nope', expected one of \["):
         build("nope")

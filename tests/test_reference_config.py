@@ -1,5 +1,6 @@
 """The paper's configuration: stage tables, global batch, chaining, ImageNet weights through
 torchvision's cache, per-object BatchNorm batches, every option documented, and MUSIC-21 classes."""
+
 import argparse
 import json
 import os
@@ -12,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from conftest import REPO, TINY_ARGS, main_py, run
 
 from arguments import PROFILE_STAGE_DEFAULTS, STAGE_DEFAULTS, build_parser, parse_args
-from conftest import REPO, TINY_ARGS, main_py, run
 from dataset import layout
 from dataset.index import read_index
 from main import build_nets, frozen_modules
@@ -22,11 +23,40 @@ from models.vision_net import IMAGENET_WEIGHTS, ResNet18Dilated, ResNet18Ground,
 from stages import STAGES
 
 # The reference profile at tiny sizes: the ResNets keep the width ImageNet weights need (64).
-TINY_REFERENCE = ["--aud_len", "4095", "--stft_frame", "254", "--stft_hop", "128",
-                  "--warp_bins", "32", "--arch_sound", "unet", "--unet_levels", "5", "--ngf", "8",
-                  "--vggish_width", "8", "--img_size", "32", "--num_frames", "2",
-                  "--batch_size", "4", "--dup_trainset", "2", "--workers", "0", "--num_vis", "2",
-                  "--disp_iter", "2", "--num_val", "4"]
+TINY_REFERENCE = [
+    "--aud_len",
+    "4095",
+    "--stft_frame",
+    "254",
+    "--stft_hop",
+    "128",
+    "--warp_bins",
+    "32",
+    "--arch_sound",
+    "unet",
+    "--unet_levels",
+    "5",
+    "--ngf",
+    "8",
+    "--vggish_width",
+    "8",
+    "--img_size",
+    "32",
+    "--num_frames",
+    "2",
+    "--batch_size",
+    "4",
+    "--dup_trainset",
+    "2",
+    "--workers",
+    "0",
+    "--num_vis",
+    "2",
+    "--disp_iter",
+    "2",
+    "--num_val",
+    "4",
+]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,7 +107,7 @@ def test_paper_values():
 def test_global_batch_whatever_the_gpu_count(monkeypatch):
     assert parse_args([]).batch_size_per_gpu == 48
     assert parse_args(["--num_gpus", "4"]).batch_size_per_gpu == 12
-    monkeypatch.setenv("WORLD_SIZE", "4")          # torchrun: one process per GPU
+    monkeypatch.setenv("WORLD_SIZE", "4")  # torchrun: one process per GPU
     assert parse_args([]).batch_size_per_gpu == 12
     with pytest.raises(SystemExit, match="under torchrun"):
         parse_args(["--num_gpus", "4"])
@@ -103,7 +133,7 @@ def fake_torch_home(tmp_path, monkeypatch):
     """A TORCH_HOME whose hub cache holds a stand-in for torchvision's ImageNet ResNet-18 file."""
     torch.manual_seed(3)
     state = torchvision.models.resnet18(weights=None).state_dict()
-    for key, value in state.items():   # BatchNorm statistics recognisable too, and still valid
+    for key, value in state.items():  # BatchNorm statistics recognisable too, and still valid
         if key.endswith("running_mean"):
             value.normal_(0, 0.1)
         elif key.endswith("running_var"):
@@ -145,39 +175,44 @@ def test_resnets_carry_the_cached_imagenet_weights_frozen(fake_torch_home):
 def test_offline_without_cache_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
 
-    def offline(url, *args, **kwargs):   # nothing is downloaded in tests
+    def offline(url, *args, **kwargs):  # nothing is downloaded in tests
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(FileNotFoundError) as err:
         ResNet18Ground(weights="imagenet")
     message = str(err.value)
-    for part in ("resnet18-f37072fd.pth", str(tmp_path / "empty" / "hub" / "checkpoints"),
-                 "--weights_imagenet none"):
+    for part in (
+        "resnet18-f37072fd.pth",
+        str(tmp_path / "empty" / "hub" / "checkpoints"),
+        "--weights_imagenet none",
+    ):
         assert part in message
 
 
 # ----------------------------------------------------------------------------------------------
 # --reference_bn_drift: each object its own BatchNorm batch
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("make_net", [lambda: ResNet18Ground(width=8),
-                                      lambda: ResNet18Dilated(width=8, fc_dim=4)])
+@pytest.mark.parametrize(
+    "make_net", [lambda: ResNet18Ground(width=8), lambda: ResNet18Dilated(width=8, fc_dim=4)]
+)
 def test_objects_run_separately_through_train_mode_batchnorm(make_net):
     torch.manual_seed(0)
     net, reference = make_net(), make_net()
     reference.load_state_dict(net.state_dict())
-    frames = torch.randn(2, 4, 3, 2, 32, 32)                        # (B, N, 3, T, H, W)
+    frames = torch.randn(2, 4, 3, 2, 32, 32)  # (B, N, 3, T, H, W)
     per_object = torch.stack([reference.forward_multiframe(frames[:, n]) for n in range(4)], 1)
     torch.testing.assert_close(net.forward_objects(frames, separately=True), per_object)
     bn = net.features[1]
-    assert int(bn.num_batches_tracked) == 4                           # one update per object
+    assert int(bn.num_batches_tracked) == 4  # one update per object
     torch.testing.assert_close(bn.running_mean, reference.features[1].running_mean)
-    together = net.forward_objects(frames)          # default: one batch of all objects
+    together = net.forward_objects(frames)  # default: one batch of all objects
     assert int(bn.num_batches_tracked) == 5
     assert not torch.allclose(together, per_object)
-    net.eval()                                      # running statistics: no difference
-    torch.testing.assert_close(net.forward_objects(frames, separately=True),
-                               net.forward_objects(frames))
+    net.eval()  # running statistics: no difference
+    torch.testing.assert_close(
+        net.forward_objects(frames, separately=True), net.forward_objects(frames)
+    )
 
 
 def test_reference_bn_drift_runs_frozen_batchnorm_in_train_mode_per_object(fake_torch_home):
@@ -190,15 +225,16 @@ def test_reference_bn_drift_runs_frozen_batchnorm_in_train_mode_per_object(fake_
     frames = torch.randint(0, 255, (3, 4, 3, 2, 32, 32), dtype=torch.uint8)
     spec = {"log_mags": torch.rand(3, 4, 1, 32, 16), "log_mag_mix": torch.rand(3, 1, 32, 16)}
     stage.grounding_grid(spec, frames.float(), with_mixture=False)
-    assert calls == [3 * 2] * 4                     # B x T images, once per object
+    assert calls == [3 * 2] * 4  # B x T images, once per object
 
 
 # ----------------------------------------------------------------------------------------------
 # The scripts: train_grd.sh on frozen ImageNet features; train_col.sh is main.py --stage col
 # ----------------------------------------------------------------------------------------------
 def test_train_grd_script_uses_frozen_imagenet_and_train_col_script_is_main_py(
-        fake_torch_home, tiny_data_root, tmp_path, monkeypatch):
-    _, state = fake_torch_home                  # TORCH_HOME is set for the subprocesses too
+    fake_torch_home, tiny_data_root, tmp_path, monkeypatch
+):
+    _, state = fake_torch_home  # TORCH_HOME is set for the subprocesses too
     ckpt = tmp_path / "ckpt"
     monkeypatch.setenv("DATA_ROOT", str(tiny_data_root))
     monkeypatch.setenv("CKPT", str(ckpt))
@@ -206,7 +242,7 @@ def test_train_grd_script_uses_frozen_imagenet_and_train_col_script_is_main_py(
     grd = ckpt / "MUSIC_GRD"
     assert "ResNet-18 features: imagenet weights, frozen" in (grd / "train.log").read_text()
     trained = torch.load(grd / "frame_ground_latest.pth", weights_only=True)
-    assert_trunk_is({k[len("features."):]: v for k, v in trained.items()}, state, resnet_key)
+    assert_trunk_is({k[len("features.") :]: v for k, v in trained.items()}, state, resnet_key)
 
     # Both runs start from the GRD run's latest weights; no epoch is needed to compare the configs.
     extra = [*TINY_REFERENCE, "--num_epoch", "0"]
@@ -230,7 +266,7 @@ def test_one_class_table_covers_music21():
     with open(os.path.join(REPO, "data", "music_lists", "MUSIC21_solo_videos.json")) as f:
         music21 = set(json.load(f)["videos"])
     assert set(layout.CLASS_TO_ID) == music21 and len(set(layout.CLASS_TO_ID.values())) == 21
-    assert [layout.CLASS_TO_ID[c] for c in layout.MUSIC_CLASSES] == list(range(11))   # ids kept
+    assert [layout.CLASS_TO_ID[c] for c in layout.MUSIC_CLASSES] == list(range(11))  # ids kept
 
 
 def rename_class(root, old: str, new: str) -> None:
@@ -249,14 +285,19 @@ def rename_class(root, old: str, new: str) -> None:
 
 def test_a_class_outside_the_11_indexes_detects_trains_and_evaluates(tiny_data_root, tmp_path):
     root = tmp_path / "music21"
-    shutil.copytree(tiny_data_root, root, ignore=shutil.ignore_patterns(
-        "*.csv", layout.DETECTIONS, "crop_cache"))
+    shutil.copytree(
+        tiny_data_root,
+        root,
+        ignore=shutil.ignore_patterns("*.csv", layout.DETECTIONS, "crop_cache"),
+    )
     rename_class(str(root), "xylophone", "bagpipe")
     py = sys.executable
-    out = run([py, "scripts/create_index_files.py", "--root", root, "--seed", "1",
-               "--sep-per-video", "2"]).stdout
-    assert not [line for line in out.splitlines()
-                if line.startswith("dropped") and "bagpipe" in line]
+    out = run(
+        [py, "scripts/create_index_files.py", "--root", root, "--seed", "1", "--sep-per-video", "2"]
+    ).stdout
+    assert not [
+        line for line in out.splitlines() if line.startswith("dropped") and "bagpipe" in line
+    ]
     assert any(e.class_name == "bagpipe" for e in read_index(str(root / "train.csv")))
     assert any(e.class_name == "bagpipe" for e in read_index(str(root / "test.csv")))
     run([py, "scripts/detect_objects.py", "--root", root, "--from-annotations"])
@@ -265,8 +306,18 @@ def test_a_class_outside_the_11_indexes_detects_trains_and_evaluates(tiny_data_r
     assert layout.detection_class_id("bagpipe") == 12 and 12 in bagpipe_rows[:, 1].astype(int)
 
     ckpt = tmp_path / "ckpt"
-    main_py("--stage", "ccol", "--id", "m21", "--num_epoch", "1", "--init_from", "none", ckpt=ckpt,
-            data_root=root)
+    main_py(
+        "--stage",
+        "ccol",
+        "--id",
+        "m21",
+        "--num_epoch",
+        "1",
+        "--init_from",
+        "none",
+        ckpt=ckpt,
+        data_root=root,
+    )
     main_py("--mode", "eval", "--id", "m21", ckpt=ckpt, data_root=root)
     results = json.loads((ckpt / "m21" / "results.json").read_text())
     assert results["num_mixtures"] > 0 and results["sdr"] is not None

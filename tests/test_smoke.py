@@ -1,20 +1,38 @@
 """End to end on a tiny synthetic set: every stage trains, chains, evaluates and writes its files."""
+
 import json
 import os
 
 import pytest
 import torch
-
 from conftest import main_py
 
-RESULT_KEYS = {"stage", "split", "num_mixtures", "sdr", "sir", "sar", "sdr_mix", "sdr_median", "grounding_acc"}
+RESULT_KEYS = {
+    "stage",
+    "split",
+    "num_mixtures",
+    "sdr",
+    "sir",
+    "sar",
+    "sdr_mix",
+    "sdr_median",
+    "grounding_acc",
+}
 
 
 def test_stages_chain_and_write_runs(trained_runs):
     for run, stage in [("grd", "grd"), ("col", "col"), ("ccol", "ccol"), ("sop", "sop")]:
         folder = trained_runs / run
-        for name in ["args.json", "checkpoint_latest.pt", "checkpoint_best.pt", "history.json", "loss.png",
-                     "metrics.png", "train.log", "visualization/index.html"]:
+        for name in [
+            "args.json",
+            "checkpoint_latest.pt",
+            "checkpoint_best.pt",
+            "history.json",
+            "loss.png",
+            "metrics.png",
+            "train.log",
+            "visualization/index.html",
+        ]:
             assert (folder / name).exists(), f"{run}: {name} missing"
         history = json.loads((folder / "history.json").read_text())
         assert len(history["train"]) == (1 if run == "sop" else 2)
@@ -49,21 +67,60 @@ def test_eval_writes_results(trained_runs, tiny_data_root):
 
 def test_eval_reads_architecture_from_the_run(trained_runs, tiny_data_root):
     """Eval passes no architecture flags: a conflicting flag on the command line is overridden."""
-    main_py("--mode", "eval", "--id", "ccol", "--num_val", "4", "--ngf", "64",
-            ckpt=trained_runs, data_root=tiny_data_root)
+    main_py(
+        "--mode",
+        "eval",
+        "--id",
+        "ccol",
+        "--num_val",
+        "4",
+        "--ngf",
+        "64",
+        ckpt=trained_runs,
+        data_root=tiny_data_root,
+    )
 
 
 def test_existing_run_is_never_overwritten(trained_runs, tiny_data_root):
     with pytest.raises(AssertionError, match="already holds a run"):
-        main_py("--stage", "grd", "--id", "grd", "--num_epoch", "1", ckpt=trained_runs, data_root=tiny_data_root)
+        main_py(
+            "--stage",
+            "grd",
+            "--id",
+            "grd",
+            "--num_epoch",
+            "1",
+            ckpt=trained_runs,
+            data_root=tiny_data_root,
+        )
     assert (trained_runs / "grd" / "checkpoint_best.pt").exists()
 
 
 def test_resume_gives_the_same_next_epoch(trained_runs, tiny_data_root, tmp_path):
     """Training 1 epoch then resuming for a 2nd gives the same losses as 2 epochs in one go."""
     common = dict(ckpt=tmp_path, data_root=tiny_data_root)
-    main_py("--stage", "ccol", "--id", "once", "--num_epoch", "2", "--init_from", trained_runs / "col", **common)
-    main_py("--stage", "ccol", "--id", "twice", "--num_epoch", "1", "--init_from", trained_runs / "col", **common)
+    main_py(
+        "--stage",
+        "ccol",
+        "--id",
+        "once",
+        "--num_epoch",
+        "2",
+        "--init_from",
+        trained_runs / "col",
+        **common,
+    )
+    main_py(
+        "--stage",
+        "ccol",
+        "--id",
+        "twice",
+        "--num_epoch",
+        "1",
+        "--init_from",
+        trained_runs / "col",
+        **common,
+    )
     main_py("--stage", "ccol", "--id", "twice", "--num_epoch", "2", "--resume", **common)
     once = json.loads((tmp_path / "once" / "history.json").read_text())["train"]
     twice = json.loads((tmp_path / "twice" / "history.json").read_text())["train"]
@@ -74,20 +131,56 @@ def test_resume_gives_the_same_next_epoch(trained_runs, tiny_data_root, tmp_path
 
 def test_architecture_mismatch_is_a_clear_error(trained_runs, tiny_data_root, tmp_path):
     with pytest.raises(AssertionError, match="does not match this architecture"):
-        main_py("--stage", "col", "--id", "wide", "--num_epoch", "1", "--vggish_width", "16",
-                "--init_from", trained_runs / "grd", ckpt=tmp_path, data_root=tiny_data_root)
+        main_py(
+            "--stage",
+            "col",
+            "--id",
+            "wide",
+            "--num_epoch",
+            "1",
+            "--vggish_width",
+            "16",
+            "--init_from",
+            trained_runs / "grd",
+            ckpt=tmp_path,
+            data_root=tiny_data_root,
+        )
     broken = tmp_path / "broken"
     os.makedirs(broken)
     data = (trained_runs / "grd" / "checkpoint_best.pt").read_bytes()
     (broken / "checkpoint_best.pt").write_bytes(data[: len(data) // 3])
     with pytest.raises(AssertionError, match="unreadable"):
-        main_py("--stage", "col", "--id", "x", "--num_epoch", "1", "--init_from", broken,
-                ckpt=tmp_path, data_root=tiny_data_root)
+        main_py(
+            "--stage",
+            "col",
+            "--id",
+            "x",
+            "--num_epoch",
+            "1",
+            "--init_from",
+            broken,
+            ckpt=tmp_path,
+            data_root=tiny_data_root,
+        )
 
 
-def test_test_every_scores_the_test_mixtures_for_learning_curves(trained_runs, tiny_data_root, tmp_path):
-    main_py("--stage", "ccol", "--id", "curve", "--num_epoch", "2", "--test_every", "1",
-            "--init_from", trained_runs / "col", ckpt=tmp_path, data_root=tiny_data_root)
+def test_test_every_scores_the_test_mixtures_for_learning_curves(
+    trained_runs, tiny_data_root, tmp_path
+):
+    main_py(
+        "--stage",
+        "ccol",
+        "--id",
+        "curve",
+        "--num_epoch",
+        "2",
+        "--test_every",
+        "1",
+        "--init_from",
+        trained_runs / "col",
+        ckpt=tmp_path,
+        data_root=tiny_data_root,
+    )
     history = json.loads((tmp_path / "curve" / "history.json").read_text())
     tests = history["test"]
     assert [t["epoch"] for t in tests] == [1, 2]

@@ -1,14 +1,26 @@
 """Tests for the batched spectrogram front end (models/spectral.py)."""
+
 import librosa
 import numpy as np
 import pytest
 import torch
 
-from models.spectral import (MAG_EPS, SpectralFrontend, binary_masks, frames_from_length, istft,
-                             length_from_frames, log_freq_grid, loss_weight, ratio_masks, stft,
-                             unwarp_log_freq, warp_log_freq)
+from models.spectral import (
+    MAG_EPS,
+    SpectralFrontend,
+    binary_masks,
+    frames_from_length,
+    istft,
+    length_from_frames,
+    log_freq_grid,
+    loss_weight,
+    ratio_masks,
+    stft,
+    unwarp_log_freq,
+    warp_log_freq,
+)
 
-SMALL = dict(n_fft=510, hop=128, length=16383)      # -> (256, 128) spectrogram
+SMALL = dict(n_fft=510, hop=128, length=16383)  # -> (256, 128) spectrogram
 
 
 def _noise(*shape, seed=0):
@@ -58,8 +70,12 @@ def test_log_freq_grid_endpoints_and_identity_time():
     assert grid[0, -1, 0, 1].item() == pytest.approx(1.0)
     # The unwarp grid inverts the warp: warp_y(unwarp_y(y)) = y.
     y_unwarp = log_freq_grid(512, 1, warp=False)[0, :, 0, 1].double()
-    torch.testing.assert_close((21 ** ((y_unwarp + 1) / 2) - 11) / 10,
-                               torch.linspace(-1, 1, 512, dtype=torch.float64), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        (21 ** ((y_unwarp + 1) / 2) - 11) / 10,
+        torch.linspace(-1, 1, 512, dtype=torch.float64),
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 def test_warp_matches_reference_formula():
@@ -69,8 +85,13 @@ def test_warp_matches_reference_formula():
     # align_corners=True: output row k reads input bin 511 * (21^(k/255) - 1) / 20, linearly interpolated.
     k = np.arange(256)
     source_bin = 511 * (21.0 ** (k / 255) - 1) / 20
-    expected = np.stack([[[np.interp(source_bin, np.arange(512), spec[b, 0, :, t].numpy())
-                           for t in range(6)]] for b in range(2)], axis=0).transpose(0, 1, 3, 2)
+    expected = np.stack(
+        [
+            [[np.interp(source_bin, np.arange(512), spec[b, 0, :, t].numpy()) for t in range(6)]]
+            for b in range(2)
+        ],
+        axis=0,
+    ).transpose(0, 1, 3, 2)
     # float32 grid coordinates near bin 500 are exact to ~3e-5 bins.
     np.testing.assert_allclose(warped.numpy(), expected, atol=1e-4)
 
@@ -78,7 +99,7 @@ def test_warp_matches_reference_formula():
 def test_unwarp_inverts_warp_on_smooth_input():
     freq = torch.arange(512, dtype=torch.float32)
     frames = torch.arange(4, dtype=torch.float32)
-    smooth = 2 + torch.sin(np.pi * freq[:, None] / 1024 + frames[None, :])    # (512, 4)
+    smooth = 2 + torch.sin(np.pi * freq[:, None] / 1024 + frames[None, :])  # (512, 4)
     back = unwarp_log_freq(warp_log_freq(smooth[None, None], 256), 512)
     assert back.shape == (1, 1, 512, 4)
     torch.testing.assert_close(back[0, 0], smooth, atol=1e-3, rtol=0)
@@ -92,14 +113,21 @@ def test_warp_accepts_any_leading_dims():
 
 
 def test_masks_and_weight_formulas():
-    mags = torch.tensor([[[[[0.0, 1.0, 3.0, 20.0]]]], [[[[2.0, 0.5, 1.0, 1.0]]]]]).transpose(0, 1)  # (1, 2, 1, 1, 4)
-    mag_mix = torch.tensor([[[[1.0, 2.0, 2.0, 2.0]]]])                                                # (1, 1, 1, 4)
-    torch.testing.assert_close(ratio_masks(mags, mag_mix),
-                               torch.tensor([[[[[0.0, 0.5, 1.5, 5.0]]], [[[2.0, 0.25, 0.5, 0.5]]]]]))
-    torch.testing.assert_close(binary_masks(mags, mag_mix),
-                               torch.tensor([[[[[0.0, 0.0, 1.0, 1.0]]], [[[1.0, 0.0, 0.0, 0.0]]]]]))
-    torch.testing.assert_close(binary_masks(mags, mag_mix, threshold=0.2)[0, 1],
-                               torch.tensor([[[1.0, 1.0, 1.0, 1.0]]]))
+    mags = torch.tensor([[[[[0.0, 1.0, 3.0, 20.0]]]], [[[[2.0, 0.5, 1.0, 1.0]]]]]).transpose(
+        0, 1
+    )  # (1, 2, 1, 1, 4)
+    mag_mix = torch.tensor([[[[1.0, 2.0, 2.0, 2.0]]]])  # (1, 1, 1, 4)
+    torch.testing.assert_close(
+        ratio_masks(mags, mag_mix),
+        torch.tensor([[[[[0.0, 0.5, 1.5, 5.0]]], [[[2.0, 0.25, 0.5, 0.5]]]]]),
+    )
+    torch.testing.assert_close(
+        binary_masks(mags, mag_mix),
+        torch.tensor([[[[[0.0, 0.0, 1.0, 1.0]]], [[[1.0, 0.0, 0.0, 0.0]]]]]),
+    )
+    torch.testing.assert_close(
+        binary_masks(mags, mag_mix, threshold=0.2)[0, 1], torch.tensor([[[1.0, 1.0, 1.0, 1.0]]])
+    )
     weight = loss_weight(torch.tensor([0.0, 1.0, 1e6]))
     torch.testing.assert_close(weight, torch.tensor([1e-3, float(np.log(2.0)), 10.0]))
 
@@ -156,8 +184,9 @@ def test_frontend_casts_float64_to_float32():
 
 def test_frontend_options():
     audios, mix = _batch()
-    out = SpectralFrontend(n_fft=510, hop=128, log_freq=False, binary_mask=True,
-                           weighted_loss=False)(audios, mix)
+    out = SpectralFrontend(
+        n_fft=510, hop=128, log_freq=False, binary_mask=True, weighted_loss=False
+    )(audios, mix)
     assert out["mag_mix_w"].shape == (2, 1, 256, 128)
     torch.testing.assert_close(out["mag_mix_w"], out["mag_mix"])
     assert set(out["gt_masks"].unique().tolist()) <= {0.0, 1.0}
@@ -188,15 +217,15 @@ def test_reconstruct_thresholds_binary_masks_only():
     """Sound of Pixels separates with its binary masks thresholded; ratio masks are used as they are."""
     torch.manual_seed(0)
     mix = 0.3 * torch.randn(2, 2047)
-    audios = torch.stack([mix / 2, mix / 2], 1)                               # (B, N, L)
+    audios = torch.stack([mix / 2, mix / 2], 1)  # (B, N, L)
     masks = torch.full((2, 2, 1, 32, 16), 0.4)
     masks[:, 0] = 0.6
     for binary in (True, False):
         front = SpectralFrontend(n_fft=254, hop=128, warp_bins=32, binary_mask=binary)
         spec = front(audios, mix)
-        est = front.reconstruct(masks, spec, length=2047)                      # (B, N, L)
+        est = front.reconstruct(masks, spec, length=2047)  # (B, N, L)
         assert est.shape == (2, 2, 2047)
-        if binary:   # 0.6 -> the whole mixture, 0.4 -> nothing
+        if binary:  # 0.6 -> the whole mixture, 0.4 -> nothing
             torch.testing.assert_close(est[:, 0], mix.clamp(-1, 1), atol=1e-3, rtol=0)
             assert est[:, 1].abs().max() == 0
         else:

@@ -1,4 +1,5 @@
 """Stage modules: losses are finite and fall when overfitting one batch; CCoL labels; gating."""
+
 import logging
 
 import pytest
@@ -6,13 +7,38 @@ import torch
 
 from arguments import parse_args
 from main import build_nets, frozen_modules, param_groups
-from stages import CCoL, COL, STAGES
+from stages import COL, STAGES, CCoL
 
 logging.disable(logging.WARNING)
 
-TINY = ["--profile", "demo", "--data_root", "/nonexistent", "--aud_len", "4095", "--stft_frame", "254",
-        "--stft_hop", "128", "--warp_bins", "32", "--arch_sound", "unet", "--unet_levels", "5",
-        "--ngf", "8", "--vis_width", "8", "--vggish_width", "8", "--img_size", "32", "--num_frames", "2"]
+TINY = [
+    "--profile",
+    "demo",
+    "--data_root",
+    "/nonexistent",
+    "--aud_len",
+    "4095",
+    "--stft_frame",
+    "254",
+    "--stft_hop",
+    "128",
+    "--warp_bins",
+    "32",
+    "--arch_sound",
+    "unet",
+    "--unet_levels",
+    "5",
+    "--ngf",
+    "8",
+    "--vis_width",
+    "8",
+    "--vggish_width",
+    "8",
+    "--img_size",
+    "32",
+    "--num_frames",
+    "2",
+]
 
 
 def tiny_args(stage, *extra):
@@ -25,13 +51,20 @@ def fake_batch(args, batch_size=4, seed=0):
     B, N, L = batch_size, args.num_mix, args.aud_len
     t = torch.arange(L) / args.aud_rate
     freqs = torch.tensor([220.0, 660.0, 1320.0, 2640.0])[:N]
-    audios = 0.25 * torch.sin(2 * torch.pi * freqs[None, :, None] * t * (1 + 0.1 * torch.rand(B, N, 1, generator=g)))
+    audios = 0.25 * torch.sin(
+        2 * torch.pi * freqs[None, :, None] * t * (1 + 0.1 * torch.rand(B, N, 1, generator=g))
+    )
     sounding = torch.ones(B, N, dtype=torch.bool)
     if args.stage != "sop":
         sounding[:, 1::2] = False
         audios = audios * sounding[..., None]
-    frames = torch.randint(0, 255, (B, N, 3, args.num_frames, args.img_size, args.img_size), generator=g,
-                           dtype=torch.uint8)
+    frames = torch.randint(
+        0,
+        255,
+        (B, N, 3, args.num_frames, args.img_size, args.img_size),
+        generator=g,
+        dtype=torch.uint8,
+    )
     return {"audios": audios, "mix": audios.sum(1), "frames": frames, "sounding": sounding}
 
 
@@ -39,8 +72,21 @@ def fake_batch(args, batch_size=4, seed=0):
 @pytest.mark.parametrize("stage", ["grd", "col", "ccol", "sop"])
 def test_loss_finite_and_falls_when_overfitting(stage):
     torch.manual_seed(0)
-    args = tiny_args(stage, "--lr_sound_ground", "1e-3", "--lr_grounding", "1e-3", "--lr_sound", "1e-3",
-                     "--lr_synthesizer", "1e-3", "--lr_frame", "1e-3", "--lr_frame_ground", "1e-3")
+    args = tiny_args(
+        stage,
+        "--lr_sound_ground",
+        "1e-3",
+        "--lr_grounding",
+        "1e-3",
+        "--lr_sound",
+        "1e-3",
+        "--lr_synthesizer",
+        "1e-3",
+        "--lr_frame",
+        "1e-3",
+        "--lr_frame_ground",
+        "1e-3",
+    )
     nets = build_nets(args)
     model = STAGES[stage](nets, args, frozen=frozen_modules(nets, args))
     optimizer = torch.optim.Adam(param_groups(nets, args))
@@ -88,7 +134,7 @@ def test_ccol_label_choice_and_silent_threshold_by_hand():
     model, args = _ccol("--weighted_loss", "0")
     F_, T_ = 2, 2
     gt = torch.zeros(2, 4, 1, F_, T_)
-    gt[:, 0], gt[:, 2] = 1.0, 0.5                     # pseudo-video A target 1, B target 0.5
+    gt[:, 0], gt[:, 2] = 1.0, 0.5  # pseudo-video A target 1, B target 0.5
     masks = torch.zeros(2, 4, 1, F_, T_)
     # sample 0: A: object 0 error 0.05, object 1 error 0.5   -> 0 sounds; 1 silent (0.5 > 0.1)
     #           B: object 2 error 0.3,  object 3 error 0.05  -> 3 sounds; 2 silent (0.3 > 0.1)
@@ -117,7 +163,9 @@ def test_ccol_broadcast_flag_restores_reference_loss():
     got_fixed = fixed.grounding_losses(ce_sounding, ce_silent, masks, spec)["grd_solo"]
     got_buggy = buggy.grounding_losses(ce_sounding, ce_silent, masks, spec)["grd_solo"]
     torch.testing.assert_close(got_fixed, (r1 * pos + (1 - r1) * pos1).mean() + neg)
-    torch.testing.assert_close(got_buggy, pos.mean() * r1.mean() + pos1.mean() * (1 - r1).mean() + neg)
+    torch.testing.assert_close(
+        got_buggy, pos.mean() * r1.mean() + pos1.mean() * (1 - r1).mean() + neg
+    )
 
 
 def test_gating_selects_masks_by_mixture_grounding():
@@ -128,11 +176,17 @@ def test_gating_selects_masks_by_mixture_grounding():
     spec = {"gt_masks": gt, "weight": torch.ones(1, 1, 2, 2)}
     masks = torch.tensor([1.0, 0.0, 0.0, 1.0]).view(1, 4, 1, 1, 1).expand(1, 4, 1, 2, 2)
     # Gate opens objects 0 and 3: A = m0 = 1 (exact), B = m3 = 1 (exact) -> zero loss.
-    assert float(model.gated_separation_loss(masks, torch.tensor([[0.9, 0.1, 0.2, 0.7]]), spec)) == 0
+    assert (
+        float(model.gated_separation_loss(masks, torch.tensor([[0.9, 0.1, 0.2, 0.7]]), spec)) == 0
+    )
     # Gate opens 1 and 2 instead: both pseudo-video masks are 0 against targets of 1.
-    assert float(model.gated_separation_loss(masks, torch.tensor([[0.1, 0.9, 0.7, 0.2]]), spec)) == 1
+    assert (
+        float(model.gated_separation_loss(masks, torch.tensor([[0.1, 0.9, 0.7, 0.2]]), spec)) == 1
+    )
     # Both objects of A open: M_A = m0 + m1 = 1; B closed: M_B = 0 -> loss 0.5.
-    assert float(model.gated_separation_loss(masks, torch.tensor([[0.9, 0.9, 0.2, 0.2]]), spec)) == 0.5
+    assert (
+        float(model.gated_separation_loss(masks, torch.tensor([[0.9, 0.9, 0.2, 0.2]]), spec)) == 0.5
+    )
 
 
 def test_frozen_nets_stay_in_eval_and_get_no_gradient():
@@ -157,6 +211,7 @@ def test_frozen_nets_stay_in_eval_and_get_no_gradient():
 def test_separation_records_reuse_cached_mixture_sdr():
     """Validation caches each fixed mixture's own SDR: the cached values are the computed ones, and used."""
     from main import separation_records
+
     args = tiny_args("ccol")
     batch = fake_batch(args)
     batch["index"] = torch.arange(4)
@@ -178,8 +233,14 @@ def test_sop_uses_its_own_optimiser_input_and_init():
     """SoP as Sound of Pixels runs it: SGD with momentum and weight decay, the frame net's last layer
     at the sound rate, log-magnitude input, tiny conv init; CCoL keeps Adam and log1p."""
     from main import make_optimizer
+
     args = tiny_args("sop")
-    assert (args.optimizer, args.weight_decay, args.spec_input, args.sound_init) == ("sgd", 1e-4, "log", "sop")
+    assert (args.optimizer, args.weight_decay, args.spec_input, args.sound_init) == (
+        "sgd",
+        1e-4,
+        "log",
+        "sop",
+    )
     nets = build_nets(args)
     optimizer = make_optimizer(nets, args)
     assert isinstance(optimizer, torch.optim.SGD)
@@ -207,6 +268,12 @@ def test_ground_audio_norm_makes_grounding_level_invariant():
     plain = tiny_args("grd")
     plain_model = STAGES["grd"](build_nets(plain), plain).eval()
     with torch.no_grad():
-        plain_gap = (plain_model.grounding_grid(*plain_model.prepare(batch))
-                     - plain_model.grounding_grid(*plain_model.prepare(loud))).abs().mean()
+        plain_gap = (
+            (
+                plain_model.grounding_grid(*plain_model.prepare(batch))
+                - plain_model.grounding_grid(*plain_model.prepare(loud))
+            )
+            .abs()
+            .mean()
+        )
     assert (quiet_logits - loud_logits).abs().mean() < 0.2 * plain_gap

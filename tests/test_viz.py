@@ -1,4 +1,5 @@
 """HTML visualization: pages and media from fabricated evaluation batches, links resolve, Chromium renders them."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ import viz
 from dataset.layout import MUSIC_CLASSES, frame_name, frames_dir
 from models.spectral import SpectralFrontend
 
-B, N, L, N_FFT, HOP, FW, TF, S = 3, 4, 2000, 126, 63, 32, 3, 32   # F = 64, T = 32
+B, N, L, N_FFT, HOP, FW, TF, S = 3, 4, 2000, 126, 63, 32, 3, 32  # F = 64, T = 32
 FRAME_W, FRAME_H = 96, 64
 
 
@@ -38,9 +39,18 @@ def make_args(tmp_path, stage="ccol", run_id=None):
     ckpt = tmp_path / "ckpt"
     run_dir = ckpt / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    args = argparse.Namespace(data_root=str(tmp_path / "data"), aud_rate=11025, stft_frame=N_FFT,
-                              stft_hop=HOP, log_freq=1, run_dir=str(run_dir), id=run_id, stage=stage,
-                              eval_silent=False, ckpt=str(ckpt))
+    args = argparse.Namespace(
+        data_root=str(tmp_path / "data"),
+        aud_rate=11025,
+        stft_frame=N_FFT,
+        stft_hop=HOP,
+        log_freq=1,
+        run_dir=str(run_dir),
+        id=run_id,
+        stage=stage,
+        eval_silent=False,
+        ckpt=str(ckpt),
+    )
     (run_dir / "args.json").write_text(json.dumps({"id": run_id, "stage": stage}))
     return args
 
@@ -49,8 +59,13 @@ def make_batch(tmp_path, with_masks=True):
     torch.manual_seed(0)
     classes = [[MUSIC_CLASSES[(b + n) % len(MUSIC_CLASSES)] for n in range(N)] for b in range(B)]
     # A file name that needs escaping: it must appear escaped, never as markup.
-    infos = [[f"/{c}/vid<{b}&{n}>\"x'.wav" if (b, n) == (0, 1) else f"/{c}/vid{b}{n}.wav"
-              for n, c in enumerate(row)] for b, row in enumerate(classes)]
+    infos = [
+        [
+            f"/{c}/vid<{b}&{n}>\"x'.wav" if (b, n) == (0, 1) else f"/{c}/vid{b}{n}.wav"
+            for n, c in enumerate(row)
+        ]
+        for b, row in enumerate(classes)
+    ]
     make_data_root(tmp_path / "data", infos)
     t = torch.arange(L) / 11025
     audios = torch.zeros(B, N, L)
@@ -62,11 +77,15 @@ def make_batch(tmp_path, with_masks=True):
     mix = audios.sum(1)
     boxes = torch.tensor([10.0, 8.0, 60.0, 50.0]).expand(B, N, TF, 4).clone()
     batch = {
-        "audios": audios, "mix": mix, "sounding": sounding,
+        "audios": audios,
+        "mix": mix,
+        "sounding": sounding,
         "frames": torch.randint(0, 255, (B, N, 3, TF, S, S), dtype=torch.uint8),
         "class_ids": torch.tensor([[MUSIC_CLASSES.index(c) for c in row] for row in classes]),
-        "boxes": boxes, "frame_ids": torch.tensor([1, 2, 3]).expand(B, N, TF).clone(),
-        "index": torch.arange(B) + 10, "infos": infos,
+        "boxes": boxes,
+        "frame_ids": torch.tensor([1, 2, 3]).expand(B, N, TF).clone(),
+        "index": torch.arange(B) + 10,
+        "infos": infos,
     }
     front = SpectralFrontend(n_fft=N_FFT, hop=HOP, warp_bins=FW)
     out = front(audios, mix)
@@ -76,14 +95,29 @@ def make_batch(tmp_path, with_masks=True):
         return batch, out, None, None, None
     masks = torch.rand(B, N, 1, FW, out["mag_mix"].shape[-1])
     masks[:, 3] = 0  # a silent object gated to zero: no leaked estimate to show
-    unwarped = front.unwarp(masks[:, :, 0])                                        # (B, N, F, T)
+    unwarped = front.unwarp(masks[:, :, 0])  # (B, N, F, T)
     est = front.istft(out["mag_mix"] * unwarped, out["phase_mix"].expand(-1, N, -1, -1), length=L)
-    gt = front.istft(out["mag_mix"] * front.unwarp(out["gt_masks"][:, :, 0]),
-                     out["phase_mix"].expand(-1, N, -1, -1), length=L)
+    gt = front.istft(
+        out["mag_mix"] * front.unwarp(out["gt_masks"][:, :, 0]),
+        out["phase_mix"].expand(-1, N, -1, -1),
+        length=L,
+    )
     waves = {"est": est.clamp(-1, 1), "gt_masked": gt.clamp(-1, 1)}
-    records = [{"index": 10 + b, "slot": slot, "class": classes[b][slot], "source": infos[b][slot],
-                "valid": b != 2, "sdr": 3.0 + b, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.5}
-               for b in range(B) for slot in (0, 2)]
+    records = [
+        {
+            "index": 10 + b,
+            "slot": slot,
+            "class": classes[b][slot],
+            "source": infos[b][slot],
+            "valid": b != 2,
+            "sdr": 3.0 + b,
+            "sir": 8.0,
+            "sar": 5.0,
+            "sdr_mix": 0.5,
+        }
+        for b in range(B)
+        for slot in (0, 2)
+    ]
     return batch, out, masks, waves, records
 
 
@@ -91,19 +125,45 @@ SUMMARY = {
     "loss": {"total": 0.51, "sep": 0.3, "grd": 0.21},
     "mean": {"sdr": 4.1, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.5},
     "median": {"sdr": 4.0, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.5},
-    "per_class": {"cello": {"sdr": 4.0, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.2, "count": 2},
-                  "flute": {"sdr": float("nan"), "sir": 1.0, "sar": 2.0, "sdr_mix": 0.0, "count": 0},
-                  "accordion": {"sdr": -1.5, "sir": 2.0, "sar": 4.0, "sdr_mix": -0.3, "count": 3}},
-    "num_valid": 4, "num_invalid": 2,
-    "grounding": {"accuracy": 0.75, "precision": 0.5, "recall": 1.0, "f1": 0.66, "ap": 0.8,
-                  "balanced_accuracy": 0.7, "num_positive": 6, "num_negative": 6},
-    "solo_grounding_acc": 0.9, "silent_leakage_db": -35.2, "reference_silent_sdr": 212.4,
+    "per_class": {
+        "cello": {"sdr": 4.0, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.2, "count": 2},
+        "flute": {"sdr": float("nan"), "sir": 1.0, "sar": 2.0, "sdr_mix": 0.0, "count": 0},
+        "accordion": {"sdr": -1.5, "sir": 2.0, "sar": 4.0, "sdr_mix": -0.3, "count": 3},
+    },
+    "num_valid": 4,
+    "num_invalid": 2,
+    "grounding": {
+        "accuracy": 0.75,
+        "precision": 0.5,
+        "recall": 1.0,
+        "f1": 0.66,
+        "ap": 0.8,
+        "balanced_accuracy": 0.7,
+        "num_positive": 6,
+        "num_negative": 6,
+    },
+    "solo_grounding_acc": 0.9,
+    "silent_leakage_db": -35.2,
+    "reference_silent_sdr": 212.4,
 }
 HISTORY = {
-    "train": [{"epoch": e, "total": 1.0 / e, "sep": 0.6 / e, "grd": 0.4 / e, "lr": {"sound": 1e-4}}
-              for e in (1, 2, 3)],
-    "val": [{"epoch": e, "loss_total": 1.1 / e, "sdr": 1.0 * e, "sir": 2.0 * e, "sar": 3.0 * e,
-             "sdr_mix": 0.5, "grounding_acc": 0.5 + 0.1 * e, "grounding_ap": None} for e in (1, 2, 3)],
+    "train": [
+        {"epoch": e, "total": 1.0 / e, "sep": 0.6 / e, "grd": 0.4 / e, "lr": {"sound": 1e-4}}
+        for e in (1, 2, 3)
+    ],
+    "val": [
+        {
+            "epoch": e,
+            "loss_total": 1.1 / e,
+            "sdr": 1.0 * e,
+            "sir": 2.0 * e,
+            "sar": 3.0 * e,
+            "sdr_mix": 0.5,
+            "grounding_acc": 0.5 + 0.1 * e,
+            "grounding_ap": None,
+        }
+        for e in (1, 2, 3)
+    ],
 }
 
 
@@ -127,6 +187,7 @@ def assert_links_resolve(page):
     parser.feed(text)
     assert parser.refs, f"{page} has no links"
     from urllib.parse import unquote, urlparse
+
     for ref in parser.refs:
         url = urlparse(ref)
         assert not url.scheme and not url.netloc, f"{page}: external reference {ref}"
@@ -140,13 +201,21 @@ def test_run_page_and_index(tmp_path):
     batch, out, masks, waves, records = make_batch(tmp_path)
     samples = viz.collect_samples(batch, out, masks, waves, records, args, limit=2)
     assert len(samples) == 2
-    samples += viz.collect_samples(batch, out, masks, waves, records, args, limit=5)   # 3 more (B = 3)
+    samples += viz.collect_samples(
+        batch, out, masks, waves, records, args, limit=5
+    )  # 3 more (B = 3)
     assert len(samples) == 5
     assert viz.collect_samples(batch, out, masks, waves, records, args, limit=0) == []
 
     tic = time.perf_counter()
-    page = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="validation, epoch 3",
-                              checkpoint="ckpt/x/checkpoint_best.pt")
+    page = viz.write_run_page(
+        args,
+        SUMMARY,
+        samples,
+        HISTORY,
+        title="validation, epoch 3",
+        checkpoint="ckpt/x/checkpoint_best.pt",
+    )
     elapsed = time.perf_counter() - tic
     assert elapsed < 10, f"writing 5 small samples took {elapsed:.1f}s"
     viz.plot_history(HISTORY, args.run_dir)
@@ -159,12 +228,20 @@ def test_run_page_and_index(tmp_path):
     assert sum(r.endswith(".wav") for r in refs) >= 5 * 6
     assert "per_class_sdr.png" in refs and "loss.png" in refs and "metrics.png" in refs
     assert "vid&lt;0&amp;1&gt;&quot;x&#x27;" in text and "vid<0&1>" not in text
-    for label in ("<th>true source</th>", "<th>mixture × true mask (oracle)</th>", "<th>predicted mask</th>",
-                  "<th>separated</th>", "reference protocol", "p = 0.90",
-                  "leaked estimate", "gated to zero"):
+    for label in (
+        "<th>true source</th>",
+        "<th>mixture × true mask (oracle)</th>",
+        "<th>predicted mask</th>",
+        "<th>separated</th>",
+        "reference protocol",
+        "p = 0.90",
+        "leaked estimate",
+        "gated to zero",
+    ):
         assert label in text, label
     # 16-bit wav at aud_rate, all samples' media there
     import soundfile as sf
+
     info = sf.info(os.path.join(args.run_dir, "visualization", "media", "s000", "mix.wav"))
     assert info.samplerate == 11025 and info.subtype == "PCM_16" and info.frames == L
     spec = Image.open(os.path.join(args.run_dir, "visualization", "media", "s000", "mix.jpg"))
@@ -172,15 +249,16 @@ def test_run_page_and_index(tmp_path):
 
     index_refs, index_text = assert_links_resolve(index)
     assert "MUSIC_CCOL/visualization/index.html" in index_refs
-    assert "val, epoch" not in index_text     # no history.json yet: no metrics source
+    assert "val, epoch" not in index_text  # no history.json yet: no metrics source
     # The page links back to the index once it exists, and a rewrite replaces it whole: no stale files.
     stale = os.path.join(args.run_dir, "visualization", "media", "stale.txt")
     open(stale, "w").close()
     page = viz.write_run_page(args, SUMMARY, samples[:1], HISTORY, title="validation, epoch 4")
     refs, _ = assert_links_resolve(page)
     assert "../../index.html" in refs
-    assert not os.path.exists(stale) and not os.path.exists(os.path.join(args.run_dir, "visualization", "media",
-                                                                         "s001"))
+    assert not os.path.exists(stale) and not os.path.exists(
+        os.path.join(args.run_dir, "visualization", "media", "s001")
+    )
     assert [n for n in os.listdir(args.run_dir) if n.startswith(".")] == []
 
 
@@ -190,14 +268,27 @@ def test_evaluation_pages_do_not_overwrite_each_other(tmp_path):
     batch, out, masks, waves, records = make_batch(tmp_path)
     samples = viz.collect_samples(batch, out, masks, waves, records, args, limit=2)
     val = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="validation, epoch 3")
-    test = viz.write_run_page(args, SUMMARY, samples[:1], HISTORY, title="test evaluation", page="test")
-    silent = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="test evaluation (silent objects)",
-                                page="test_silent")
+    test = viz.write_run_page(
+        args, SUMMARY, samples[:1], HISTORY, title="test evaluation", page="test"
+    )
+    silent = viz.write_run_page(
+        args,
+        SUMMARY,
+        samples,
+        HISTORY,
+        title="test evaluation (silent objects)",
+        page="test_silent",
+    )
     root = os.path.join(args.run_dir, "visualization")
-    assert test == os.path.join(root, "test", "index.html") and silent == os.path.join(root, "test_silent", "index.html")
+    assert test == os.path.join(root, "test", "index.html") and silent == os.path.join(
+        root, "test_silent", "index.html"
+    )
     val = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="validation, epoch 4")
-    for page, title in ((val, "validation, epoch 4"), (test, "test evaluation"),
-                        (silent, "test evaluation (silent objects)")):
+    for page, title in (
+        (val, "validation, epoch 4"),
+        (test, "test evaluation"),
+        (silent, "test evaluation (silent objects)"),
+    ):
         refs, text = assert_links_resolve(page)
         assert title in text
     refs, _ = assert_links_resolve(val)
@@ -205,8 +296,11 @@ def test_evaluation_pages_do_not_overwrite_each_other(tmp_path):
     refs, _ = assert_links_resolve(silent)
     assert "../index.html" in refs and "../test/index.html" in refs
     index_refs, _ = assert_links_resolve(viz.write_runs_index(args.ckpt))
-    assert {"MUSIC_CCOL/visualization/index.html", "MUSIC_CCOL/visualization/test/index.html",
-            "MUSIC_CCOL/visualization/test_silent/index.html"} <= set(index_refs)
+    assert {
+        "MUSIC_CCOL/visualization/index.html",
+        "MUSIC_CCOL/visualization/test/index.html",
+        "MUSIC_CCOL/visualization/test_silent/index.html",
+    } <= set(index_refs)
     assert [n for n in os.listdir(root) if n.startswith(".")] == []
 
 
@@ -215,14 +309,25 @@ def test_grd_page_and_runs_index_metrics(tmp_path):
     batch, out, masks, waves, records = make_batch(tmp_path, with_masks=False)
     samples = viz.collect_samples(batch, out, None, None, None, args, limit=3)
     summary = {"loss": {"total": 0.4}, "grounding": SUMMARY["grounding"], "solo_grounding_acc": 0.8}
-    history = {"train": HISTORY["train"], "val": [{"epoch": 1, "loss_total": 0.5, "grounding_acc": 0.7}]}
+    history = {
+        "train": HISTORY["train"],
+        "val": [{"epoch": 1, "loss_total": 0.5, "grounding_acc": 0.7}],
+    }
     page = viz.write_run_page(args, summary, samples, history, title="validation, epoch 1")
     refs, text = assert_links_resolve(page)
     assert "p = 0.20" in text and "sounding" in text and "silent" in text
-    assert "<th>predicted mask</th>" not in text and "<th>separated</th>" not in text and "masks: 0" not in text
-    assert any(r.endswith("o0_frames.jpg") for r in refs) and any(r.endswith("o0_crops.jpg") for r in refs)
+    assert (
+        "<th>predicted mask</th>" not in text
+        and "<th>separated</th>" not in text
+        and "masks: 0" not in text
+    )
+    assert any(r.endswith("o0_frames.jpg") for r in refs) and any(
+        r.endswith("o0_crops.jpg") for r in refs
+    )
     # box drawn in yellow on the first frame (frames are 96x64, box 10..60 x 8..50, thumbnails 72 px high)
-    strip = np.asarray(Image.open(os.path.join(args.run_dir, "visualization", "media", "s000", "o0_frames.jpg")))
+    strip = np.asarray(
+        Image.open(os.path.join(args.run_dir, "visualization", "media", "s000", "o0_frames.jpg"))
+    )
     assert strip.shape[0] == viz.FRAME_H
     yellow = (strip[..., 0] > 200) & (strip[..., 1] > 170) & (strip[..., 2] < 90)
     assert yellow.sum() > 50
@@ -230,14 +335,21 @@ def test_grd_page_and_runs_index_metrics(tmp_path):
     # runs index metrics: results.json beats history; history's last val entry otherwise
     (tmp_path / "ckpt" / "MUSIC_GRD" / "history.json").write_text(json.dumps(history))
     other = make_args(tmp_path, stage="ccol", run_id="other<run>")
-    (tmp_path / "ckpt" / "other<run>" / "results.json").write_text(json.dumps(
-        {"split": "test", "sdr": 7.25, "grounding_acc": 0.9}))
-    (tmp_path / "ckpt" / "other<run>" / "results_silent.json").write_text(json.dumps(
-        {"silent_leakage_db": -40.0, "silent_acc": 0.85}))
+    (tmp_path / "ckpt" / "other<run>" / "results.json").write_text(
+        json.dumps({"split": "test", "sdr": 7.25, "grounding_acc": 0.9})
+    )
+    (tmp_path / "ckpt" / "other<run>" / "results_silent.json").write_text(
+        json.dumps({"silent_leakage_db": -40.0, "silent_acc": 0.85})
+    )
     (tmp_path / "ckpt" / "not_a_run").mkdir()
     index = viz.write_runs_index(str(tmp_path / "ckpt"))
     refs, text = assert_links_resolve(index)
-    assert "val, epoch 1" in text and "7.25" in text and "−40.0 dB" in text and "other&lt;run&gt;" in text
+    assert (
+        "val, epoch 1" in text
+        and "7.25" in text
+        and "−40.0 dB" in text
+        and "other&lt;run&gt;" in text
+    )
     assert "not_a_run" not in text and other.id not in refs
 
 
@@ -249,17 +361,23 @@ def test_sop_page_linear_frequency(tmp_path):
     batch = {k: (v[:, ::2] if k not in ("mix", "index", "infos") else v) for k, v in batch.items()}
     batch["infos"] = [row[::2] for row in batch["infos"]]
     batch["sounding"][:] = True
-    batch["boxes"][0, 0, 0] = torch.tensor([60.0, 50.0, 10.0, float("nan")])   # a bad box is not drawn
+    batch["boxes"][0, 0, 0] = torch.tensor(
+        [60.0, 50.0, 10.0, float("nan")]
+    )  # a bad box is not drawn
     front = SpectralFrontend(n_fft=N_FFT, hop=HOP, log_freq=False, binary_mask=True)
     out = front(batch["audios"], batch["mix"])
-    del out["mags_w"]                      # the page computes source spectrograms itself when absent
+    del out["mags_w"]  # the page computes source spectrograms itself when absent
     masks = torch.rand_like(out["gt_masks"])
     waves = {"est": waves["est"][:, ::2], "gt_masked": waves["gt_masked"][:, ::2]}
     samples = viz.collect_samples(batch, out, masks, waves, None, args, limit=2)
     assert samples[0]["spec"]["source"].shape == (2, N_FFT // 2 + 1, L // HOP + 1)
     page = viz.write_run_page(args, {"loss": {"total": 0.7}}, samples, None, title="sop")
     refs, text = assert_links_resolve(page)
-    assert "linear frequency" in text and "p = " not in text and "silent" not in text.split("<h2>Samples")[1]
+    assert (
+        "linear frequency" in text
+        and "p = " not in text
+        and "silent" not in text.split("<h2>Samples")[1]
+    )
 
 
 def find_chromium():
@@ -271,11 +389,25 @@ def find_chromium():
 
 
 def screenshot(chromium, url, png, profile):
-    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--hide-scrollbars", f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1400,2000",
-           url]
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90, check=False)
+    cmd = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        f"--screenshot={png}",
+        "--window-size=1400,2000",
+        url,
+    ]
+    subprocess.run(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90, check=False
+    )
 
 
 @pytest.mark.slow
@@ -284,7 +416,9 @@ def test_pages_render_in_chromium(tmp_path):
     if chromium is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("chromium not found; CI installs it (apt-get install chromium)")
-        pytest.skip("chromium not installed (apt-get install chromium): browser rendering not checked")
+        pytest.skip(
+            "chromium not installed (apt-get install chromium): browser rendering not checked"
+        )
     args = make_args(tmp_path)
     batch, out, masks, waves, records = make_batch(tmp_path)
     samples = viz.collect_samples(batch, out, masks, waves, records, args, limit=3)
@@ -292,12 +426,18 @@ def test_pages_render_in_chromium(tmp_path):
     index = viz.write_runs_index(args.ckpt)
     for name, path in (("page", page), ("index", index)):
         png = tmp_path / f"{name}.png"
-        screenshot(chromium, "file://" + os.path.abspath(path), str(png), tmp_path / f"profile-{name}")
+        screenshot(
+            chromium, "file://" + os.path.abspath(path), str(png), tmp_path / f"profile-{name}"
+        )
         assert png.is_file(), f"chromium wrote no screenshot of {path}"
         shot = np.asarray(Image.open(png).convert("RGB"))
         assert shot.shape[:2] == (2000, 1400)
         assert shot.std() > 10, f"{name} screenshot looks blank"
-        packed = (shot[..., 0].astype(np.uint32) << 16) | (shot[..., 1].astype(np.uint32) << 8) | shot[..., 2]
+        packed = (
+            (shot[..., 0].astype(np.uint32) << 16)
+            | (shot[..., 1].astype(np.uint32) << 8)
+            | shot[..., 2]
+        )
         assert np.unique(packed).size > 2, f"{name} screenshot has at most 2 colours"
         if os.environ.get("VIZ_SCREENSHOT_DIR"):
             shutil.copy(png, os.path.join(os.environ["VIZ_SCREENSHOT_DIR"], f"{name}.png"))

@@ -210,7 +210,10 @@ def to_device(batch: dict, device) -> dict:
 # Training
 # ----------------------------------------------------------------------------------------------
 def train_step(model, batch: dict, optimizer, args) -> dict:
-    """One optimisation step; returns the losses and the stage's diagnostics as device tensors (no host sync)."""
+    """One optimisation step.
+
+    Returns the losses and the stage's diagnostics as device tensors (no host sync).
+    """
     with torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp):
         losses, out = model(batch)
     losses = {k: v.mean() for k, v in losses.items()}  # DataParallel returns one value per replica
@@ -418,8 +421,9 @@ def evaluate(
 def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> list[dict]:
     """SDR/SIR/SAR (and mixture SDR) of each sounding object of each sample, one record per source.
 
-    mix_sdr_cache: dataset index -> mixture SDRs, for a fixed set (validation) evaluated every epoch:
-    the mixture's SDR does not depend on the model, so it is computed once (half the metric time).
+    mix_sdr_cache: dataset index -> mixture SDRs, for a fixed set (validation) evaluated every
+    epoch: the mixture's SDR does not depend on the model, so it is computed once (half the metric
+    time).
     """
     sounding = batch["sounding"]
     B, N, L = est.shape
@@ -504,8 +508,9 @@ def is_better(value, best, args) -> bool:
 
 
 def selection_metric(summary: dict, args):
-    """The value `*_best` is chosen on: the lowest validation loss (the reference's rule: for COL and
-    CCoL its total includes the grounding terms), or with --best_by sdr the highest validation SDR."""
+    """The value `*_best` is chosen on: the lowest validation loss (the reference's rule: for COL
+    and CCoL its total includes the grounding terms), or with --best_by sdr the highest validation
+    SDR."""
     if lower_is_better(args):
         return summary["loss"].get("total")
     return summary.get("mean", {}).get("sdr")
@@ -534,7 +539,7 @@ def train(args, model, nets) -> None:
     )
     val_loader = make_loader(val_set, args, train=False)
     val_mix_sdr = {}  # the val mixtures are fixed: their own SDR is computed once
-    # Learning curves only: the test mixtures are scored along the way, never used to choose anything.
+    # Learning curves only: test mixtures are scored along the way, never used to choose anything.
     test_loader = (
         make_loader(make_dataset(args, "test"), args, train=False) if args.test_every else None
     )

@@ -1,4 +1,7 @@
-"""Evaluation metrics: BSS-eval separation scores, silent-object leakage, grounding scores and their aggregation."""
+"""Evaluation metrics and their aggregation.
+
+BSS-eval separation scores, silent-object leakage, grounding scores.
+"""
 
 import contextlib
 import csv
@@ -32,7 +35,8 @@ def _as_float64(x):
 def _check_sources(refs, ests):
     if refs.ndim != 3 or refs.shape != ests.shape:
         raise ValueError(
-            f"refs and ests must both be (B, N, L) with equal shapes, got {tuple(refs.shape)} and {tuple(ests.shape)}"
+            "refs and ests must both be (B, N, L) with equal shapes, "
+            f"got {tuple(refs.shape)} and {tuple(ests.shape)}"
         )
 
 
@@ -47,13 +51,19 @@ warnings.filterwarnings("ignore", message=r"mir_eval\.separation\.", category=Fu
 
 
 def _mir_eval_sources(ref, est):
-    """mir_eval's bss_eval_sources without permutation; (N, L) float64 arrays -> (sdr, sir, sar), each (N,)."""
+    """mir_eval's bss_eval_sources without permutation.
+
+    (N, L) float64 arrays -> (sdr, sir, sar), each (N,).
+    """
     sdr, sir, sar, _ = bss_eval_sources(ref, est, compute_permutation=False)
     return sdr, sir, sar
 
 
 def _bss_eval_mir_eval(refs, ests):
-    """Reference metric, one mir_eval call per sample on the CPU. (V, N, L) tensors -> three (V, N) arrays."""
+    """Reference metric, one mir_eval call per sample on the CPU.
+
+    (V, N, L) tensors -> three (V, N) arrays.
+    """
     refs, ests = refs.cpu().numpy(), ests.cpu().numpy()
     scores = np.array([_mir_eval_sources(ref, est) for ref, est in zip(refs, ests)])  # (V, 3, N)
     return scores[:, 0], scores[:, 1], scores[:, 2]
@@ -146,11 +156,11 @@ def separation_metrics(refs, ests, backend="mir_eval"):
 
 
 def mixture_sdr(refs, mix, backend="mir_eval"):
-    """SDR of the unseparated mixture used as the estimate of every source (the reference's SDR_mix).
+    """SDR of the unseparated mixture as the estimate of every source (the reference's SDR_mix).
 
     The baseline any separation has to beat. Samples with a silent reference or mixture are NaN. The
-    reference only scores SDR_mix on samples whose separated estimates are valid; callers get that by
-    excluding the samples that separation_metrics marks invalid.
+    reference only scores SDR_mix on samples whose separated estimates are valid; callers get that
+    by excluding the samples that separation_metrics marks invalid.
 
     Args:
         refs: sounding sources, array or tensor.
@@ -164,7 +174,8 @@ def mixture_sdr(refs, mix, backend="mir_eval"):
     refs = _as_float64(refs).to(mix.device)
     if mix.ndim != 2 or refs.ndim != 3 or mix.shape != (refs.shape[0], refs.shape[2]):
         raise ValueError(
-            f"expected refs (B, N, L) and mix (B, L), got {tuple(refs.shape)} and {tuple(mix.shape)}"
+            "expected refs (B, N, L) and mix (B, L), "
+            f"got {tuple(refs.shape)} and {tuple(mix.shape)}"
         )
     ests = mix[:, None, :].expand_as(refs).contiguous()  # (B, N, L)
     return separation_metrics(refs, ests, backend)["sdr"]
@@ -174,9 +185,9 @@ def silent_leakage_db(silent_ests, mix, eps=1e-10):
     """Energy that leaks into each silent object's estimate, relative to the mixture, in dB.
 
     10·log10(Σ est² / Σ mix²): 0 dB means the slot received as much energy as the whole mixture.
-    A perfectly gated (all-zero) estimate gets the floor 10·log10(eps) (-100 dB by default) instead of
-    -inf, so means stay finite; report the floor with the number. Samples with an all-zero mixture
-    are NaN.
+    A perfectly gated (all-zero) estimate gets the floor 10·log10(eps) (-100 dB by default) instead
+    of -inf, so means stay finite; report the floor with the number. Samples with an all-zero
+    mixture are NaN.
 
     Args:
         silent_ests: estimates for the silent objects, array or tensor.
@@ -190,7 +201,8 @@ def silent_leakage_db(silent_ests, mix, eps=1e-10):
     mix = _as_float64(mix).cpu()
     if silent_ests.ndim != 3 or mix.shape != (silent_ests.shape[0], silent_ests.shape[2]):
         raise ValueError(
-            f"expected silent_ests (B, M, L) and mix (B, L), got {tuple(silent_ests.shape)} and {tuple(mix.shape)}"
+            "expected silent_ests (B, M, L) and mix (B, L), "
+            f"got {tuple(silent_ests.shape)} and {tuple(mix.shape)}"
         )
     est_energy = silent_ests.pow(2).sum(dim=-1)  # (B, M)
     mix_energy = mix.pow(2).sum(dim=-1, keepdim=True)  # (B, 1)
@@ -204,12 +216,12 @@ def reference_silent_sdr(refs4, ests4):
 
     Adds 1e-6 to every reference and every estimate of all 4 slots (2 sounding, 2 silent whose
     reference is all-zero), runs mir_eval's bss_eval_sources without permutation and averages SDR
-    over the 4 slots, as the reference does (docs/method.md, Silent-object protocol). A silent
-    slot that is gated to zero then matches its constant 1e-6 reference almost exactly, so its SDR is
+    over the 4 slots, as the reference does (docs/method.md, Silent-object protocol). A silent slot
+    that is gated to zero then matches its constant 1e-6 reference almost exactly, so its SDR is
     hundreds of dB (or +inf) and dominates the mean; leaked energy makes it strongly negative. The
-    value is returned as is, possibly huge or +inf; label it "reference protocol" wherever it is shown.
-    Samples that fail the reference's validity test (never once the offset is added, unless L <= 10)
-    are NaN.
+    value is returned as is, possibly huge or +inf; label it "reference protocol" wherever it is
+    shown. Samples that fail the reference's validity test (never once the offset is added, unless
+    L <= 10) are NaN.
 
     Args:
         refs4: references of the 4 slots, silent ones all-zero, array or tensor.
@@ -227,7 +239,7 @@ def reference_silent_sdr(refs4, ests4):
     def one_sample(b):
         return _mir_eval_sources(refs4[b].numpy(), ests4[b].numpy())[0].mean()
 
-    # mir_eval's time goes into LAPACK solves and FFTs, which release the GIL: threads use all cores.
+    # mir_eval's time goes to LAPACK solves and FFTs, which release the GIL: threads use all cores.
     with ThreadPoolExecutor(max_workers=max(1, min(len(valid), os.cpu_count() or 1, 8))) as pool:
         sdr[valid] = list(pool.map(one_sample, valid))
     return sdr
@@ -350,7 +362,10 @@ def summarize(records, keys=("sdr", "sir", "sar", "sdr_mix"), group_key="class")
 
 
 def write_records_csv(path, records):
-    """Write one CSV row per record; columns are the union of the records' keys in first-seen order."""
+    """Write one CSV row per record.
+
+    Columns are the union of the records' keys in first-seen order.
+    """
     fieldnames = list(dict.fromkeys(k for r in records for k in r))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -361,7 +376,10 @@ def write_records_csv(path, records):
 
 
 def format_summary_table(summary):
-    """Render a `summarize` result as a fixed-width text table: mean, median, then one row per class."""
+    """Render a `summarize` result as a fixed-width text table.
+
+    Rows: mean, median, then one per class.
+    """
     keys = list(summary["mean"])
     name_width = max([len("median")] + [len(str(c)) for c in summary["per_class"]]) + 2
 

@@ -164,7 +164,7 @@ class GRD(Stage):
 
     def forward(self, batch):
         spec, frames = self.prepare(batch)
-        # The mixture row only feeds evaluation; training skips it (a third of the audio net's work).
+        # The mixture row only feeds evaluation; training skips it (1/3 of the audio net's work).
         logits = self.grounding_grid(spec, frames, with_mixture=not self.training)
         ce_sounding, ce_silent = _ce_both(logits[:, -2:])
         positive, negative = solo_grounding_losses(ce_sounding, ce_silent)
@@ -242,7 +242,10 @@ class CCoL(COL):
     """
 
     def sounding_labels(self, masks, spec):
-        """Returns (w_pos, w_neg), each (B, N): weights of the 'sounding' / 'silent' CE per object."""
+        """Per-object weights of the 'sounding' / 'silent' CE.
+
+        Returns (w_pos, w_neg), each (B, N).
+        """
         with torch.no_grad():
             targets = spec["gt_masks"][:, [0, 0, 2, 2]]  # each object vs its pseudo-video
             mask_error = self.sep_loss(masks, targets, spec["weight"]).float()  # (B, N) = d_n
@@ -254,8 +257,9 @@ class CCoL(COL):
         return w_pos, w_neg
 
     def label_stats(self, labels, sounding):
-        """How often separation picks the truly sounding object (the loader knows which objects are
-        silent: it zeroed their audio), and how often it calls a silent / sounding object 'silent'."""
+        """How often separation picks the truly sounding object (the loader knows which objects
+        are silent: it zeroed their audio), and how often it calls a silent / sounding object
+        'silent'."""
         w_pos, w_neg = labels
         sounding = sounding.to(w_pos.dtype)
         return {
@@ -269,7 +273,7 @@ class CCoL(COL):
         first_sounds = w_pos[:, 0]  # r1 for pseudo-video A
         ce_first, ce_second = ce_sounding[:, AUDIO_SOLO_A, 0], ce_sounding[:, AUDIO_SOLO_A, 1]
         if self.args.ccol_broadcast_bug:
-            # The reference multiplied (B,) by (B, 1): the per-sample choice becomes a batch average.
+            # The reference's (B,) * (B, 1) turns the per-sample choice into a batch average.
             solo_positive = (
                 ce_first.mean() * first_sounds.mean() + ce_second.mean() * (1 - first_sounds).mean()
             )
@@ -292,7 +296,10 @@ class CCoL(COL):
 
 
 class SoP(Stage):
-    """Sound of Pixels baseline: every video in the mixture is separated by its whole-frame vector."""
+    """Sound of Pixels baseline.
+
+    Every video in the mixture is separated by its whole-frame vector.
+    """
 
     def forward(self, batch):
         spec, frames = self.prepare(batch)

@@ -5,7 +5,8 @@ from memory-mapped arrays and decodes no JPEG. A cache folder holds
 
     <cache>/manifest.json           format, img_size, crop kind, data root, complete
     <cache>/<class>/<id>.mp4.npy    uint8 (P,): the views of frames 1..F, flat, one after another
-    <cache>/<class>/<id>.mp4.json   per frame: where each view starts, the train view's size, the box
+    <cache>/<class>/<id>.mp4.json   per frame: where each view starts, the train view's size,
+                                    the box
 
 (paths mirror detection_results/). Each frame k is stored as two channels-first views:
     train  the whole box resized so its shorter side is int(1.1 S), the reference's Resize before
@@ -66,10 +67,16 @@ def read_manifest(cache_dir: str) -> dict | None:
 
 
 def check_manifest(cache_dir: str, img_size: int, mode: str) -> dict:
-    """The manifest of a complete cache built for these crops; a DataError naming the mismatch otherwise."""
+    """The manifest of a complete cache built for these crops.
+
+    Otherwise a DataError naming the mismatch.
+    """
     manifest = read_manifest(cache_dir)
     path = os.path.join(cache_dir, MANIFEST)
-    build = f"scripts/cache_crops.py --root DATA_ROOT --img-size {img_size} --mode {mode} --out {cache_dir}"
+    build = (
+        f"scripts/cache_crops.py --root DATA_ROOT --img-size {img_size} --mode {mode} "
+        f"--out {cache_dir}"
+    )
     if manifest is None:
         raise DataError(f"not a crop cache (no {MANIFEST}); build it with {build}", path=path)
     wanted = {"format": CACHE_FORMAT, "img_size": img_size, "crops": CROP_KINDS[mode]}

@@ -57,7 +57,7 @@ class _LRU(OrderedDict):
 
 
 class MUSICMixDataset(torch.utils.data.Dataset):
-    """Mixtures of MUSIC solo videos for CCoL (4 objects, 1 and 3 silent) or SoP (N sounding videos).
+    """MUSIC solo-video mixtures for CCoL (4 objects, 1 and 3 silent) or SoP (N sounding videos).
 
     Args:
         root: data root (layout.py); CSV paths are relative to its audio/ and frames/ folders.

@@ -1,4 +1,4 @@
-"""File readers for the loader: windowed audio, detection arrays, jpg frames; all raise DataError."""
+"""Loader file readers: windowed audio, detection arrays, jpg frames; all raise DataError."""
 
 from __future__ import annotations
 
@@ -91,7 +91,10 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
 
 
 def load_detections(path: str) -> np.ndarray:
-    """A CoSep detection file, validated. Returns float32 (K, 7) with K >= 1, see DETECTION_COLUMNS."""
+    """A CoSep detection file, validated.
+
+    Returns float32 (K, 7) with K >= 1, see DETECTION_COLUMNS.
+    """
     if not os.path.isfile(path):
         raise DataError("detection file not found", path=path)
     try:
@@ -191,7 +194,10 @@ def frame_size(path: str) -> tuple[int, int]:
 
 
 def load_frame(path: str) -> torch.Tensor:
-    """A decoded jpg frame. Returns uint8 (3, H, W) (a channels-last view, which torch resizes fastest)."""
+    """A decoded jpg frame.
+
+    Returns uint8 (3, H, W) (a channels-last view, which torch resizes fastest).
+    """
     if not os.path.isfile(path):
         raise DataError("frame not found", path=path)
     try:

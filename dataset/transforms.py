@@ -1,4 +1,4 @@
-"""Image geometry of the reference (box crop, shorter-side resize, crop) and GPU-side normalisation."""
+"""Image geometry of the reference (box crop, shorter-side resize, crop) and GPU normalisation."""
 
 from __future__ import annotations
 
@@ -100,7 +100,8 @@ def crop_resize(
 
 def _window(length: int, out_length: int, size: int, rel: float) -> tuple[int, int, int, float]:
     """Along one axis: the input span [lo, hi) (box coordinates) that an output window of `size`
-    at `rel` of the free room needs, the window's start inside that span once resized, and the scale.
+    at `rel` of the free room needs, the window's start inside that span once resized, and the
+    scale.
     """
     # Nudged up so that float rounding in interpolate's floor(in * scale) cannot drop a pixel.
     scale = out_length / length * (1 + 1e-9)

@@ -48,7 +48,10 @@ def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
 
 
 class ModelBuilder:
-    """Builds each net from its architecture name; loading a previous stage's weights is the caller's job."""
+    """Builds each net from its architecture name.
+
+    Loading a previous stage's weights is the caller's job.
+    """
 
     @staticmethod
     def build_sound_ground(

@@ -12,7 +12,8 @@ class VGGishGround(nn.Module):
     Not a pretrained VGGish despite the name: the reference leaves PyTorch's default init.
 
     Args:
-        width: channels of the first conv; the blocks have w, 2w, 4w, 4w, 8w, 8w (w = 64 in the paper).
+        width: channels of the first conv; the blocks have w, 2w, 4w, 4w, 8w, 8w (w = 64 in the
+            paper).
         init: 'default' keeps PyTorch's init as the reference; its activations shrink layer after
             layer (features ~50x smaller than the ResNet's), so the grounding MLP at first sees
             mostly the visual feature. 'kaiming' (He normal, fan_in: the forward activation scale

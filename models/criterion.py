@@ -89,7 +89,7 @@ class WeightedL2Loss(_WeightedMaskLoss):
 
 
 class WeightedBCELoss(_WeightedMaskLoss):
-    """Weighted binary cross-entropy of mask probabilities in [0, 1] against binary masks (SoP's loss).
+    """Weighted binary cross-entropy of mask probabilities in [0, 1] vs binary masks (SoP's loss).
 
     `F.binary_cross_entropy` runs with autocast off (autocast refuses it): its logs clamped at
     -100 and its backward stay finite on saturated sigmoid outputs.

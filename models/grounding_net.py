@@ -11,7 +11,8 @@ SOUNDING, SILENT = 0, 1
 
 
 class GroundingHead(nn.Module):
-    """MLP on concatenated audio and visual features: 2-way logits, class 0 = sounding (Tian et al. 2021).
+    """MLP on concatenated audio and visual features: 2-way logits, class 0 = sounding
+    (Tian et al. 2021).
 
     logits = 2 * fc3(ReLU(fc2(ReLU(fc1([f_audio, f_visual]))))). The reference's unused
     fc_v1, fc_v2, fc_a1, fc_a2 are left out; drop their keys when loading its checkpoints.

@@ -1,4 +1,7 @@
-"""Batched, on-device spectrogram front end: STFT, log-frequency warp, ground-truth masks, loss weight."""
+"""Batched, on-device spectrogram front end.
+
+STFT, log-frequency warp, ground-truth masks, loss weight.
+"""
 
 from __future__ import annotations
 
@@ -100,7 +103,8 @@ def _resample_freq(spec: torch.Tensor, out_bins: int, warp: bool) -> torch.Tenso
 def warp_log_freq(spec: torch.Tensor, out_bins: int = 256) -> torch.Tensor:
     """Linear-frequency spectrogram to log-frequency: (..., F, T) -> (..., out_bins, T).
 
-    With align_corners=True output row k reads input bin (F - 1) * (21^(k / (out_bins - 1)) - 1) / 20.
+    With align_corners=True output row k reads input bin
+    (F - 1) * (21^(k / (out_bins - 1)) - 1) / 20.
     """
     return _resample_freq(spec, out_bins, warp=True)
 
@@ -132,7 +136,10 @@ def binary_masks(mags: torch.Tensor, mag_mix: torch.Tensor, threshold: float = 0
 
 
 def loss_weight(mag_mix: torch.Tensor) -> torch.Tensor:
-    """Per-bin loss weight clamp(log1p(|S_mix|), 1e-3, 10): loud bins count more. Shape preserved."""
+    """Per-bin loss weight clamp(log1p(|S_mix|), 1e-3, 10): loud bins count more.
+
+    Shape preserved.
+    """
     return torch.log1p(mag_mix).clamp(1e-3, 10.0)
 
 
@@ -143,8 +150,10 @@ class SpectralFrontend(torch.nn.Module):
         n_fft: STFT size (1022 gives F = 512 bins).
         hop: STFT hop in samples.
         warp_bins: frequency bins after the log-frequency warp (Fw).
-        log_freq: warp to log frequency; when off, the "warped" outputs are the linear ones (Fw = F).
-        binary_mask: binary ground-truth masks (SoP) instead of ratio masks clamped to [0, 5] (CCoL).
+        log_freq: warp to log frequency; when off, the "warped" outputs are the linear ones
+            (Fw = F).
+        binary_mask: binary ground-truth masks (SoP) instead of ratio masks clamped to [0, 5]
+            (CCoL).
         mask_thres: threshold of the binary masks, as a fraction of the mixture magnitude.
         weighted_loss: loss weight clamp(log1p(mag_mix_w), 1e-3, 10); ones when off.
         log_input: 'log1p' (CCoL) or 'log' (Sound of Pixels, floored at MAG_EPS) of the warped

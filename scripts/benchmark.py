@@ -7,7 +7,8 @@ end-to-end training mixtures/s (DataLoader + step, the GPU's utilisation sampled
 extrapolated to a full test list. Prints a table and writes JSON.
 
     python scripts/benchmark.py --quick          # CPU, tiny sizes on a generated root: < 1 minute
-    python scripts/benchmark.py --device cuda --amp --data-root data/synthetic_2min --build-realistic 8
+    python scripts/benchmark.py --device cuda --amp --data-root data/synthetic_2min \\
+        --build-realistic 8
         # reference sizes (batch 48, 224 px, 3 frames, 65535 samples) on 2-minute 640x360 videos
 """
 
@@ -120,7 +121,10 @@ def build_synthetic_root(
 
 
 def ensure_crop_cache(root: str, img_size: int, mode: str, workers: int) -> tuple[str, float]:
-    """The root's default cache for these crops, built if missing; returns (folder, build seconds)."""
+    """The root's default cache for these crops, built if missing.
+
+    Returns (folder, build seconds).
+    """
     cache_dir = cache_crops.default_cache_dir(root, img_size, mode)
     manifest = read_manifest(cache_dir)
     if manifest is not None and manifest.get("complete"):
@@ -305,7 +309,10 @@ class GpuUtilisation:
 def bench_end_to_end(
     model, optimizer, args, crop_cache: str | None, warmup: int, steps: int
 ) -> dict:
-    """(c) main.make_loader's loader feeding the step: mixtures/s in steady state (see loader_rounds)."""
+    """(c) main.make_loader's loader feeding the step: mixtures/s in steady state.
+
+    See loader_rounds.
+    """
     untimed, timed = loader_rounds(args.workers, warmup, steps)
     model.train()
     dataset = train_dataset(args, crop_cache, (untimed + timed) * args.batch_size_per_gpu)
@@ -586,7 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--crop-cache",
         default="auto",
         choices=["auto", "none"],
-        help="auto: also measure with the root's default crop cache, built if missing (default: auto)",
+        help=(
+            "auto: also measure with the root's default crop cache, built if missing "
+            "(default: auto)"
+        ),
     )
     p.add_argument(
         "--steps", type=int, help="timed steps or batches per measurement (default: 20; --quick: 2)"
@@ -595,7 +605,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mir-eval-mixtures",
         type=int,
-        help="mixtures timed with mir_eval, seconds each at reference sizes (default: 4; --quick: 1)",
+        help=(
+            "mixtures timed with mir_eval, seconds each at reference sizes (default: 4; --quick: 1)"
+        ),
     )
     p.add_argument(
         "--threads",
@@ -638,7 +650,8 @@ def main(argv=None) -> int:
     config["threads"] = torch.get_num_threads()
     report = Report(config)
     output = opts.json or os.path.join(REPO, "ckpt", f"benchmark_{sizes}_{device.type}.json")
-    # Every stage built would repeat models' "RANDOMLY initialised" warning; config records the weights.
+    # Every stage built would repeat models' "RANDOMLY initialised" warning; config records the
+    # weights.
     logging.getLogger("models").setLevel(logging.ERROR)
     started = time.perf_counter()
     temp_root = (
@@ -671,8 +684,10 @@ def main(argv=None) -> int:
         report.add("total", "benchmark time", report.data["total_s"], "s")
         print(
             f"\n{config['device']}{' (' + config['gpu'] + ')' if cuda else ''}, sizes {sizes} "
-            f"({config.get('img_size')} px, {config.get('num_frames')} frames, {config.get('aud_len')} samples), "
-            f"batch {config['batch_size']}, {config['workers']} workers, amp {opts.amp}, compile {opts.compile}, "
+            f"({config.get('img_size')} px, {config.get('num_frames')} frames, "
+            f"{config.get('aud_len')} samples), "
+            f"batch {config['batch_size']}, {config['workers']} workers, amp {opts.amp}, "
+            f"compile {opts.compile}, "
             f"channels-last {opts.channels_last}, {config['threads']} threads, "
             f"load average {config['load_avg_1min']:.1f} on {config['cpus']} CPUs"
         )

@@ -85,7 +85,8 @@ def build_cache(
             if error is not None:
                 failures.append(error)
     print(
-        f"built {len(todo) - len(failures)} videos ({written / 2**20:.1f} MiB) in {time.time() - start:.1f} s"
+        f"built {len(todo) - len(failures)} videos ({written / 2**20:.1f} MiB) "
+        f"in {time.time() - start:.1f} s"
     )
     if failures:
         print(f"{len(failures)} videos failed; the cache stays marked incomplete:", file=sys.stderr)

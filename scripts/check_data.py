@@ -5,11 +5,11 @@
 
 Every video listed in train/val/test.csv is checked once: its wav (present, readable, the loader's
 sample rate, mono, finite, long enough for one clip and for its frames), its frames (folder present,
-frames 1..N of the CSV present and decodable to the end, no frame beyond N), its CoSep detection file
-(present, non-empty, well formed, frame ids inside the video, boxes inside the frames) and whether
-audio and frames last as long. Across files: train and val lists with fewer classes than a mixture
-has objects, test videos that also appear in train or val, and test_sep.csv rows naming videos
-test.csv lacks.
+frames 1..N of the CSV present and decodable to the end, no frame beyond N), its CoSep detection
+file (present, non-empty, well formed, frame ids inside the video, boxes inside the frames) and
+whether audio and frames last as long. Across files: train and val lists with fewer classes than a
+mixture has objects, test videos that also appear in train or val, and test_sep.csv rows naming
+videos test.csv lacks.
 Exit status 0 when the root is clean, 1 when anything is wrong.
 """
 
@@ -139,7 +139,8 @@ def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem
             Problem(
                 "frames missing",
                 os.path.join(folder, layout.frame_name(absent[0])),
-                f"{len(absent)} of the {video.num_frames} frames listed at {video.source} are absent",
+                f"{len(absent)} of the {video.num_frames} frames listed at {video.source} "
+                "are absent",
             )
         ]
     extra = sorted(k for k in present if k > video.num_frames)
@@ -338,7 +339,8 @@ def check_root(
 def format_report(root: str, problems: list[Problem], checked: dict, max_examples: int) -> str:
     splits = ", ".join(f"{s} {checked[s]}" for s in SPLITS if s in checked)
     lines = [
-        f"data root {root}: {checked['videos']} videos ({splits}), {checked['mixtures']} test mixtures"
+        f"data root {root}: {checked['videos']} videos ({splits}), "
+        f"{checked['mixtures']} test mixtures"
     ]
     if not problems:
         lines.append("no problem found")

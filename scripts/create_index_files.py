@@ -1,4 +1,4 @@
-"""Builds disjoint, class-stratified train/val/test.csv and a seeded test_sep.csv for a data root."""
+"""Builds a data root's disjoint, class-stratified train/val/test.csv and seeded test_sep.csv."""
 
 import argparse
 import glob
@@ -37,7 +37,8 @@ def scan_videos(root: str, min_frames: int):
     if unknown:
         raise ValueError(
             f"class folder(s) {', '.join(unknown)} under "
-            f"{os.path.join(root, layout.AUDIO)} are not in the class table (dataset/layout.py MUSIC21_CLASSES: "
+            f"{os.path.join(root, layout.AUDIO)} are not in the class table "
+            "(dataset/layout.py MUSIC21_CLASSES: "
             f"{', '.join(layout.MUSIC21_CLASSES)}); rename the folder to a listed "
             f"instrument or append the class to the table"
         )
@@ -163,7 +164,8 @@ def main(argv=None):
     print(format_split_table(splits))
     print(
         f"kept {len(kept)} videos, dropped {len(dropped)}; {len(sep_rows)} test mixtures; "
-        f"wrote {', '.join(f'{s}.csv' for s in SPLITS)}{', test_sep.csv' if sep_rows else ''} to {out}"
+        f"wrote {', '.join(f'{s}.csv' for s in SPLITS)}"
+        f"{', test_sep.csv' if sep_rows else ''} to {out}"
     )
 
 

@@ -1,4 +1,5 @@
-"""Writes CoSep-format detection files for every frames folder, from annotations or a torchvision detector.
+"""Writes CoSep-format detection files for every frames folder, from annotations or a torchvision
+detector.
 
 Output: `<root>/detection_results/<class>/<id>.mp4.npy`, float32 (K, 7), one row per object per
 frame: [frame_id (1-based, from the jpg name), class_id, score, x1, y1, x2, y2], boxes in pixels

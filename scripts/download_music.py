@@ -33,7 +33,7 @@ def read_video_list(path: str) -> dict[str, list[str]]:
         with open(path) as f:
             listing = json.load(f)
     except (OSError, json.JSONDecodeError) as error:
-        raise SystemExit(f"error: cannot read the video list {path}: {error}")
+        raise SystemExit(f"error: cannot read the video list {path}: {error}") from error
     videos = listing.get("videos") if isinstance(listing, dict) else None
     if not isinstance(videos, dict) or not all(
         isinstance(ids, list) and all(isinstance(i, str) for i in ids) for ids in videos.values()

@@ -1,10 +1,12 @@
-"""Separate the sound of every object in a video with a trained run: one wav per object and an HTML page.
+"""Separate every object's sound in a video with a trained run: one wav per object and an HTML page.
 
-    python scripts/separate_video.py --run ckpt/MUSIC_CCoL --video my.mp4 --detections my.mp4.npy --out sep/
+    python scripts/separate_video.py --run ckpt/MUSIC_CCoL --video my.mp4 \\
+        --detections my.mp4.npy --out sep/
     python scripts/separate_video.py --run ckpt/MUSIC_CCoL --video my.mp4 --out sep/ \\
         --weights detector.pth --class-map classes.json
     python scripts/separate_video.py --run ckpt/MUSIC_CCoL --out sep/ \\
-        --video data/synthetic/videos/cello/ID.mp4 --from-annotations data/synthetic/annotations/cello/ID.json
+        --video data/synthetic/videos/cello/ID.mp4 \\
+        --from-annotations data/synthetic/annotations/cello/ID.json
 
 The video is extracted as for training (scripts/extract_frames_audio.py: frames at the run's frame
 rate, mono audio at its sample rate). Objects are the detected classes: per class, its top-scoring
@@ -210,9 +212,9 @@ def object_tracks(dets: np.ndarray, num_frames: int, class_names: dict[int, str]
 
 
 def object_crops(folder: str, tracks: list[Track], num_frames: int, img_size: int) -> torch.Tensor:
-    """Every object's crop in every frame, as the loader crops validation frames (no jitter, no flip).
+    """Every object's crop in every frame, as the loader crops validation frames.
 
-    Returns uint8 (N, F, 3, S, S).
+    No jitter, no flip. Returns uint8 (N, F, 3, S, S).
     """
     crops = torch.empty(len(tracks), num_frames, 3, img_size, img_size, dtype=torch.uint8)
     for k in range(1, num_frames + 1):
@@ -228,7 +230,10 @@ def object_crops(folder: str, tracks: list[Track], num_frames: int, img_size: in
 # Separation over the whole track
 # ----------------------------------------------------------------------------------------------
 def window_starts(length: int, window: int, hop: int) -> np.ndarray:
-    """Starts of windows `hop` apart covering [0, max(length, window)); the last one ends at the end."""
+    """Starts of windows `hop` apart covering [0, max(length, window)).
+
+    The last one ends at the end.
+    """
     last = max(length - window, 0)
     starts = list(range(0, last + 1, hop))
     if starts[-1] != last:
@@ -245,7 +250,10 @@ def window_frames(starts: np.ndarray, args, num_frames: int) -> np.ndarray:
 
 
 def mixture_grounding(nets, log_mag_mix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """Sounding probability of each object against the mixture: (B, 1, Fw, T), (B, N, ...) -> (B, N)."""
+    """Sounding probability of each object against the mixture.
+
+    (B, 1, Fw, T), (B, N, ...) -> (B, N).
+    """
     B, N = frames.shape[:2]
     audio = nets["sound_ground"](log_mag_mix)  # (B, Da)
     visual = (
@@ -305,7 +313,10 @@ def separate(
 # Page
 # ----------------------------------------------------------------------------------------------
 def spectrogram_images(waves: np.ndarray, args) -> np.ndarray:
-    """Log-frequency dB images of (M, L) waveforms re the first one's peak: uint8 (M, h, w), row 0 low."""
+    """Log-frequency dB images of (M, L) waveforms re the first one's peak.
+
+    Returns uint8 (M, h, w), row 0 low.
+    """
     mag = stft(torch.from_numpy(waves), args.stft_frame, args.stft_hop).abs()
     if args.log_freq:
         mag = warp_log_freq(mag, args.warp_bins)
@@ -316,7 +327,8 @@ def spectrogram_images(waves: np.ndarray, args) -> np.ndarray:
 def probability_timeline(probs: np.ndarray, starts: np.ndarray, rate: int) -> str:
     """One cell per window, green when the object sounds (p > 0.5), its opacity the probability."""
     cells = "".join(
-        f'<span style="background:rgba({"31,157,85" if p > 0.5 else "107,114,128"},{0.25 + 0.75 * p:.2f})" '
+        f'<span style="background:rgba({"31,157,85" if p > 0.5 else "107,114,128"},'
+        f'{0.25 + 0.75 * p:.2f})" '
         f'title="{s / rate:.1f} s: p = {p:.2f}"></span>'
         for p, s in zip(probs, starts)
     )
@@ -324,7 +336,8 @@ def probability_timeline(probs: np.ndarray, starts: np.ndarray, rate: int) -> st
 
 
 PAGE_CSS = """
-.timeline { display:flex; height:12px; width:300px; margin-top:6px; border-radius:3px; overflow:hidden; }
+.timeline { display:flex; height:12px; width:300px; margin-top:6px; border-radius:3px;
+            overflow:hidden; }
 .timeline span { flex:1; }
 img.track { display:block; width:360px; height:100px; border-radius:4px; background:#000; }
 audio.track { width:360px; }
@@ -352,7 +365,7 @@ def write_page(
     rows = []
     for n, track in enumerate(tracks):
         viz.save_colormapped(specs[n + 1], os.path.join(media, f"{track.name}.jpg"), "magma")
-        # The extracted frames live in <work>/frames/video.mp4, i.e. the frames of info '/video.wav'.
+        # Extracted frames live in <work>/frames/video.mp4, i.e. the frames of info '/video.wav'.
         viz.frame_strip(
             work_root,
             "/video.wav",
@@ -364,7 +377,8 @@ def write_page(
         if probs is not None:
             p = float(probs[:, n].mean())
             ground = (
-                f'<span class="badge {"ok" if p > 0.5 else "silent"}" title="mean over windows of the '
+                f'<span class="badge {"ok" if p > 0.5 else "silent"}" '
+                'title="mean over windows of the '
                 f'probability that this object makes sound">sounding p = {p:.2f}</span>'
                 + probability_timeline(probs[:, n], starts, args.aud_rate)
             )
@@ -372,10 +386,13 @@ def write_page(
         rows.append(
             f'<tr><td><div class="cls">{viz.esc(track.name)}</div><div class="small">class id '
             f"{track.class_id}; detected in {detected} of {num_frames} frames</div>{ground}</td>"
-            f'<td><img class="strip" src="{viz.url("media/" + track.name + "_frames.jpg")}" alt="frames">'
+            f'<td><img class="strip" src="{viz.url("media/" + track.name + "_frames.jpg")}" '
+            'alt="frames">'
             f'<div class="small">frames {", ".join(map(str, shown))}</div></td>'
-            f'<td><img class="track" src="{viz.url("media/" + track.name + ".jpg")}" alt="spectrogram">'
-            f'<audio class="track" controls preload="none" src="{viz.url(track.name + ".wav")}"></audio></td></tr>'
+            f'<td><img class="track" src="{viz.url("media/" + track.name + ".jpg")}" '
+            'alt="spectrogram">'
+            '<audio class="track" controls preload="none" '
+            f'src="{viz.url(track.name + ".wav")}"></audio></td></tr>'
         )
     meta = " &nbsp;·&nbsp; ".join(
         f"<b>{viz.esc(k)}</b> {viz.esc(v)}"
@@ -387,7 +404,8 @@ def write_page(
             ("duration", f"{info['duration_sec']:.1f} s"),
             (
                 "windows",
-                f"{len(starts)} of {args.aud_len / args.aud_rate:.2f} s, hop {info['hop_sec']:.2f} s",
+                f"{len(starts)} of {args.aud_len / args.aud_rate:.2f} s, "
+                f"hop {info['hop_sec']:.2f} s",
             ),
             ("gated by grounding", "yes" if info["gated"] else "no"),
         )
@@ -496,7 +514,8 @@ def main(argv=None) -> dict:
     hop = round(opts.hop_sec * args.aud_rate) if opts.hop_sec else args.aud_len // 2
     if not 0 < hop <= args.aud_len:
         raise SystemExit(
-            f"--hop-sec must give a hop in (0, {args.aud_len / args.aud_rate:.2f}] s, got {opts.hop_sec}"
+            f"--hop-sec must give a hop in (0, {args.aud_len / args.aud_rate:.2f}] s, "
+            f"got {opts.hop_sec}"
         )
 
     with output_folder(opts.out), tempfile.TemporaryDirectory(prefix="separate-") as work:
@@ -526,7 +545,8 @@ def main(argv=None) -> dict:
         if not tracks:
             raise SystemExit(f"no detection falls in the video's {num_frames} frames")
         print(
-            f"{opts.video}: {seconds:.1f} s, {num_frames} frames; objects: {', '.join(t.name for t in tracks)}"
+            f"{opts.video}: {seconds:.1f} s, {num_frames} frames; "
+            f"objects: {', '.join(t.name for t in tracks)}"
         )
 
         crops = object_crops(frames_folder, tracks, num_frames, args.img_size)

@@ -1,4 +1,4 @@
-"""The picture of one video: a lit room, clutter, the played instrument, its player, a silent one."""
+"""Picture of one video: a lit room, clutter, the played instrument, its player, a silent one."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Tests of scripts/check_data.py: a clean synthetic root passes, and each planted problem is reported."""
+"""Tests of scripts/check_data.py.
+
+A clean synthetic root passes, and each planted problem is reported.
+"""
 
 import os
 import shutil
@@ -26,7 +29,7 @@ PLANTED = (
     "frame unreadable",
     "audio not finite",
 )
-# Planted on top of those: a test video listed in train too, a test_sep.csv row naming a train video.
+# Also planted: a test video listed in train too, a test_sep.csv row naming a train video.
 PLANTED_ACROSS = ("test leak", "mixture list")
 
 
@@ -134,8 +137,8 @@ def test_report_groups_counts_and_fails(broken_root, capsys):
     status, out = run_check(broken_root, capsys)
     assert status == 1
     assert (
-        f"{len(PLANTED) + len(PLANTED_ACROSS)} problems of {len(PLANTED) + len(PLANTED_ACROSS)} kinds"
-        in out
+        f"{len(PLANTED) + len(PLANTED_ACROSS)} problems of "
+        f"{len(PLANTED) + len(PLANTED_ACROSS)} kinds" in out
     )
     for kind in PLANTED + PLANTED_ACROSS:
         assert f"  {kind}: 1 " in out, (kind, out)
@@ -144,7 +147,7 @@ def test_report_groups_counts_and_fails(broken_root, capsys):
 
 
 def test_clip_length_decides_what_is_too_short(tiny_data_root, capsys):
-    """Videos of 9-10 s are too short for 12 s clips: every one is reported, with the exit status."""
+    """Videos of 9-10 s are too short for 12 s clips: each is reported, with the exit status."""
     status, out = run_check(
         tiny_data_root, capsys, "--aud-len", str(12 * 11025), "--max-examples", "2"
     )
@@ -160,7 +163,7 @@ def test_missing_index_is_reported(tmp_path, capsys):
     assert "index file: 3 " in out and "train.csv" in out
 
 
-# ---------------------------------------------------------------- what the loader refuses, found first
+# ------------------------------------------------------------- what the loader refuses, found first
 
 
 def truncated_jpg(root, video):

@@ -1,4 +1,4 @@
-"""The one atomic writer (umask, errors naming the path and cause) and checkpoints.py's run loading."""
+"""The one atomic writer (umask, errors naming the path and cause); checkpoints.py's run loading."""
 
 import argparse
 import errno
@@ -60,7 +60,10 @@ def small_tmpfs(tmp_path):
 
 
 def test_torch_save_on_a_full_disk_says_no_space_left(small_tmpfs):
-    """torch.save reports a full disk as 'unexpected pos' or 'basic_ios::clear': the writer keeps ENOSPC."""
+    """torch.save reports a full disk as 'unexpected pos' or 'basic_ios::clear'.
+
+    The writer keeps ENOSPC.
+    """
     path = str(small_tmpfs / "checkpoint_latest.pt")
     utils.atomic_torch_save({"epoch": 1}, path)
     with pytest.raises(utils.WriteError, match=f"no space left on {path}"):

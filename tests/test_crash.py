@@ -210,7 +210,8 @@ def test_resume_with_a_broken_or_foreign_checkpoint_is_a_clear_error(
             "16",
             **common,
         )
-    # The refused resume must not rewrite the run's configuration, or evaluation builds the wrong nets.
+    # The refused resume must not rewrite the run's configuration, or evaluation builds the
+    # wrong nets.
     assert architecture(run_dir) == arch_before
 
     latest = run_dir / "checkpoint_latest.pt"

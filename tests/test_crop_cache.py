@@ -120,7 +120,7 @@ def test_train_samples_use_the_same_draws_and_whole_pixel_windows_of_the_cached_
     ],
 )
 def test_cached_train_crop_lies_within_a_pixel_of_the_uncached_crop(box, size, short):
-    """crop_resized(resize_box(...)) is what the cache path computes; crop_resize the uncached path."""
+    """The cache path computes crop_resized(resize_box(...)), the uncached path crop_resize."""
     x, y = np.meshgrid(np.arange(128), np.arange(96))
     ramps = as_tensor(
         np.stack([2 * x, 2 * y, np.full_like(x, 128)], -1).astype(np.uint8)
@@ -131,7 +131,7 @@ def test_cached_train_crop_lies_within_a_pixel_of_the_uncached_crop(box, size, s
         cached = crop_resized(resized, size, rel).astype(float)
         uncached = crop_resize(ramps, box, size, short, rel).numpy().astype(float)
         inner = (slice(None), slice(3, -3), slice(3, -3))
-        # A ramp's mean value gives the crop position: value 2 per input pixel along x (channel 0), y (1).
+        # A ramp's mean gives the crop position: 2 per input pixel along x (channel 0), y (1).
         shift = np.abs(cached[inner].mean((1, 2)) - uncached[inner].mean((1, 2)))[:2] / 2 * scale
         assert (shift <= 1.05).all(), (rel, shift)
 

@@ -66,7 +66,10 @@ def detection_rows(num_frames):
 
 
 def make_root(root):
-    """A data root with CLASSES x VIDEOS_PER_CLASS videos; val.csv lists all, test.csv one per class."""
+    """A data root with CLASSES x VIDEOS_PER_CLASS videos.
+
+    val.csv lists all, test.csv one per class.
+    """
     entries = []
     for c, cls in enumerate(CLASSES):
         for v in range(VIDEOS_PER_CLASS):

@@ -155,7 +155,7 @@ ARCH = "fasterrcnn_mobilenet_v3_large_320_fpn"
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    """A randomly initialised small detector with 2 classes + background, saved like a user's file."""
+    """A randomly initialised small detector, 2 classes + background, saved like a user's file."""
     torch.manual_seed(0)
     model = torchvision.models.detection.__dict__[ARCH](
         weights=None, weights_backbone=None, num_classes=3

@@ -1,4 +1,7 @@
-"""Tests for metrics.py: BSS-eval backends, validity, silent-object metrics, grounding scores, aggregation."""
+"""Tests for metrics.py.
+
+BSS-eval backends, validity, silent-object metrics, grounding scores, aggregation.
+"""
 
 import csv
 import math
@@ -21,7 +24,7 @@ def _noise_sources(seed, batch, num_sources, length):
 
 
 def _harmonic_source(rng, length):
-    """A random harmonic tone with a slow amplitude envelope plus a little noise, like a played note."""
+    """A random harmonic tone, like a played note: a slow amplitude envelope plus a little noise."""
     t = np.arange(length) / SAMPLE_RATE
     f0 = rng.uniform(100, 800)
     tone = sum(
@@ -33,9 +36,10 @@ def _harmonic_source(rng, length):
 
 
 def _realistic_pair(seed, batch, length):
-    """Two harmonic sources per sample and estimates = short-FIR-filtered source + leaked partner + noise.
+    """Two harmonic sources per sample and their estimates.
 
-    The leak and noise levels are drawn so that SDR, SIR and SAR span roughly -5 to 20 dB.
+    Estimate = short-FIR-filtered source + leaked partner + noise. The leak and noise levels are
+    drawn so that SDR, SIR and SAR span roughly -5 to 20 dB.
     """
     rng = np.random.default_rng(seed)
     refs = np.stack(
@@ -151,10 +155,12 @@ def test_reference_silent_sdr_is_dominated_by_gated_silent_slots():
     leaky = gated.copy()
     leaky[0, 1] = 0.3 * source0
 
-    # all-zero silent references and estimates would be rejected by mir_eval; the 1e-6 offset lets them through
+    # all-zero silent references and estimates would be rejected by mir_eval; the 1e-6 offset
+    # lets them through
     gated_score = metrics.reference_silent_sdr(refs4, gated)
     assert gated_score.shape == (1,) and not np.isnan(gated_score[0])
-    # the honest sounding-slot SDR is ~20 dB; the gated silent slots push the reference number far above
+    # the honest sounding-slot SDR is ~20 dB; the gated silent slots push the reference number
+    # far above
     sounding_sdr = metrics.separation_metrics(refs4[:, ::2], gated[:, ::2])["sdr"].mean()
     assert 15 < sounding_sdr < 25
     assert gated_score[0] > 100
@@ -166,7 +172,7 @@ def test_average_precision_on_hand_computed_cases():
     assert metrics.average_precision([0.9, 0.8, 0.3], [0, 0, 1]) == pytest.approx(1 / 3)
     # all scores tied: one threshold, precision = share of positives
     assert metrics.average_precision([0.5] * 4, [1, 0, 0, 0]) == pytest.approx(0.25)
-    # tie at 0.8 between a positive and a negative: they enter together (R 1/2 at P 1, R 1 at P 2/3);
+    # a positive and a negative tie at 0.8: they enter together (R 1/2 at P 1, R 1 at P 2/3);
     # ranking the tied positive first would wrongly give 1.0
     assert metrics.average_precision([0.9, 0.8, 0.8, 0.3], [1, 1, 0, 0]) == pytest.approx(
         0.5 + 0.5 * 2 / 3
@@ -177,7 +183,7 @@ def test_average_precision_on_hand_computed_cases():
 def test_grounding_metrics_on_hand_computed_example():
     prob = np.array([0.9, 0.8, 0.8, 0.3, 0.6, 0.2, 0.5])
     label = np.array([1, 1, 0, 0, 0, 1, 0], dtype=bool)
-    # predicted sounding (prob > 0.5): 1 1 1 0 1 0 0 -> TP 2, FP 2, FN 1, TN 2 (0.5 counts as silent)
+    # predicted sounding (prob > 0.5, so 0.5 is silent): 1 1 1 0 1 0 0 -> TP 2, FP 2, FN 1, TN 2
     scores = metrics.grounding_metrics(prob, label)
     assert scores["num_positive"] == 3 and scores["num_negative"] == 4
     assert scores["accuracy"] == pytest.approx(4 / 7)
@@ -185,7 +191,8 @@ def test_grounding_metrics_on_hand_computed_example():
     assert scores["recall"] == pytest.approx(2 / 3)
     assert scores["f1"] == pytest.approx(2 * 2 / (2 * 2 + 2 + 1))
     assert scores["balanced_accuracy"] == pytest.approx((2 / 3 + 2 / 4) / 2)
-    # thresholds 0.9: P 1 R 1/3; 0.8 (tie): P 2/3 R 2/3; 0.6, 0.5, 0.3: no new positive; 0.2: P 3/7 R 1
+    # thresholds 0.9: P 1 R 1/3; 0.8 (tie): P 2/3 R 2/3; 0.6, 0.5, 0.3: no new positive;
+    # 0.2: P 3/7 R 1
     assert scores["ap"] == pytest.approx(1 / 3 * 1 + 1 / 3 * 2 / 3 + 1 / 3 * 3 / 7)
 
 
@@ -203,7 +210,8 @@ def test_grounding_metrics_undefined_ratios_are_nan():
 def _records():
     nan = float("nan")
     return [
-        # two batches: a mean of batch means would be ((1 + 3) / 2 + 10) / 2 = 6, the record mean is 14 / 3
+        # two batches: a mean of batch means would be ((1 + 3) / 2 + 10) / 2 = 6, the record
+        # mean is 14 / 3
         {"class": "cello", "sdr": 1.0, "sir": 2.0, "sar": 3.0, "sdr_mix": 0.5, "valid": True},
         {"class": "cello", "sdr": 3.0, "sir": 4.0, "sar": 5.0, "sdr_mix": nan, "valid": True},
         {"class": "violin", "sdr": 10.0, "sir": 12.0, "sar": 14.0, "sdr_mix": 1.5, "valid": True},

@@ -1,4 +1,7 @@
-"""End to end tests of scripts/separate_video.py on a synthetic video with the tiny trained CCoL run."""
+"""End to end tests of scripts/separate_video.py.
+
+On a synthetic video with the tiny trained CCoL run.
+"""
 
 import json
 import os
@@ -59,7 +62,8 @@ def check_outputs(out, annotation, names, rate=11025, window=4095):
     energy = lambda x: float(np.sum(x.astype(np.float64) ** 2))  # noqa: E731
     ratio = energy(np.sum(estimates, 0)) / energy(mixture)
     assert 0.01 < ratio < 10, ratio
-    # Windows cover the track: consecutive starts are at most a hop apart and the last ends at the end.
+    # Windows cover the track: consecutive starts are at most a hop apart and the last ends at
+    # the end.
     starts = np.array(info["window_starts"])
     assert starts[0] == 0 and starts[-1] + window == len(mixture)
     assert np.diff(starts).max() <= window // 2
@@ -92,7 +96,8 @@ def test_separates_a_video_from_its_detection_file(trained_runs, video, tmp_path
             out,
         ]
     )
-    # detection files carry class ids (MUSIC id + 1 for synthetic data); without --class-map they name the objects
+    # detection files carry class ids (MUSIC id + 1 for synthetic data); without --class-map
+    # they name the objects
     ids = sorted(layout.CLASS_TO_ID[o["class"]] + 1 for o in annotation["objects"])
     check_outputs(out, annotation, [f"class{i}" for i in ids])
     assert "page: " in proc.stdout
@@ -122,7 +127,10 @@ def test_annotation_boxes_name_the_objects_and_gate(trained_runs, video, tmp_pat
 
 
 def test_detector_weights_give_the_boxes(trained_runs, video, tmp_path):
-    """A randomly initialised torchvision detector: whatever it finds becomes objects named by the class map."""
+    """A randomly initialised torchvision detector.
+
+    Whatever it finds becomes objects named by the class map.
+    """
     torch.manual_seed(0)
     arch = "fasterrcnn_mobilenet_v3_large_320_fpn"
     detector = torchvision.models.detection.__dict__[arch](
@@ -158,7 +166,10 @@ def test_detector_weights_give_the_boxes(trained_runs, video, tmp_path):
 
 
 def test_masks_of_one_give_back_the_mixture(trained_runs, video, monkeypatch):
-    """With every mask 1, overlap-added windows must rebuild the whole mixture: checks the windowing."""
+    """With every mask 1, overlap-added windows must rebuild the whole mixture.
+
+    Checks the windowing.
+    """
     args, model, _ = separate_video.load_run(str(trained_runs / "ccol"), "cpu")
     monkeypatch.setattr(
         model,

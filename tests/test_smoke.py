@@ -1,4 +1,4 @@
-"""End to end on a tiny synthetic set: every stage trains, chains, evaluates and writes its files."""
+"""End to end on a tiny synthetic set: each stage trains, chains, evaluates and writes its files."""
 
 import json
 import os

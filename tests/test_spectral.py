@@ -82,7 +82,8 @@ def test_warp_matches_reference_formula():
     spec = _noise(2, 1, 512, 6).abs()
     warped = warp_log_freq(spec, 256)
     assert warped.shape == (2, 1, 256, 6)
-    # align_corners=True: output row k reads input bin 511 * (21^(k/255) - 1) / 20, linearly interpolated.
+    # align_corners=True: output row k reads input bin 511 * (21^(k/255) - 1) / 20, linearly
+    # interpolated.
     k = np.arange(256)
     source_bin = 511 * (21.0 ** (k / 255) - 1) / 20
     expected = np.stack(
@@ -214,7 +215,10 @@ def test_frontend_unwarp_and_istft_helpers():
 
 
 def test_reconstruct_thresholds_binary_masks_only():
-    """Sound of Pixels separates with its binary masks thresholded; ratio masks are used as they are."""
+    """Sound of Pixels separates with its binary masks thresholded.
+
+    Ratio masks are used as they are.
+    """
     torch.manual_seed(0)
     mix = 0.3 * torch.randn(2, 2047)
     audios = torch.stack([mix / 2, mix / 2], 1)  # (B, N, L)

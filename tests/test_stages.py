@@ -136,10 +136,10 @@ def test_ccol_label_choice_and_silent_threshold_by_hand():
     gt = torch.zeros(2, 4, 1, F_, T_)
     gt[:, 0], gt[:, 2] = 1.0, 0.5  # pseudo-video A target 1, B target 0.5
     masks = torch.zeros(2, 4, 1, F_, T_)
-    # sample 0: A: object 0 error 0.05, object 1 error 0.5   -> 0 sounds; 1 silent (0.5 > 0.1)
-    #           B: object 2 error 0.3,  object 3 error 0.05  -> 3 sounds; 2 silent (0.3 > 0.1)
-    # sample 1: A: object 0 error 0.2, object 1 error 0.08   -> 1 sounds; 0 silent (0.2 > 0.1)
-    #           B: object 2 error 0.0,  object 3 error 0.05  -> 2 sounds; 3 NOT labelled (0.05 < 0.1)
+    # sample 0: A: object 0 error 0.05, object 1 error 0.5  -> 0 sounds; 1 silent (0.5 > 0.1)
+    #           B: object 2 error 0.3,  object 3 error 0.05 -> 3 sounds; 2 silent (0.3 > 0.1)
+    # sample 1: A: object 0 error 0.2, object 1 error 0.08  -> 1 sounds; 0 silent (0.2 > 0.1)
+    #           B: object 2 error 0.0,  object 3 error 0.05 -> 2 sounds; 3 NOT labelled (0.05 < 0.1)
     errors = torch.tensor([[0.05, 0.5, 0.3, 0.05], [0.2, 0.08, 0.0, 0.05]])
     targets = gt[:, [0, 0, 2, 2]]
     masks = targets - errors[..., None, None, None]
@@ -209,7 +209,10 @@ def test_frozen_nets_stay_in_eval_and_get_no_gradient():
 
 
 def test_separation_records_reuse_cached_mixture_sdr():
-    """Validation caches each fixed mixture's own SDR: the cached values are the computed ones, and used."""
+    """Validation caches each fixed mixture's own SDR.
+
+    The cached values are the computed ones, and used.
+    """
     from main import separation_records
 
     args = tiny_args("ccol")
@@ -230,8 +233,8 @@ def test_separation_records_reuse_cached_mixture_sdr():
 
 
 def test_sop_uses_its_own_optimiser_input_and_init():
-    """SoP as Sound of Pixels runs it: SGD with momentum and weight decay, the frame net's last layer
-    at the sound rate, log-magnitude input, tiny conv init; CCoL keeps Adam and log1p."""
+    """SoP as Sound of Pixels runs it: SGD with momentum and weight decay, the frame net's last
+    layer at the sound rate, log-magnitude input, tiny conv init; CCoL keeps Adam and log1p."""
     from main import make_optimizer
 
     args = tiny_args("sop")

@@ -1,4 +1,7 @@
-"""HTML visualization: pages and media from fabricated evaluation batches, links resolve, Chromium renders them."""
+"""HTML visualization.
+
+Pages and media from fabricated evaluation batches, links resolve, Chromium renders them.
+"""
 
 from __future__ import annotations
 
@@ -250,7 +253,8 @@ def test_run_page_and_index(tmp_path):
     index_refs, index_text = assert_links_resolve(index)
     assert "MUSIC_CCOL/visualization/index.html" in index_refs
     assert "val, epoch" not in index_text  # no history.json yet: no metrics source
-    # The page links back to the index once it exists, and a rewrite replaces it whole: no stale files.
+    # The page links back to the index once it exists, and a rewrite replaces it whole: no stale
+    # files.
     stale = os.path.join(args.run_dir, "visualization", "media", "stale.txt")
     open(stale, "w").close()
     page = viz.write_run_page(args, SUMMARY, samples[:1], HISTORY, title="validation, epoch 4")
@@ -263,7 +267,10 @@ def test_run_page_and_index(tmp_path):
 
 
 def test_evaluation_pages_do_not_overwrite_each_other(tmp_path):
-    """Validation, test and silent-object pages coexist; rewriting the validation page keeps the others."""
+    """Validation, test and silent-object pages coexist.
+
+    Rewriting the validation page keeps the others.
+    """
     args = make_args(tmp_path)
     batch, out, masks, waves, records = make_batch(tmp_path)
     samples = viz.collect_samples(batch, out, masks, waves, records, args, limit=2)
@@ -324,7 +331,8 @@ def test_grd_page_and_runs_index_metrics(tmp_path):
     assert any(r.endswith("o0_frames.jpg") for r in refs) and any(
         r.endswith("o0_crops.jpg") for r in refs
     )
-    # box drawn in yellow on the first frame (frames are 96x64, box 10..60 x 8..50, thumbnails 72 px high)
+    # box drawn in yellow on the first frame (frames are 96x64, box 10..60 x 8..50, thumbnails
+    # 72 px high)
     strip = np.asarray(
         Image.open(os.path.join(args.run_dir, "visualization", "media", "s000", "o0_frames.jpg"))
     )
@@ -354,7 +362,10 @@ def test_grd_page_and_runs_index_metrics(tmp_path):
 
 
 def test_sop_page_linear_frequency(tmp_path):
-    """Sound of Pixels: 2 whole-frame objects, all sounding, no grounding; linear-frequency spectrograms."""
+    """Sound of Pixels: 2 whole-frame objects, all sounding, no grounding.
+
+    Linear-frequency spectrograms.
+    """
     args = make_args(tmp_path, stage="sop")
     args.log_freq = 0
     batch, out, masks, waves, records = make_batch(tmp_path)

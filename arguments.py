@@ -667,10 +667,11 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     args.batch_size_per_gpu = args.batch_size // gpus
     if args.mode == "eval":
         args.weights_imagenet = NO_WEIGHTS  # the trained run's checkpoint holds every weight
-    if has_weights(args.weights_imagenet) and args.vis_width != 64:
+    if args.weights_imagenet == IMAGENET and args.vis_width != 64:
         raise SystemExit(
             f"ImageNet ResNet-18 weights need --vis_width 64 (got {args.vis_width}); "
-            f"pass --weights_imagenet {NO_WEIGHTS} for narrower random-init ResNets"
+            f"pass --weights_imagenet {NO_WEIGHTS} for narrower random-init ResNets, or the "
+            f"path of weights of that width (scripts/pretrain_visual.py)"
         )
     if args.train_visual == "auto":
         args.train_visual = "no" if has_weights(args.weights_imagenet) else "yes"

@@ -119,10 +119,11 @@ def load_imagenet(resnet: ResNet18, source: str) -> None:
         source: 'imagenet' (torchvision's weights API) or the path of a local state_dict file.
 
     Raises:
-        ValueError: `resnet` is not width 64, or the file's keys or shapes do not match.
+        ValueError: 'imagenet' for a net not of width 64, or the file's keys or shapes do not
+            match (a local file may hold another width, e.g. scripts/pretrain_visual.py's).
         FileNotFoundError: the weights are neither cached nor downloadable, or no file at the path.
     """
-    if resnet.width != 64:
+    if source == IMAGENET and resnet.width != 64:
         raise ValueError(
             f"ImageNet ResNet-18 weights need width 64, this net has width {resnet.width}"
         )

@@ -59,11 +59,18 @@ fi
 echo "   data ready after $(( $(date +%s) - start )) s"
 
 echo "== 2/3 training (demo profile, CPU) and evaluation on the test mixtures"
+mkdir -p "$CKPT"
+# The paper's visual nets are frozen ImageNet ResNet-18s. The demo's narrow ones have no ImageNet
+# weights (nothing is downloaded), so it first trains the same trunk to name the instrument in the
+# train split's object crops, then every stage loads it frozen (scripts/pretrain_visual.py).
+VISUAL="$CKPT/MUSIC_VIS/resnet18.pth"
+[ -f "$VISUAL" ] || "$PY" scripts/pretrain_visual.py --root "$DATA_ROOT" --seed "$SEED" \
+  --crop-cache "$CACHE_ROOT/top_box_32" --out "$VISUAL"
+echo "   visual features ready after $(( $(date +%s) - start )) s"
 # Schedules and learning rates are the demo profile's (arguments.py, PROFILE_STAGE_DEFAULTS);
 # GRD_EPOCHS, COL_EPOCHS, CCOL_EPOCHS, SOP_EPOCHS, GRD_LR_STEPS, CCOL_LR_STEPS override them.
-OBJECTS="--crop_cache $CACHE_ROOT/top_box_32 --seed $SEED"
-FRAMES="--crop_cache $CACHE_ROOT/full_frame_32 --seed $SEED"
-mkdir -p "$CKPT"
+OBJECTS="--crop_cache $CACHE_ROOT/top_box_32 --seed $SEED --weights_imagenet $VISUAL"
+FRAMES="--crop_cache $CACHE_ROOT/full_frame_32 --seed $SEED --weights_imagenet $VISUAL"
 # Jobs that nothing downstream waits for run beside the GRD -> COL -> CCoL chain, one core each;
 # their output goes to a log and a failure stops the demo at the end.
 background=()

@@ -69,7 +69,10 @@ VISUAL="$CKPT/MUSIC_VIS/resnet18.pth"
 echo "   visual features ready after $(( $(date +%s) - start )) s"
 # Schedules and learning rates are the demo profile's (arguments.py, PROFILE_STAGE_DEFAULTS);
 # GRD_EPOCHS, COL_EPOCHS, CCOL_EPOCHS, SOP_EPOCHS, GRD_LR_STEPS, CCOL_LR_STEPS override them.
+# TEST_EVERY=N also scores the test mixtures every N epochs of the chain, for learning curves
+# (scripts/learning_curve.py); it costs time and changes nothing else.
 OBJECTS="--crop_cache $CACHE_ROOT/top_box_32 --seed $SEED --weights_imagenet $VISUAL"
+OBJECTS+="${TEST_EVERY:+ --test_every $TEST_EVERY}"
 FRAMES="--crop_cache $CACHE_ROOT/full_frame_32 --seed $SEED --weights_imagenet $VISUAL"
 # Jobs that nothing downstream waits for run beside the GRD -> COL -> CCoL chain, one core each;
 # their output goes to a log and a failure stops the demo at the end.

@@ -35,6 +35,7 @@ def test_pretrained_trunk_loads_frozen_into_both_resnets(tiny_data_root, tmp_pat
     report = json.loads((tmp_path / "vis" / "resnet18.json").read_text())
     assert [h["epoch"] for h in report["history"]] == [1, 2]
     assert all(0 <= h["val_acc"] <= 1 and h["loss"] > 0 for h in report["history"])
+    assert report["best_val_acc"] == max(h["val_acc"] for h in report["history"])
     state = torch.load(out, weights_only=True)
     assert "conv1.weight" in state and not any(k.startswith("fc.") for k in state)
 

@@ -111,6 +111,31 @@ PROFILES = {
     ),
 }
 
+# The smallest sizes that keep every part of the method: 2 frames of 32 px crops, 4095-sample clips
+# (0.37 s), 32 x 32 spectrograms, a 5-level U-Net, 8-channel nets. TINY, these sizes on the demo
+# profile, is the configuration of the tests and of scripts/benchmark.py --sizes tiny.
+TINY_SIZES = dict(
+    aud_len=4095,
+    stft_frame=254,
+    stft_hop=128,
+    warp_bins=32,
+    arch_sound="unet",
+    unet_levels=5,
+    ngf=8,
+    vis_width=8,
+    vggish_width=8,
+    img_size=32,
+    num_frames=2,
+)
+
+
+def as_flags(values: dict) -> list[str]:
+    """The command-line flags that set `values`: {"ngf": 8} -> ["--ngf", "8"]."""
+    return [flag for key, value in values.items() for flag in (f"--{key}", str(value))]
+
+
+TINY = ["--profile", "demo", *as_flags(TINY_SIZES)]
+
 # Per-stage values of a profile, where they differ from STAGE_DEFAULTS. The demo's short runs (a few
 # hundred steps) need larger steps than the authors' 15k-step schedules; [] = no LR step.
 PROFILE_STAGE_DEFAULTS = {

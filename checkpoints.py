@@ -46,10 +46,9 @@ def path_of(run_dir: str, tag: str) -> str:
 # ----------------------------------------------------------------------------------------------
 def save_args(args: argparse.Namespace) -> None:
     """<run_dir>/args.json: every resolved argument (evaluation and later stages read it back)."""
-    saved = {k: v for k, v in sorted(vars(args).items()) if k != "device_obj"}
     utils.atomic_write(
         os.path.join(args.run_dir, "args.json"),
-        lambda f: json.dump(saved, f, indent=2, sort_keys=True),
+        lambda f: json.dump(vars(args), f, indent=2, sort_keys=True),
         text=True,
     )
 
@@ -66,12 +65,12 @@ def saved_args(run_dir: str) -> dict:
         raise CheckpointError(f"{path} is unreadable ({err})") from err
 
 
-def run_args(args: argparse.Namespace, run_dir: str, **extra) -> argparse.Namespace:
-    """A copy of `args` with the stage and architecture of the run in `run_dir` (and `extra`), so
-    that a user never repeats architecture flags to evaluate or separate with a trained run."""
+def run_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
+    """A copy of `args` with the stage and architecture of the run in `run_dir`, so that a user
+    never repeats architecture flags to evaluate or separate with a trained run."""
     saved = saved_args(run_dir)
     arch = {key: saved[key] for key in ("stage",) + ARCH_KEYS if key in saved}
-    return argparse.Namespace(**{**vars(args), **arch, **extra})
+    return argparse.Namespace(**{**vars(args), **arch})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,7 +86,7 @@ def save(nets, optimizer, scheduler, epoch: int, history: dict, best, args, tag:
         "history": history,
         "best": best,
         "stage": args.stage,
-        "args": vars(args) | {"device_obj": None},
+        "args": vars(args),
         "rng": utils.rng_state(),
     }
     utils.atomic_torch_save(state, path_of(args.run_dir, tag))

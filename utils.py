@@ -52,16 +52,39 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
-def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
-    """Average a dict of floats over processes (identity without distribution)."""
-    if not dist.is_initialized():
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.to(torch.device("cuda", torch.cuda.current_device()))
-    dist.all_reduce(t)
-    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+class Averager:
+    """Count-weighted means of named values, e.g. a batch's mean losses weighted by its samples,
+    so that training and evaluation average over samples whatever the batch sizes.
+
+    The sums keep the type `add` was given: device tensors accumulate without a host sync, and
+    `means()` converts once.
+    """
+
+    def __init__(self):
+        self.sums: dict = {}
+        self.count = 0
+
+    def add(self, values: dict, count: int) -> None:
+        """`values` are means over `count` samples."""
+        for k, v in values.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v * count
+        self.count += count
+
+    def means(self) -> dict[str, float]:
+        return {k: float(v) / self.count for k, v in self.sums.items()}
+
+    def reduce(self) -> Averager:
+        """The sums and counts of every process (itself without distribution). A process that saw
+        no value of a name adds nothing to it."""
+        if not dist.is_initialized():
+            return self
+        total = Averager()
+        own = {k: float(v) for k, v in self.sums.items()}
+        for sums, count in gather_objects([(own, self.count)]):
+            for k, v in sums.items():
+                total.sums[k] = total.sums.get(k, 0.0) + v
+            total.count += count
+        return total
 
 
 def gather_objects(items: list) -> list:

@@ -33,54 +33,17 @@ import torch  # noqa: E402
 
 import metrics  # noqa: E402
 import utils  # noqa: E402
-from arguments import parse_args  # noqa: E402
+from arguments import TINY, parse_args  # noqa: E402
 from dataset import MUSICMixDataset  # noqa: E402
 from dataset.crop_cache import CROP_KINDS, read_manifest  # noqa: E402
 from dataset.index import read_index  # noqa: E402
-from main import (  # noqa: E402
-    build_nets,
-    configure_cuda,
-    frozen_modules,
-    make_loader,
-    make_optimizer,
-    to_device,
-    train_step,
-)
 from scripts import cache_crops, create_index_files, detect_objects, extract_frames_audio  # noqa: E402
 from stages import STAGES  # noqa: E402
 from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
+from training import build_stage, make_loader, make_optimizer, to_device, train_step  # noqa: E402
 
-# main.py flags of each size preset. 'tiny' is tests/test_stages.py's configuration.
-SIZES = {
-    "reference": [],
-    "demo": ["--profile", "demo"],
-    "tiny": [
-        "--profile",
-        "demo",
-        "--aud_len",
-        "4095",
-        "--stft_frame",
-        "254",
-        "--stft_hop",
-        "128",
-        "--warp_bins",
-        "32",
-        "--arch_sound",
-        "unet",
-        "--unet_levels",
-        "5",
-        "--ngf",
-        "8",
-        "--vis_width",
-        "8",
-        "--vggish_width",
-        "8",
-        "--img_size",
-        "32",
-        "--num_frames",
-        "2",
-    ],
-}
+# main.py flags of each size preset.
+SIZES = {"reference": [], "demo": ["--profile", "demo"], "tiny": TINY}
 # The generated roots: --quick's small one, and --build-realistic's MUSIC-sized videos.
 QUICK_DATA = dict(
     classes=("cello", "flute", "trumpet", "xylophone"),
@@ -138,9 +101,9 @@ def ensure_crop_cache(root: str, img_size: int, mode: str, workers: int) -> tupl
 
 
 def train_dataset(args, crop_cache: str | None, num_samples: int) -> MUSICMixDataset:
-    """main.make_dataset(args, 'train') with the crop cache chosen here and exactly `num_samples`
-    samples: a small root is repeated enough, and the workers make no sample that is not timed
-    (their CPU time is then all spent on measured samples)."""
+    """training.make_dataset(args, 'train') with the crop cache chosen here and exactly
+    `num_samples` samples: a small root is repeated enough, and the workers make no sample that is
+    not timed (their CPU time is then all spent on measured samples)."""
     videos = len(read_index(args.list_train))
     mode = "sop" if args.stage == "sop" else "ccol"
     return MUSICMixDataset(
@@ -182,11 +145,14 @@ def loader_rounds(workers: int, warmup: int, steps: int) -> tuple[int, int]:
     return max(warmup, workers, 1), max(steps, 2 * workers)
 
 
-def bench_loader(args, crop_cache: str | None, warmup: int, steps: int) -> dict:
-    """(a) main.make_loader's train loader alone: samples/s in steady state, startup, CPU cost."""
+def bench_loader(
+    args, device: torch.device, crop_cache: str | None, warmup: int, steps: int
+) -> dict:
+    """(a) training.make_loader's train loader alone: samples/s in steady state, startup and CPU
+    cost."""
     untimed, timed = loader_rounds(args.workers, warmup, steps)
     dataset = train_dataset(args, crop_cache, (untimed + timed) * args.batch_size_per_gpu)
-    loader = make_loader(dataset, args, train=True)
+    loader = make_loader(dataset, args, device, train=True)
     cpu_start, tic = cpu_seconds(), time.perf_counter()
     iterator = iter(loader)
     samples = len(next(iterator)["infos"])
@@ -210,19 +176,14 @@ def bench_loader(args, crop_cache: str | None, warmup: int, steps: int) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Model
 # ----------------------------------------------------------------------------------------------
-def build_stage(args, channels_last: bool):
+def stage_and_optimizer(args, device: torch.device):
     """The stage module as main.py builds it (compiled with --compile) and its optimiser."""
-    nets = build_nets(args)
-    stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(args.device_obj)
-    if channels_last:
-        stage = stage.to(memory_format=torch.channels_last)
-    if args.device_obj.type == "cuda":
-        configure_cuda()
+    nets, stage = build_stage(args, device)
     optimizer = make_optimizer(nets, args)
     return torch.compile(stage) if args.compile else stage, optimizer
 
 
-def synthetic_batch(args, batch_size: int, seed: int = 0) -> dict:
+def synthetic_batch(args, batch_size: int, device: torch.device, seed: int = 0) -> dict:
     """A training batch on the device: random clips (silent objects zero), random uint8 crops."""
     g = torch.Generator().manual_seed(seed)
     B, N, L, T, S = batch_size, args.num_mix, args.aud_len, args.num_frames, args.img_size
@@ -232,7 +193,7 @@ def synthetic_batch(args, batch_size: int, seed: int = 0) -> dict:
     audios = 0.1 * torch.randn(B, N, L, generator=g) * sounding[..., None]
     frames = torch.randint(0, 256, (B, N, 3, T, S, S), generator=g, dtype=torch.uint8)
     batch = {"audios": audios, "mix": audios.sum(1), "frames": frames, "sounding": sounding}
-    return to_device(batch, args.device_obj)
+    return to_device(batch, device)
 
 
 def synchronize(device: torch.device) -> None:
@@ -240,27 +201,27 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_step(model, optimizer, args, warmup: int, steps: int) -> dict:
+def bench_step(model, optimizer, args, device: torch.device, warmup: int, steps: int) -> dict:
     """(b) mixtures/s of the training step on one in-memory batch: no loading, no copies."""
     model.train()
-    batch = synthetic_batch(args, args.batch_size_per_gpu)
-    if args.device_obj.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(args.device_obj)
+    batch = synthetic_batch(args, args.batch_size_per_gpu, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     for _ in range(warmup):  # compilation, cuDNN autotuning, allocator growth
-        train_step(model, batch, optimizer, args)
-    synchronize(args.device_obj)
+        train_step(model, batch, optimizer, args, device)
+    synchronize(device)
     tic = time.perf_counter()
     for _ in range(steps):
-        losses = train_step(model, batch, optimizer, args)
-    synchronize(args.device_obj)
+        losses = train_step(model, batch, optimizer, args, device)
+    synchronize(device)
     seconds = time.perf_counter() - tic
     result = {
         "mixtures_per_s": steps * args.batch_size_per_gpu / seconds,
         "step_ms": 1e3 * seconds / steps,
         "loss": float(losses["total"].detach()),
     }
-    if args.device_obj.type == "cuda":
-        result["max_memory_gib"] = torch.cuda.max_memory_allocated(args.device_obj) / 2**30
+    if device.type == "cuda":
+        result["max_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     return result
 
 
@@ -307,28 +268,28 @@ class GpuUtilisation:
 
 
 def bench_end_to_end(
-    model, optimizer, args, crop_cache: str | None, warmup: int, steps: int
+    model, optimizer, args, device: torch.device, crop_cache: str | None, warmup: int, steps: int
 ) -> dict:
-    """(c) main.make_loader's loader feeding the step: mixtures/s in steady state.
+    """(c) training.make_loader's loader feeding the step: mixtures/s in steady state.
 
     See loader_rounds.
     """
     untimed, timed = loader_rounds(args.workers, warmup, steps)
     model.train()
     dataset = train_dataset(args, crop_cache, (untimed + timed) * args.batch_size_per_gpu)
-    loader = make_loader(dataset, args, train=True)
+    loader = make_loader(dataset, args, device, train=True)
     iterator = iter(loader)
     for _ in range(untimed):
-        train_step(model, to_device(next(iterator), args.device_obj), optimizer, args)
-    synchronize(args.device_obj)
+        train_step(model, to_device(next(iterator), device), optimizer, args, device)
+    synchronize(device)
     mixtures = 0
-    with GpuUtilisation(args.device_obj) as gpu:
+    with GpuUtilisation(device) as gpu:
         tic = time.perf_counter()
         for _ in range(timed):
             batch = next(iterator)
             mixtures += len(batch["infos"])
-            train_step(model, to_device(batch, args.device_obj), optimizer, args)
-        synchronize(args.device_obj)
+            train_step(model, to_device(batch, device), optimizer, args, device)
+        synchronize(device)
         seconds = time.perf_counter() - tic
     del iterator
     result = {"mixtures_per_s": mixtures / seconds, "timed_steps": timed}
@@ -341,22 +302,22 @@ def bench_end_to_end(
 # Evaluation
 # ----------------------------------------------------------------------------------------------
 def score_mixtures(refs, ests, mix, backend: str) -> None:
-    """What main.separation_records computes per batch: the sources' scores and the mixture
+    """What evaluation.separation_records computes per batch: the sources' scores and the mixture
     baseline (both return numpy arrays, so the device is synchronised)."""
     metrics.separation_metrics(refs, ests, backend=backend)
     metrics.mixture_sdr(refs, mix, backend=backend)
 
 
-def bench_eval(model, args, mir_eval_mixtures: int, repeats: int) -> dict:
+def bench_eval(model, args, device: torch.device, mir_eval_mixtures: int, repeats: int) -> dict:
     """(d) seconds per mixture: forward + iSTFT, and separation_records' metrics per backend."""
     model.eval()
-    batch = synthetic_batch(args, args.batch_size_per_gpu, seed=1)
+    batch = synthetic_batch(args, args.batch_size_per_gpu, device, seed=1)
     B = args.batch_size_per_gpu
 
     def forward():
         with (
             torch.no_grad(),
-            torch.autocast(args.device_obj.type, dtype=torch.bfloat16, enabled=args.amp),
+            torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp),
         ):
             _, out = model(batch)
         return utils.unwrap(model).frontend.reconstruct(
@@ -364,11 +325,11 @@ def bench_eval(model, args, mir_eval_mixtures: int, repeats: int) -> dict:
         )  # (B, N, L)
 
     est = forward()  # warm-up
-    synchronize(args.device_obj)
+    synchronize(device)
     tic = time.perf_counter()
     for _ in range(repeats):
         est = forward()
-    synchronize(args.device_obj)
+    synchronize(device)
     forward_s = (time.perf_counter() - tic) / (repeats * B)
 
     sounding = batch["sounding"]
@@ -436,10 +397,9 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
             *opts.main_args.split(),
             *["--amp"] * opts.amp,
             *["--compile"] * opts.compile,
+            *["--channels_last"] * opts.channels_last,
         ]
-        resolved = parse_args(argv)
-        resolved.device_obj = device
-        return resolved
+        return parse_args(argv)
 
     first = stage_args(opts.stages[0])
     cfg.update(
@@ -469,7 +429,7 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
     loader_stage = next((stage for stage in opts.stages if stage != "sop"), opts.stages[0])
     report.data["loader"] = {"stage": loader_stage}
     for name, cache in loaders(loader_stage).items() if "a" in opts.parts else ():
-        result = bench_loader(stage_args(loader_stage), cache, warmup, steps)
+        result = bench_loader(stage_args(loader_stage), device, cache, warmup, steps)
         report.data["loader"][name] = result
         report.add("(a) loader", f"{name} samples/s", result["samples_per_s"], f"{workers} workers")
         report.add("(a) loader", f"{name} CPU per sample", result["cpu_ms_per_sample"], "ms")
@@ -481,9 +441,11 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
     report.data.update(step={}, end_to_end={})
     for stage in opts.stages if {"b", "c", "d"} & set(opts.parts) else ():
         args = stage_args(stage)
-        model, optimizer = build_stage(args, opts.channels_last)
+        model, optimizer = stage_and_optimizer(args, device)
         if "b" in opts.parts:
-            result = report.data["step"][stage] = bench_step(model, optimizer, args, warmup, steps)
+            result = report.data["step"][stage] = bench_step(
+                model, optimizer, args, device, warmup, steps
+            )
             report.add(
                 "(b) step",
                 f"{stage} mixtures/s",
@@ -494,7 +456,7 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
                 report.add("(b) step", f"{stage} peak memory", result["max_memory_gib"], "GiB")
         report.data["end_to_end"][stage] = {}
         for name, cache in loaders(stage).items() if "c" in opts.parts else ():
-            result = bench_end_to_end(model, optimizer, args, cache, warmup, steps)
+            result = bench_end_to_end(model, optimizer, args, device, cache, warmup, steps)
             report.data["end_to_end"][stage][name] = result
             report.add(
                 "(c) end-to-end",
@@ -507,7 +469,7 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
                     "(c) end-to-end", f"{stage} {name} GPU util", result["gpu_util_percent"], "%"
                 )
         if stage == eval_stage and "d" in opts.parts:
-            result = bench_eval(model, args, cfg["mir_eval_mixtures"], repeats=steps)
+            result = bench_eval(model, args, device, cfg["mir_eval_mixtures"], repeats=steps)
             report.data["eval"] = {"stage": stage, **result}
             report.add(
                 "(d) eval",

@@ -54,12 +54,12 @@ from dataset.readers import (  # noqa: E402
     top_boxes,
 )
 from dataset.transforms import crop_resize, object_box  # noqa: E402
-from main import build_nets  # noqa: E402
 from models.grounding_net import sounding_probability  # noqa: E402
 from models.spectral import stft, warp_log_freq  # noqa: E402
 from scripts import detect_objects  # noqa: E402
 from scripts.extract_frames_audio import ExtractionError, extract_video  # noqa: E402
 from stages import STAGES  # noqa: E402
+from training import build_nets  # noqa: E402
 
 NUM_THUMBS = 6  # frames shown per object on the page
 SPEC_PX = 640  # longest side of a whole-track spectrogram image
@@ -86,7 +86,7 @@ class Track:
 # ----------------------------------------------------------------------------------------------
 # Run, video, boxes
 # ----------------------------------------------------------------------------------------------
-def load_run(run_dir: str, device: str):
+def load_run(run_dir: str, device: torch.device):
     """The stage module of a trained run with its best weights, architecture from its args.json.
 
     Returns (args, stage module in eval mode, checkpoint epoch).
@@ -104,19 +104,19 @@ def load_run(run_dir: str, device: str):
             "--stage",
             stage,
             "--device",
-            device,
+            str(device),
             "--ckpt",
             os.path.dirname(os.path.abspath(run_dir)),
             "--id",
             os.path.basename(os.path.abspath(run_dir)),
         ]
     )
-    args = checkpoints.run_args(parsed, run_dir, device_obj=utils.select_device(device))
+    args = checkpoints.run_args(parsed, run_dir)
     # The builders warn that the ResNets start random; the checkpoint replaces those weights.
     logging.getLogger("models").setLevel(logging.ERROR)
     nets = build_nets(args)
     ckpt = checkpoints.load_run(nets, args, "best")
-    model = STAGES[stage](nets, args).to(args.device_obj).eval()
+    model = STAGES[stage](nets, args).to(device).eval()
     return args, model, ckpt["epoch"]
 
 
@@ -272,13 +272,14 @@ def separate(
     frame_ids: np.ndarray,
     batch_size: int,
     gate: bool,
+    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Each object's waveform over the whole (padded) track, and per-window sounding probabilities.
 
     mix_track (L,) with L >= aud_len, crops uint8 (N, F, 3, S, S), starts (W,), frame_ids (W, T).
     Returns estimates float32 (N, L) and probabilities (W, N) (None without grounding nets).
     """
-    W, device = args.aud_len, args.device_obj
+    W = args.aud_len
     N, L = crops.shape[0], len(mix_track)
     # Hann weights without the zero end points: every sample has a positive total weight.
     taper = np.hanning(W + 2)[1:-1]
@@ -507,8 +508,9 @@ def main(argv=None) -> dict:
             raise SystemExit(f"{flag} {path}: file not found")
     if opts.detections is None and opts.from_annotations is None and opts.weights is None:
         raise SystemExit(NO_BOXES)
+    device = utils.select_device(opts.device)
     try:
-        args, model, epoch = load_run(opts.run, opts.device)
+        args, model, epoch = load_run(opts.run, device)
     except checkpoints.CheckpointError as err:
         raise SystemExit(str(err)) from err
     hop = round(opts.hop_sec * args.aud_rate) if opts.hop_sec else args.aud_len // 2
@@ -531,7 +533,7 @@ def main(argv=None) -> dict:
         except (ExtractionError, av.FFmpegError, OSError, ValueError) as err:
             raise SystemExit(f"{opts.video}: cannot extract frames and audio ({err})") from err
         mixture, _ = sf.read(layout.audio_path(work, "/video.wav"), dtype="float32")  # (L,)
-        dets, class_names = detection_rows(opts, frames_folder, str(args.device_obj))
+        dets, class_names = detection_rows(opts, frames_folder, str(device))
         try:
             first_frame = os.path.join(frames_folder, layout.frame_name(1))
             check_detection_boxes(
@@ -563,6 +565,7 @@ def main(argv=None) -> dict:
             window_frames(starts, args, num_frames),
             opts.batch_size,
             opts.gate,
+            device,
         )
         estimates = estimates[:, : len(mixture)]
 

@@ -7,35 +7,13 @@ import sys
 
 import pytest
 
+from arguments import TINY
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Smallest configuration that keeps every stage of the method: 2 frames of 32 px crops,
-# 4095-sample clips (0.37 s), 32 x 32 spectrograms, 5-level U-Net, 8-channel nets.
+# The shared tiny configuration (arguments.TINY) with a batch, epoch and logging for short runs.
 TINY_ARGS = [
-    "--profile",
-    "demo",
-    "--aud_len",
-    "4095",
-    "--stft_frame",
-    "254",
-    "--stft_hop",
-    "128",
-    "--warp_bins",
-    "32",
-    "--arch_sound",
-    "unet",
-    "--unet_levels",
-    "5",
-    "--ngf",
-    "8",
-    "--vis_width",
-    "8",
-    "--vggish_width",
-    "8",
-    "--img_size",
-    "32",
-    "--num_frames",
-    "2",
+    *TINY,
     "--batch_size",
     "4",
     "--dup_trainset",

@@ -79,16 +79,20 @@ def one_thread():
 
 @pytest.mark.parametrize("stage", ["grd", "ccol"])
 def test_channels_last_steps_give_the_losses_of_the_default_layout(stage, one_thread):
-    args = parse_args(benchmark.SIZES["tiny"] + ["--stage", stage, "--data_root", "/nonexistent"])
-    args.device_obj = torch.device("cpu")
+    cpu = torch.device("cpu")
     losses = []
     for channels_last in (False, True):
+        args = parse_args(
+            benchmark.SIZES["tiny"]
+            + ["--stage", stage, "--data_root", "/nonexistent"]
+            + ["--channels_last"] * channels_last
+        )
         torch.manual_seed(0)
-        model, optimizer = benchmark.build_stage(args, channels_last)
-        batch = benchmark.synthetic_batch(args, batch_size=2)
+        model, optimizer = benchmark.stage_and_optimizer(args, cpu)
+        batch = benchmark.synthetic_batch(args, 2, cpu)
         losses.append(
             [
-                float(benchmark.train_step(model, batch, optimizer, args)["total"].detach())
+                float(benchmark.train_step(model, batch, optimizer, args, cpu)["total"].detach())
                 for _ in range(2)
             ]
         )

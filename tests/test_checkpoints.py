@@ -103,7 +103,7 @@ def tiny_nets():
 def saved_run(tmp_path, epochs=(1,)):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    args = run_namespace(run_dir, device_obj=None)
+    args = run_namespace(run_dir)
     nets = tiny_nets()
     optimizer = torch.optim.Adam(nets.parameters())
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[5])
@@ -143,9 +143,9 @@ def test_truncated_latest_says_what_to_do(tmp_path):
 def test_run_args_takes_the_architecture_without_touching_the_given_args(tmp_path):
     run_dir, *_ = saved_run(tmp_path)
     given = run_namespace(run_dir, argv=["--ngf", "32", "--stage", "col"])
-    args = checkpoints.run_args(given, str(run_dir), device_obj="cpu")
-    assert (args.ngf, args.stage, args.device_obj) == (8, "ccol", "cpu")
-    assert (given.ngf, given.stage) == (32, "col") and not hasattr(given, "device_obj")
+    args = checkpoints.run_args(given, str(run_dir))
+    assert (args.ngf, args.stage) == (8, "ccol")
+    assert (given.ngf, given.stage) == (32, "col")
 
 
 def test_initialise_from_latest_or_best(tmp_path):

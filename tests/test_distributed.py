@@ -1,5 +1,5 @@
 """DistributedDataParallel on CPU (gloo, 2 processes): steps on two halves of a batch equal steps
-on the whole batch, and main.make_loader shards train and evaluation sets without duplicates.
+on the whole batch, and training.make_loader shards train and evaluation sets without duplicates.
 
 What is compared, and why BatchNorm runs in eval mode: in train mode each replica normalises with
 the statistics of its own half batch, so the replicas' losses legitimately differ from one process
@@ -18,10 +18,10 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 from test_stages import fake_batch, tiny_args
 
-import main
-from main import build_nets, frozen_modules, param_groups
+import training
 from metrics import one_cpu_thread
 from stages import STAGE_NETS, STAGES
+from training import build_nets, frozen_modules, param_groups
 
 pytestmark = pytest.mark.slow  # forks worker processes
 
@@ -85,8 +85,7 @@ class IndexedSamples(torch.utils.data.Dataset):
 
 def shard_indices(train: bool, length: int) -> list[int]:
     args = tiny_args("ccol", "--workers", "0", "--batch_size", "2")
-    args.device_obj = torch.device("cpu")
-    loader = main.make_loader(IndexedSamples(length), args, train=train)
+    loader = training.make_loader(IndexedSamples(length), args, torch.device("cpu"), train=train)
     return [i for batch in loader for i in batch["index"].tolist()]
 
 

@@ -7,7 +7,7 @@ import torch
 from conftest import TINY_ARGS, run
 
 from arguments import parse_args
-from main import build_nets, frozen_modules
+from training import build_nets, frozen_modules
 
 
 def test_pretrained_trunk_loads_frozen_into_both_resnets(tiny_data_root, tmp_path):

@@ -15,35 +15,23 @@ import torch
 import torchvision
 from conftest import REPO, TINY_ARGS, main_py, run
 
-from arguments import PROFILE_STAGE_DEFAULTS, STAGE_DEFAULTS, build_parser, parse_args
+from arguments import (
+    PROFILE_STAGE_DEFAULTS,
+    STAGE_DEFAULTS,
+    TINY_SIZES,
+    as_flags,
+    build_parser,
+    parse_args,
+)
 from dataset import layout
 from dataset.index import read_index
-from main import build_nets, frozen_modules
 from models.vision_net import IMAGENET_WEIGHTS, ResNet18Dilated, ResNet18Ground, imagenet_cache_path
 from stages import STAGES
+from training import build_nets, frozen_modules
 
 # The reference profile at tiny sizes: the ResNets keep the width ImageNet weights need (64).
 TINY_REFERENCE = [
-    "--aud_len",
-    "4095",
-    "--stft_frame",
-    "254",
-    "--stft_hop",
-    "128",
-    "--warp_bins",
-    "32",
-    "--arch_sound",
-    "unet",
-    "--unet_levels",
-    "5",
-    "--ngf",
-    "8",
-    "--vggish_width",
-    "8",
-    "--img_size",
-    "32",
-    "--num_frames",
-    "2",
+    *as_flags({key: value for key, value in TINY_SIZES.items() if key != "vis_width"}),
     "--batch_size",
     "4",
     "--dup_trainset",

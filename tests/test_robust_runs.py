@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 from conftest import main_py
 
-import main
+import training
 from dataset import layout
 from dataset.index import read_index, read_sep_list
 
@@ -152,14 +152,14 @@ def nan_batch():
 
 def test_non_finite_loss_names_the_batch_files_and_the_checkpoint_only_if_there_is_one(tmp_path):
     args = argparse.Namespace(run_dir=str(tmp_path))
-    with pytest.raises(main.NonFiniteLoss) as err:
-        main.check_finite({"total": float("nan")}, 0, 5, args, nan_batch())
+    with pytest.raises(training.NonFiniteLoss) as err:
+        training.check_finite({"total": float("nan")}, 0, 5, args, nan_batch())
     assert "non-finite audio from ['/c/1.wav']" in str(err.value)
     assert "no checkpoint was written yet" in str(err.value) and "is kept" not in str(err.value)
     (tmp_path / "checkpoint_latest.pt").write_bytes(b"x")
     clean = {**nan_batch(), "audios": torch.zeros(2, 4, 8)}
-    with pytest.raises(main.NonFiniteLoss) as err:
-        main.check_finite({"total": float("inf")}, 0, 5, args, clean)
+    with pytest.raises(training.NonFiniteLoss) as err:
+        training.check_finite({"total": float("inf")}, 0, 5, args, clean)
     assert f"the last good checkpoint {tmp_path / 'checkpoint_latest.pt'} is kept" in str(err.value)
     assert "the model diverged" in str(err.value)
 

@@ -170,7 +170,7 @@ def test_masks_of_one_give_back_the_mixture(trained_runs, video, monkeypatch):
 
     Checks the windowing.
     """
-    args, model, _ = separate_video.load_run(str(trained_runs / "ccol"), "cpu")
+    args, model, _ = separate_video.load_run(str(trained_runs / "ccol"), torch.device("cpu"))
     monkeypatch.setattr(
         model,
         "object_masks",
@@ -187,7 +187,7 @@ def test_masks_of_one_give_back_the_mixture(trained_runs, video, monkeypatch):
         frame_ids = separate_video.window_frames(starts, args, num_frames)
         assert frame_ids.shape == (len(starts), args.num_frames) and frame_ids.min() >= 1
         estimates, probs = separate_video.separate(
-            model, args, track, crops, starts, frame_ids, 5, gate=False
+            model, args, track, crops, starts, frame_ids, 5, gate=False, device=torch.device("cpu")
         )
         assert estimates.shape == (2, len(track)) and probs.shape == (len(starts), 2)
         for estimate in estimates:

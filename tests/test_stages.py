@@ -5,44 +5,15 @@ import logging
 import pytest
 import torch
 
-from arguments import parse_args
-from main import build_nets, frozen_modules, param_groups
+from arguments import TINY, parse_args
 from stages import COL, STAGES, CCoL
+from training import build_nets, frozen_modules, param_groups
 
 logging.disable(logging.WARNING)
 
-TINY = [
-    "--profile",
-    "demo",
-    "--data_root",
-    "/nonexistent",
-    "--aud_len",
-    "4095",
-    "--stft_frame",
-    "254",
-    "--stft_hop",
-    "128",
-    "--warp_bins",
-    "32",
-    "--arch_sound",
-    "unet",
-    "--unet_levels",
-    "5",
-    "--ngf",
-    "8",
-    "--vis_width",
-    "8",
-    "--vggish_width",
-    "8",
-    "--img_size",
-    "32",
-    "--num_frames",
-    "2",
-]
-
 
 def tiny_args(stage, *extra):
-    return parse_args(TINY + ["--stage", stage, *extra])
+    return parse_args([*TINY, "--data_root", "/nonexistent", "--stage", stage, *extra])
 
 
 def fake_batch(args, batch_size=4, seed=0):
@@ -213,7 +184,7 @@ def test_separation_records_reuse_cached_mixture_sdr():
 
     The cached values are the computed ones, and used.
     """
-    from main import separation_records
+    from evaluation import separation_records
 
     args = tiny_args("ccol")
     batch = fake_batch(args)
@@ -235,7 +206,7 @@ def test_separation_records_reuse_cached_mixture_sdr():
 def test_sop_uses_its_own_optimiser_input_and_init():
     """SoP as Sound of Pixels runs it: SGD with momentum and weight decay, the frame net's last
     layer at the sound rate, log-magnitude input, tiny conv init; CCoL keeps Adam and log1p."""
-    from main import make_optimizer
+    from training import make_optimizer
 
     args = tiny_args("sop")
     assert (args.optimizer, args.weight_decay, args.spec_input, args.sound_init) == (

@@ -57,7 +57,7 @@ def collect_samples(batch, out, masks, waves, records, args, limit) -> list[dict
     """What the page shows for at most `limit` samples of an evaluation batch, copied to the CPU.
 
     Spectrograms (log-frequency when args.log_freq, dB re the mixture's peak) and masks become uint8
-    images here, batched on the device; waveforms become int16. Shapes as in main.evaluate:
+    images here, batched on the device; waveforms become int16. Shapes as in evaluation.evaluate:
     batch['audios'] (B, N, L), batch['frames'] uint8 (B, N, 3, T, S, S), out['gt_masks'] and
     masks (B, N, 1, Fw, T), waves['est'] / waves['gt_masked'] (B, N, L).
     """

@@ -1,0 +1,307 @@
+"""What training a stage is made of, shared by main.py and the scripts: the stage's networks and
+optimiser, its datasets and loaders, one optimisation step and one epoch.
+
+The device is always an argument (a torch.device); `args` is only read.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+import checkpoints
+import utils
+from dataset import MUSICMixDataset, collate
+from models import ModelBuilder
+from stages import STAGE_NETS, STAGES, Stage
+
+log = logging.getLogger("ccol")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+# ----------------------------------------------------------------------------------------------
+# Networks, optimiser
+# ----------------------------------------------------------------------------------------------
+def build_nets(args) -> torch.nn.ModuleDict:
+    builders = {
+        "sound_ground": lambda: ModelBuilder.build_sound_ground(
+            args.arch_sound_ground, width=args.vggish_width, init=args.sound_ground_init
+        ),
+        "frame_ground": lambda: ModelBuilder.build_frame_ground(
+            args.arch_frame_ground,
+            width=args.vis_width,
+            weights_imagenet=args.weights_imagenet,
+            pool=args.img_pool,
+        ),
+        "grounding": lambda: ModelBuilder.build_grounding(
+            args.arch_grounding,
+            audio_dim=8 * args.vggish_width,
+            visual_dim=8 * args.vis_width,
+            init_std=args.grounding_init_std,
+        ),
+        "sound": lambda: ModelBuilder.build_sound(
+            args.arch_sound,
+            ngf=args.ngf,
+            fc_dim=args.num_channels,
+            levels=args.unet_levels,
+            init=args.sound_init,
+        ),
+        "frame": lambda: ModelBuilder.build_frame(
+            args.arch_frame,
+            width=args.vis_width,
+            fc_dim=args.num_channels,
+            pool=args.img_pool,
+            weights_imagenet=args.weights_imagenet,
+        ),
+        "synthesizer": lambda: ModelBuilder.build_synthesizer(
+            args.arch_synthesizer, fc_dim=args.num_channels
+        ),
+    }
+    return torch.nn.ModuleDict({name: builders[name]() for name in STAGE_NETS[args.stage]})
+
+
+def frozen_modules(nets, args) -> list:
+    """Without ImageNet weights the ResNets must learn (frozen random features carry too little)."""
+    if args.train_visual == "yes":
+        return []
+    frozen = [nets["frame_ground"]] if "frame_ground" in nets else []
+    if "frame" in nets and args.stage != "sop":  # SoP fine-tunes it (docs/method.md, SoP)
+        frozen.append(nets["frame"].features)
+    return frozen
+
+
+def configure_cuda() -> None:
+    torch.backends.cudnn.benchmark = True  # input sizes are fixed
+    torch.set_float32_matmul_precision("high")  # TF32 matmuls when not under --amp
+
+
+def build_stage(args, device: torch.device) -> tuple[torch.nn.ModuleDict, Stage]:
+    """The stage's networks and its module on `device` (channels-last with --channels_last).
+
+    Returns (nets, stage): the stage holds the nets, so both see the same weights.
+    """
+    nets = build_nets(args)
+    stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(device)
+    if args.channels_last:
+        stage = stage.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        configure_cuda()
+    return nets, stage
+
+
+def param_groups(nets, args) -> list[dict]:
+    """Per-network optimiser groups with the scripts' learning rates (frozen parameters left out).
+
+    Sound of Pixels trains its frame net's last layer (`fc`) at the sound rate, as its optimiser
+    does; the CCoL stages give every network its own rate.
+    """
+    lrs = {
+        "sound_ground": args.lr_sound_ground,
+        "frame_ground": args.lr_frame_ground,
+        "grounding": args.lr_grounding,
+        "sound": args.lr_sound,
+        "frame": args.lr_frame,
+        "synthesizer": args.lr_synthesizer,
+        "frame_fc": args.lr_sound,
+    }
+    modules = dict(nets.items())
+    if args.stage == "sop":
+        modules.update(frame=nets["frame"].features, frame_fc=nets["frame"].fc)
+    groups = []
+    for name, net in modules.items():
+        params = [p for p in net.parameters() if p.requires_grad]
+        if params:
+            groups.append({"params": params, "lr": lrs[name], "name": name})
+    return groups
+
+
+def make_optimizer(nets, args) -> torch.optim.Optimizer:
+    """Adam without weight decay (CCoL), or SGD with momentum and weight decay (Sound of Pixels)."""
+    groups = param_groups(nets, args)
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=args.momentum, weight_decay=args.weight_decay)
+    return torch.optim.Adam(groups, betas=(args.momentum, 0.999), weight_decay=args.weight_decay)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+def make_dataset(args, split: str) -> MUSICMixDataset:
+    common = dict(
+        mode="sop" if args.stage == "sop" else "ccol",
+        num_mix=args.num_mix,
+        num_frames=args.num_frames,
+        stride_frames=args.stride_frames,
+        frame_rate=args.frame_rate,
+        img_size=args.img_size,
+        aud_len=args.aud_len,
+        aud_rate=args.aud_rate,
+        on_error=args.on_error,
+        seed=args.seed,
+        crop_cache=args.crop_cache or None,
+    )
+    if split == "train":
+        return MUSICMixDataset(
+            args.data_root, args.list_train, "train", dup_trainset=args.dup_trainset, **common
+        )
+    if split == "val":
+        return MUSICMixDataset(
+            args.data_root,
+            args.list_val,
+            "val",
+            dup_valset=args.dup_valset,
+            max_samples=args.num_val,
+            **common,
+        )
+    return MUSICMixDataset(
+        args.data_root,
+        args.list_test,
+        "test",
+        sep_list=args.list_sep,
+        max_samples=args.num_val,
+        **common,
+    )
+
+
+def _seed_worker(worker_id: int) -> None:
+    np.random.seed(torch.initial_seed() % 2**32)
+
+
+def make_loader(dataset, args, device: torch.device, train: bool, epoch: int = 0) -> DataLoader:
+    """The train (shuffled, sharded by DistributedSampler) or evaluation loader of `dataset`;
+    batches are pinned for a CUDA `device`."""
+    sampler = None
+    if dist.is_initialized() and train:
+        sampler = DistributedSampler(dataset, shuffle=True, seed=args.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    elif dist.is_initialized():
+        # Evaluation shards without padding: a duplicated mixture would count twice in the means.
+        dataset = Subset(dataset, range(dist.get_rank(), len(dataset), dist.get_world_size()))
+    # The shuffle order and every worker's seed depend on (seed, epoch) only, so a resumed run
+    # replays exactly the epoch it lost.
+    generator = torch.Generator().manual_seed(args.seed + epoch)
+    return DataLoader(
+        dataset,
+        batch_size=args.batch_size_per_gpu * max(1, args.num_gpus),
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=args.workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_seed_worker,
+        generator=generator,
+        # The val loader lives for the whole run; a train loader is rebuilt per epoch so
+        # that its workers' RNG depends on the epoch only (exact replay on resume).
+        persistent_workers=args.workers > 0 and not train,
+        prefetch_factor=4 if args.workers > 0 else None,
+    )
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {
+        k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+def train_step(model, batch: dict, optimizer, args, device: torch.device) -> dict:
+    """One optimisation step on a batch already on `device`.
+
+    Returns the losses and the stage's diagnostics as device tensors (no host sync).
+    """
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+        losses, out = model(batch)
+    losses = {k: v.mean() for k, v in losses.items()}  # DataParallel returns one value per replica
+    optimizer.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    optimizer.step()
+    return {**losses, **{k: v.float().mean() for k, v in out.get("stats", {}).items()}}
+
+
+def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch: int) -> dict:
+    """One pass over `loader`; returns the epoch's losses and diagnostics, means over the training
+    samples of every process."""
+    model.train()
+    running, skipped = utils.Averager(), 0
+    progress = tqdm(
+        loader,
+        desc=f"epoch {epoch + 1}/{args.num_epoch}",
+        leave=False,
+        disable=not utils.is_main_process(),
+        dynamic_ncols=True,
+    )
+    tic = time.perf_counter()
+    for it, batch in enumerate(progress):
+        if batch is None:  # every sample of this batch was skipped (on_error=skip)
+            skipped += args.batch_size_per_gpu
+            continue
+        skipped += batch.pop("skipped", 0)
+        batch = to_device(batch, device)
+        losses = train_step(model, batch, optimizer, args, device)
+        # Accumulated on the device: no host sync per step.
+        running.add({k: v.detach() for k, v in losses.items()}, batch["mix"].shape[0])
+        if (it + 1) % args.disp_iter == 0 or it + 1 == len(loader):
+            means = running.means()
+            check_finite(means, epoch, it, args, batch)
+            progress.set_postfix(loss=f"{means['total']:.4f}")
+            log.info(
+                "[train] epoch %d it %d/%d %s  %.1f mix/s",
+                epoch + 1,
+                it + 1,
+                len(loader),
+                " ".join(f"{k}={v:.4f}" for k, v in means.items()),
+                running.count / (time.perf_counter() - tic),
+            )
+    if running.count == 0:
+        raise RuntimeError(
+            "no training batch could be loaded (see the skipped-sample warnings above)"
+        )
+    means = running.reduce().means()
+    check_finite(means, epoch, it + 1, args)
+    if skipped:
+        log.warning(
+            "epoch %d: %d training samples skipped because of bad input (see warnings)",
+            epoch + 1,
+            skipped,
+        )
+    return means
+
+
+def check_finite(means: dict, epoch: int, it: int, args, batch: dict | None = None) -> None:
+    """Stop on a NaN/inf running loss, naming the batch's files when their audio is not finite."""
+    bad = {k: v for k, v in means.items() if not math.isfinite(v)}
+    if not bad:
+        return
+    cause = "Lower the learning rates."
+    if batch is not None:
+        audible = torch.isfinite(batch["audios"]).all(-1).cpu()  # (B, N)
+        files = [batch["infos"][b][n] for b, n in (~audible).nonzero().tolist()]
+        cause = (
+            f"The batch holds non-finite audio from {files}: check them with scripts/check_data.py."
+            if files
+            else "The batch's audio is finite: the model diverged. Lower the learning rates."
+        )
+    latest = checkpoints.path_of(args.run_dir, "latest")
+    kept = (
+        f"the last good checkpoint {latest} is kept"
+        if os.path.isfile(latest)
+        else "no checkpoint was written yet"
+    )
+    raise NonFiniteLoss(
+        f"non-finite loss at epoch {epoch + 1}, iteration {it}: {bad}. Training "
+        f"stopped; {kept}. {cause}"
+    )

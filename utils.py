@@ -74,8 +74,8 @@ class Averager:
         return {k: float(v) / self.count for k, v in self.sums.items()}
 
     def reduce(self) -> Averager:
-        """The sums and counts of every process (itself without distribution). A process that saw
-        no value of a name adds nothing to it."""
+        """The sums and counts of every process (itself without distribution); a process that saw
+        nothing (an empty evaluation shard) adds nothing."""
         if not dist.is_initialized():
             return self
         total = Averager()

@@ -19,6 +19,7 @@ import torch.nn as nn
 from test_stages import fake_batch, tiny_args
 
 import training
+import utils
 from metrics import one_cpu_thread
 from stages import STAGE_NETS, STAGES
 from training import build_nets, frozen_modules, param_groups
@@ -89,6 +90,18 @@ def shard_indices(train: bool, length: int) -> list[int]:
     return [i for batch in loader for i in batch["index"].tolist()]
 
 
+def uneven_shard_means(rank: int) -> tuple[dict, int]:
+    """Averager.reduce over evaluation-like shards of 6 and 5 mixtures (rank 0's values are
+    tensors, as training accumulates them)."""
+    averager = utils.Averager()
+    if rank == 0:
+        averager.add({"loss": torch.tensor(1.0), "stat": torch.tensor(3.0)}, 6)
+    else:
+        averager.add({"loss": 2.0, "stat": 5.0}, 5)
+    total = averager.reduce()
+    return total.means(), total.count
+
+
 def run_rank(rank: int, store: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD_SIZE)
     try:
@@ -109,8 +122,12 @@ def run_rank(rank: int, store: str, out_dir: str) -> None:
         shards = {"eval": shard_indices(False, EVAL_SET), "train": shard_indices(True, TRAIN_SET)}
         gathered = [None] * WORLD_SIZE
         dist.all_gather_object(gathered, shards)
+        averaged = uneven_shard_means(rank)
         if rank == 0:
-            torch.save({"stages": results, "shards": gathered}, os.path.join(out_dir, "rank0.pt"))
+            torch.save(
+                {"stages": results, "shards": gathered, "averaged": averaged},
+                os.path.join(out_dir, "rank0.pt"),
+            )
     finally:
         dist.destroy_process_group()
 
@@ -153,6 +170,14 @@ def test_eval_shards_cover_every_sample_once(ddp_results):
     shards = [ranks["eval"] for ranks in ddp_results["shards"]]
     assert sorted(i for shard in shards for i in shard) == list(range(EVAL_SET))
     assert [len(shard) for shard in shards] == [6, 5]  # uneven, but no padded duplicate
+
+
+def test_averager_weights_every_rank_by_its_samples(ddp_results):
+    means, count = ddp_results["averaged"]
+    assert count == 11
+    assert means == pytest.approx(
+        {"loss": (6 * 1.0 + 5 * 2.0) / 11, "stat": (6 * 3.0 + 5 * 5.0) / 11}
+    )
 
 
 def test_train_shards_are_disjoint_and_cover_the_set(ddp_results):

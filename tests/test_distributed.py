@@ -49,13 +49,16 @@ def state(model: nn.Module) -> dict:
 
 
 def train_steps(stage: str, batch_slice: slice, wrap=None) -> tuple[list, dict, dict]:
-    """(losses of each step, parameters before, parameters after) STEPS Adam steps of a freshly
+    """(losses of each step, parameters before, parameters after) STEPS SGD steps of a freshly
     seeded stage on part of the fixed batch."""
     torch.manual_seed(0)
     args = tiny_args(stage)
     nets = build_nets(args)
     model = STAGES[stage](nets, args, frozen=frozen_modules(nets, args))
-    optimizer = torch.optim.Adam(param_groups(nets, args))
+    # SGD, whose step is linear in the gradient: Adam's first steps are lr * sign(gradient), so a
+    # gradient that is zero up to rounding (a dead ReLU's) moves by +-lr in either run, which
+    # measures float rounding, not whether DDP averaged the right gradients.
+    optimizer = torch.optim.SGD(param_groups(nets, args), momentum=0.9)
     before = state(model)
     wrapped = wrap(model) if wrap else model
     wrapped.train()

@@ -16,13 +16,15 @@ import torchvision
 from conftest import run
 
 from dataset import layout
-from scripts import separate_video
+from dataset.readers import frame_size, list_frame_ids
+from scripts import detect_objects, separate_video
 
 
 @pytest.fixture(scope="module")
-def video(tiny_data_root):
+def video(tiny_data_root, tmp_path_factory):
     """A synthetic video that shows a silent object besides its sounding one:
-    (mp4, annotation json path, annotation, detection npy)."""
+    (mp4, annotation json path, annotation, detection npy of its exact boxes: the root's own
+    detections simulate a detector's misses and false positives)."""
     root = str(tiny_data_root)
     for class_name in sorted(os.listdir(os.path.join(root, layout.ANNOTATIONS))):
         for name in sorted(os.listdir(os.path.join(root, layout.ANNOTATIONS, class_name))):
@@ -31,12 +33,19 @@ def video(tiny_data_root):
             with open(path) as f:
                 annotation = json.load(f)
             if len(annotation["objects"]) == 2:
-                key = layout.video_key(class_name, video_id)
+                frames = layout.frames_dir(root, layout.video_key(class_name, video_id) + ".mp4")
+                frame_ids = sorted(list_frame_ids(frames))
+                size = frame_size(os.path.join(frames, layout.frame_name(frame_ids[0])))
+                rows = detect_objects.annotation_rows(
+                    annotation, frame_ids, size, np.random.default_rng(0), miss_rate=0.0
+                )
+                npy = tmp_path_factory.mktemp("detections") / f"{video_id}.mp4.npy"
+                np.save(npy, rows)
                 return (
                     os.path.join(root, layout.VIDEOS, class_name, video_id + ".mp4"),
                     path,
                     annotation,
-                    layout.detection_path(root, key + ".mp4"),
+                    str(npy),
                 )
     pytest.fail("the tiny root has no video with a silent object")
 

@@ -29,12 +29,16 @@ def test_stages_chain_and_write_runs(trained_runs):
             "checkpoint_best.pt",
             "history.json",
             "loss.png",
-            "metrics.png",
             "train.log",
             "visualization/index.html",
         ]:
             assert (folder / name).exists(), f"{run}: {name} missing"
         history = json.loads((folder / "history.json").read_text())
+        # metrics.png plots what validation measured. One epoch of the tiny SoP can leave every
+        # thresholded binary mask at 0: all estimates are silent, no SDR exists (counted invalid).
+        measured = any(history["val"][-1].get(k) is not None for k in ("sdr", "grounding_acc"))
+        assert (folder / "metrics.png").exists() == measured, run
+        assert measured or run == "sop", run
         assert len(history["train"]) == (1 if run == "sop" else 2)
         assert all(torch.isfinite(torch.tensor(h["total"])) for h in history["train"])
         ckpt = torch.load(folder / "checkpoint_latest.pt", weights_only=False)
@@ -147,8 +151,9 @@ def test_architecture_mismatch_is_a_clear_error(trained_runs, tiny_data_root, tm
         )
     broken = tmp_path / "broken"
     os.makedirs(broken)
-    data = (trained_runs / "grd" / "checkpoint_best.pt").read_bytes()
-    (broken / "checkpoint_best.pt").write_bytes(data[: len(data) // 3])
+    # --init_from reads the previous run's latest checkpoint (the authors' chaining)
+    data = (trained_runs / "grd" / "checkpoint_latest.pt").read_bytes()
+    (broken / "checkpoint_latest.pt").write_bytes(data[: len(data) // 3])
     with pytest.raises(AssertionError, match="unreadable"):
         main_py(
             "--stage",

@@ -137,8 +137,9 @@ def make_optimizer(nets, args) -> torch.optim.Optimizer:
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
-def make_dataset(args, split: str) -> MUSICMixDataset:
-    common = dict(
+def dataset_options(args) -> dict:
+    """The MUSICMixDataset arguments every split of a run shares."""
+    return dict(
         mode="sop" if args.stage == "sop" else "ccol",
         num_mix=args.num_mix,
         num_frames=args.num_frames,
@@ -151,6 +152,10 @@ def make_dataset(args, split: str) -> MUSICMixDataset:
         seed=args.seed,
         crop_cache=args.crop_cache or None,
     )
+
+
+def make_dataset(args, split: str) -> MUSICMixDataset:
+    common = dataset_options(args)
     if split == "train":
         return MUSICMixDataset(
             args.data_root, args.list_train, "train", dup_trainset=args.dup_trainset, **common

@@ -40,7 +40,14 @@ from dataset.index import read_index  # noqa: E402
 from scripts import cache_crops, create_index_files, detect_objects, extract_frames_audio  # noqa: E402
 from stages import STAGES  # noqa: E402
 from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
-from training import build_stage, make_loader, make_optimizer, to_device, train_step  # noqa: E402
+from training import (  # noqa: E402
+    build_stage,
+    dataset_options,
+    make_loader,
+    make_optimizer,
+    to_device,
+    train_step,
+)
 
 # main.py flags of each size preset.
 SIZES = {"reference": [], "demo": ["--profile", "demo"], "tiny": TINY}
@@ -105,24 +112,14 @@ def train_dataset(args, crop_cache: str | None, num_samples: int) -> MUSICMixDat
     `num_samples` samples: a small root is repeated enough, and the workers make no sample that is
     not timed (their CPU time is then all spent on measured samples)."""
     videos = len(read_index(args.list_train))
-    mode = "sop" if args.stage == "sop" else "ccol"
+    options = {**dataset_options(args), "crop_cache": crop_cache}
     return MUSICMixDataset(
         args.data_root,
         args.list_train,
         "train",
-        mode=mode,
-        num_mix=args.num_mix,
-        num_frames=args.num_frames,
-        stride_frames=args.stride_frames,
-        frame_rate=args.frame_rate,
-        img_size=args.img_size,
-        aud_len=args.aud_len,
-        aud_rate=args.aud_rate,
         dup_trainset=-(-num_samples // videos),
         max_samples=num_samples,
-        on_error=args.on_error,
-        seed=args.seed,
-        crop_cache=crop_cache,
+        **options,
     )
 
 

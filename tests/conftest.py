@@ -12,21 +12,10 @@ from arguments import TINY
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The shared tiny configuration (arguments.TINY) with a batch, epoch and logging for short runs.
-TINY_ARGS = [
-    *TINY,
-    "--batch_size",
-    "4",
-    "--dup_trainset",
-    "2",
-    "--workers",
-    "0",
-    "--num_vis",
-    "2",
-    "--disp_iter",
-    "2",
-    "--lr_steps",
-    "100",
-]
+# How the tiny runs run (a few small batches, no loader workers), whatever their sizes.
+TINY_RUN = ["--batch_size", "4", "--dup_trainset", "2", "--workers", "0", "--num_vis", "2",
+            "--disp_iter", "2"]  # fmt: skip
+TINY_ARGS = [*TINY, *TINY_RUN, "--lr_steps", "100"]
 
 
 def run(cmd, **kw):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import REPO, TINY_ARGS, main_py, run
+from conftest import REPO, TINY_ARGS, TINY_RUN, main_py, run
 
 from arguments import (
     PROFILE_STAGE_DEFAULTS,
@@ -32,16 +32,7 @@ from training import build_nets, frozen_modules
 # The reference profile at tiny sizes: the ResNets keep the width ImageNet weights need (64).
 TINY_REFERENCE = [
     *as_flags({key: value for key, value in TINY_SIZES.items() if key != "vis_width"}),
-    "--batch_size",
-    "4",
-    "--dup_trainset",
-    "2",
-    "--workers",
-    "0",
-    "--num_vis",
-    "2",
-    "--disp_iter",
-    "2",
+    *TINY_RUN,
     "--num_val",
     "4",
 ]

@@ -190,6 +190,9 @@ class _KeepErrors:
     def flush(self):
         self.f.flush()
 
+    def __getattr__(self, name):  # seek, tell, read...: what soundfile and PIL also call
+        return getattr(self.f, name)
+
 
 def atomic_write(path: str, write: Callable, text: bool = False) -> None:
     """The one way files of a run are written: `write(f)` fills a temp file beside `path`, which

@@ -10,7 +10,7 @@ from PIL import Image
 
 from dataset.layout import class_of
 from viz.html import esc, fmt, num, url
-from viz.media import frame_strip, hstack, save_colormapped, save_wav
+from viz.media import frame_strip, hstack, save_colormapped, save_jpeg, save_wav
 
 
 def _scores_html(rec) -> str:
@@ -121,9 +121,7 @@ def write_sample_card(s: dict, i: int, media: str, args) -> str:
         )
 
         frame_strip(data_root, info, s["frame_ids"][n], s["boxes"][n], path(f"o{n}_frames.jpg"))
-        hstack([Image.fromarray(c) for c in s["crops"][n]]).save(
-            path(f"o{n}_crops.jpg"), quality=90
-        )
+        save_jpeg(hstack([Image.fromarray(c) for c in s["crops"][n]]), path(f"o{n}_crops.jpg"), 90)
         cells.append(
             f'<img class="strip" src="{url(rel(f"o{n}_frames.jpg"))}" alt="frames" loading="lazy">'
             f'<img class="crops" src="{url(rel(f"o{n}_crops.jpg"))}" alt="network input" '

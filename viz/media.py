@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from dataset.layout import frame_name, frames_dir
 from models.spectral import stft, warp_log_freq
+from utils import atomic_write
 
 MAX_PX = 256  # longest side of a spectrogram / mask image
 CROP_PX = 96  # side of a network-input crop thumbnail
@@ -164,12 +165,16 @@ def save_colormapped(img_u8: np.ndarray, path: str, cmap: str) -> None:
     h, w = img_u8.shape
     img = Image.frombytes("P", (w, h), np.ascontiguousarray(img_u8[::-1]).tobytes())
     img.putpalette(lut(cmap).tobytes())  # colormap applied by PIL in C
-    img.convert("RGB").save(path, quality=90)
+    save_jpeg(img.convert("RGB"), path, quality=90)
+
+
+def save_jpeg(img: Image.Image, path: str, quality: int) -> None:
+    atomic_write(path, lambda f: img.save(f, format="JPEG", quality=quality))
 
 
 def save_wav(wav_i16: np.ndarray, path: str, rate: int) -> None:
     """16-bit PCM wav, the format every browser plays."""
-    sf.write(path, wav_i16, rate, subtype="PCM_16")
+    atomic_write(path, lambda f: sf.write(f, wav_i16, rate, subtype="PCM_16", format="WAV"))
 
 
 def _placeholder(w: int, h: int, text: str) -> Image.Image:
@@ -202,7 +207,7 @@ def frame_strip(data_root: str, info: str, frame_ids, boxes, path: str) -> None:
             draw.rectangle([x1 - 1, y1 - 1, x2 + 1, y2 + 1], outline=(0, 0, 0), width=1)
             draw.rectangle([x1, y1, x2, y2], outline=(255, 212, 0), width=2)
         tiles.append(tile)
-    hstack(tiles).save(path, quality=85)
+    save_jpeg(hstack(tiles), path, quality=85)
 
 
 def hstack(tiles: list, gap: int = 2) -> Image.Image:

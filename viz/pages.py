@@ -10,6 +10,7 @@ import tempfile
 import time
 import urllib.parse
 
+from utils import atomic_write
 from viz.cards import write_sample_card
 from viz.html import esc, fmt, gradient, num, render_page, url
 from viz.media import DB_RANGE
@@ -107,8 +108,7 @@ def _remove_stale(run_dir: str) -> None:
     for name in os.listdir(run_dir):
         full = os.path.join(run_dir, name)
         if name.startswith(f".{PAGE_DIR}-old-") or (
-            name.startswith((f".{PAGE_DIR}-new-", ".plots-"))
-            and now - os.path.getmtime(full) > STALE_SECONDS
+            name.startswith(f".{PAGE_DIR}-new-") and now - os.path.getmtime(full) > STALE_SECONDS
         ):
             shutil.rmtree(full, ignore_errors=True)
 
@@ -236,8 +236,8 @@ def write_run_page(
         ]
         body.append(f'<h2>Samples ({len(cards)})</h2>{legend}<div style="height:10px"></div>')
         body += cards or ['<p class="small">no samples collected</p>']
-        with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as f:
-            f.write(render_page(f"{run_id}: {title}", head, "\n".join(body)))
+        html = render_page(f"{run_id}: {title}", head, "\n".join(body))
+        atomic_write(os.path.join(tmp, "index.html"), lambda f: f.write(html), text=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -360,9 +360,6 @@ def write_runs_index(ckpt_root) -> str:
         f"{len(runs)} run{'s' if len(runs) != 1 else ''}</div>"
     )
     path = os.path.join(ckpt_root, "index.html")
-    fd, tmp = tempfile.mkstemp(prefix=".index-", suffix=".html", dir=ckpt_root)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(render_page("runs", head_html, table))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    html = render_page("runs", head_html, table)
+    atomic_write(path, lambda f: f.write(html), text=True)
     return path

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from dataset.layout import CLASS_TO_ID
+from utils import atomic_write
 from viz.html import num
 
 
@@ -24,6 +23,11 @@ def _figure(w: float, h: float, ncols: int = 1):
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
     return fig, axes
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
 
 
 def _series(rows: list, key: str):
@@ -63,8 +67,7 @@ def _plot_losses(train: list, val: list, path: str) -> None:
     ax.set_title("losses", fontsize=10)
     if ax.lines:
         ax.legend(fontsize=7, frameon=False, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
 
 
 def plot_curves(history, out_dir: str) -> list[str]:
@@ -95,22 +98,14 @@ def plot_curves(history, out_dir: str) -> list[str]:
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("epoch")
             ax.legend(fontsize=7, frameon=False)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "metrics.png"))
+        _save(fig, os.path.join(out_dir, "metrics.png"))
         written.append("metrics.png")
     return written
 
 
 def plot_history(history, run_dir) -> None:
     """<run_dir>/loss.png (train loss terms, val total) and <run_dir>/metrics.png (val metrics)."""
-    if not history:
-        return
-    tmp = tempfile.mkdtemp(prefix=".plots-", dir=run_dir)
-    try:
-        for name in plot_curves(history, tmp):
-            os.replace(os.path.join(tmp, name), os.path.join(run_dir, name))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    plot_curves(history, run_dir)
 
 
 def plot_per_class(per_class: dict, path: str) -> bool:
@@ -139,6 +134,5 @@ def plot_per_class(per_class: dict, path: str) -> bool:
     ax.set_xlabel("dB")
     ax.set_title("per-class SDR (sounding sources)", fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
+    _save(fig, path)
     return True

@@ -15,6 +15,7 @@ import torch
 import torchvision
 from conftest import run
 
+import separation
 from dataset import layout
 from dataset.readers import frame_size, list_frame_ids
 from scripts import detect_objects, separate_video
@@ -179,7 +180,7 @@ def test_masks_of_one_give_back_the_mixture(trained_runs, video, monkeypatch):
 
     Checks the windowing.
     """
-    args, model, _ = separate_video.load_run(str(trained_runs / "ccol"), torch.device("cpu"))
+    args, model, _ = separation.load_run(str(trained_runs / "ccol"), torch.device("cpu"))
     monkeypatch.setattr(
         model,
         "object_masks",
@@ -192,10 +193,10 @@ def test_masks_of_one_give_back_the_mixture(trained_runs, video, monkeypatch):
     num_frames = 4
     crops = torch.zeros(2, num_frames, 3, args.img_size, args.img_size, dtype=torch.uint8)
     for hop in (args.aud_len // 2, args.aud_len // 3 + 7):
-        starts = separate_video.window_starts(len(track), args.aud_len, hop)
-        frame_ids = separate_video.window_frames(starts, args, num_frames)
+        starts = separation.window_starts(len(track), args.aud_len, hop)
+        frame_ids = separation.window_frames(starts, args, num_frames)
         assert frame_ids.shape == (len(starts), args.num_frames) and frame_ids.min() >= 1
-        estimates, probs = separate_video.separate(
+        estimates, probs = separation.separate(
             model, args, track, crops, starts, frame_ids, 5, gate=False, device=torch.device("cpu")
         )
         assert estimates.shape == (2, len(track)) and probs.shape == (len(starts), 2)
@@ -206,9 +207,9 @@ def test_masks_of_one_give_back_the_mixture(trained_runs, video, monkeypatch):
 
 
 def test_window_starts_cover_the_track():
-    assert separate_video.window_starts(10, 4, 2).tolist() == [0, 2, 4, 6]
-    assert separate_video.window_starts(11, 4, 2).tolist() == [0, 2, 4, 6, 7]
-    assert separate_video.window_starts(3, 4, 2).tolist() == [0]  # shorter than a window: padded
+    assert separation.window_starts(10, 4, 2).tolist() == [0, 2, 4, 6]
+    assert separation.window_starts(11, 4, 2).tolist() == [0, 2, 4, 6, 7]
+    assert separation.window_starts(3, 4, 2).tolist() == [0]  # shorter than a window: padded
 
 
 def test_missing_boxes_and_grounding_only_runs_are_clear_errors(trained_runs, video, tmp_path):

@@ -1,0 +1,197 @@
+"""Separating a long recording with a trained run: object tracks, windows, overlap-add.
+
+A video's objects are tracks (a detection class followed through every frame); the recording is
+cut into windows of the run's clip length, each window is separated with the frames around its
+centre, and the windows' estimates are overlap-added with Hann weights. Runs with grounding nets
+also give each object's sounding probability against the mixture, per window.
+scripts/separate_video.py is the command line; viz/video_page.py shows the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import checkpoints
+from arguments import parse_args
+from dataset import layout, normalize_frames
+from dataset.readers import load_frame, top_boxes
+from dataset.transforms import crop_resize, object_box
+from models.grounding_net import sounding_probability
+from stages import STAGES
+from training import build_nets
+
+
+@dataclass
+class Track:
+    """One object: a detection class followed through the video."""
+
+    name: str
+    class_id: int
+    boxes: np.ndarray  # int64 (F, 4): box in each frame 1..F, x1 y1 x2 y2 in frame pixels
+    # bool (F,): frames where the class is detected (the others reuse the nearest box)
+    detected: np.ndarray
+
+
+# ----------------------------------------------------------------------------------------------
+# Run, tracks, crops
+# ----------------------------------------------------------------------------------------------
+def load_run(run_dir: str, device: torch.device):
+    """The stage module of a trained run with its best weights, architecture from its args.json.
+
+    Returns (args, stage module in eval mode, checkpoint epoch).
+    """
+    stage = checkpoints.saved_args(run_dir)["stage"]
+    if stage == "grd":
+        raise SystemExit(
+            f"{run_dir} is a GRD run (grounding only): it cannot separate; use a COL, CCoL "
+            f"or SoP run"
+        )
+    parsed = parse_args(
+        [
+            "--mode",
+            "eval",
+            "--stage",
+            stage,
+            "--device",
+            str(device),
+            "--ckpt",
+            os.path.dirname(os.path.abspath(run_dir)),
+            "--id",
+            os.path.basename(os.path.abspath(run_dir)),
+        ]
+    )
+    args = checkpoints.run_args(parsed, run_dir)
+    # The builders warn that the ResNets start random; the checkpoint replaces those weights.
+    logging.getLogger("models").setLevel(logging.ERROR)
+    nets = build_nets(args)
+    ckpt = checkpoints.load_run(nets, args, "best")
+    model = STAGES[stage](nets, args).to(device).eval()
+    return args, model, ckpt["epoch"]
+
+
+def object_tracks(dets: np.ndarray, num_frames: int, class_names: dict[int, str]) -> list[Track]:
+    """One track per detected class, with a box in every frame 1..num_frames."""
+    dets = dets[dets[:, 0] <= num_frames]
+    frames = np.arange(1, num_frames + 1)
+    tracks, used = [], set()
+    for class_id in np.unique(dets[:, 1]).astype(int).tolist():
+        frame_ids, boxes = top_boxes(dets[dets[:, 1] == class_id])  # (D,), (D, 4)
+        # Each frame takes the box of the nearest frame where this class is detected.
+        right = np.clip(np.searchsorted(frame_ids, frames), 0, len(frame_ids) - 1)
+        left = np.clip(right - 1, 0, len(frame_ids) - 1)
+        nearest = np.where(
+            np.abs(frame_ids[left] - frames) <= np.abs(frame_ids[right] - frames), left, right
+        )
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", class_names.get(class_id, f"class{class_id}"))
+        if name in used or name == "mixture":
+            name = f"{name}_{class_id}"
+        used.add(name)
+        # Rounded as PIL's crop rounds the reference's float boxes (as the loader does).
+        tracks.append(
+            Track(
+                name, class_id, np.rint(boxes[nearest]).astype(np.int64), np.isin(frames, frame_ids)
+            )
+        )
+    return tracks
+
+
+def object_crops(folder: str, tracks: list[Track], num_frames: int, img_size: int) -> torch.Tensor:
+    """Every object's crop in every frame, as the loader crops validation frames.
+
+    No jitter, no flip. Returns uint8 (N, F, 3, S, S).
+    """
+    crops = torch.empty(len(tracks), num_frames, 3, img_size, img_size, dtype=torch.uint8)
+    for k in range(1, num_frames + 1):
+        image = load_frame(os.path.join(folder, layout.frame_name(k)))  # (3, H, W)
+        size = (image.shape[2], image.shape[1])
+        for n, track in enumerate(tracks):
+            box = object_box(tuple(track.boxes[k - 1].tolist()), size)
+            crops[n, k - 1] = crop_resize(image, box, img_size, img_size, None)
+    return crops
+
+
+# ----------------------------------------------------------------------------------------------
+# Separation over the whole track
+# ----------------------------------------------------------------------------------------------
+def window_starts(length: int, window: int, hop: int) -> np.ndarray:
+    """Starts of windows `hop` apart covering [0, max(length, window)).
+
+    The last one ends at the end.
+    """
+    last = max(length - window, 0)
+    starts = list(range(0, last + 1, hop))
+    if starts[-1] != last:
+        starts.append(last)
+    return np.array(starts, dtype=np.int64)
+
+
+def window_frames(starts: np.ndarray, args, num_frames: int) -> np.ndarray:
+    """Frame ids (W, T) of each window: the frame shown at its centre, with the loader's offsets."""
+    centre_time = (starts + args.aud_len / 2) / args.aud_rate
+    centre = np.clip(np.floor(centre_time * args.frame_rate).astype(np.int64) + 1, 1, num_frames)
+    offsets = (np.arange(args.num_frames) - args.num_frames // 2) * args.stride_frames
+    return np.clip(centre[:, None] + offsets, 1, num_frames)
+
+
+def mixture_grounding(nets, log_mag_mix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Sounding probability of each object against the mixture.
+
+    (B, 1, Fw, T), (B, N, ...) -> (B, N).
+    """
+    audio = nets["sound_ground"](log_mag_mix)  # (B, Da)
+    visual = nets["frame_ground"].forward_objects(frames)  # (B, N, Dv)
+    return sounding_probability(nets["grounding"](audio[:, None], visual).float())
+
+
+@torch.no_grad()
+def separate(
+    model,
+    args,
+    mix_track: np.ndarray,
+    crops: torch.Tensor,
+    starts: np.ndarray,
+    frame_ids: np.ndarray,
+    batch_size: int,
+    gate: bool,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each object's waveform over the whole (padded) track, and per-window sounding probabilities.
+
+    mix_track (L,) with L >= aud_len, crops uint8 (N, F, 3, S, S), starts (W,), frame_ids (W, T).
+    Returns estimates float32 (N, L) and probabilities (W, N) (None without grounding nets).
+    """
+    W = args.aud_len
+    N, L = crops.shape[0], len(mix_track)
+    # Hann weights without the zero end points: every sample has a positive total weight.
+    taper = np.hanning(W + 2)[1:-1]
+    total = np.zeros((N, L))
+    weight = np.zeros(L)
+    probs = []
+    for i in range(0, len(starts), batch_size):
+        batch_starts = starts[i : i + batch_size]
+        mix = torch.from_numpy(np.stack([mix_track[s : s + W] for s in batch_starts])).to(
+            device
+        )  # (B, W)
+        ids = torch.from_numpy(frame_ids[i : i + batch_size] - 1)  # (B, T)
+        frames = crops[:, ids].permute(1, 0, 3, 2, 4, 5)  # (B, N, 3, T, S, S)
+        frames = normalize_frames(frames.to(device))
+        # The front end wants sources too; the mixture stands in, only its mixture outputs are used.
+        spec = model.frontend(mix[:, None], mix)
+        masks = model.object_masks(spec, frames)  # (B, N, 1, Fw, T)
+        est = model.frontend.reconstruct(masks, spec, args.aud_len)  # (B, N, W)
+        if "grounding" in model.nets:
+            prob = mixture_grounding(model.nets, spec["log_mag_mix"], frames)  # (B, N)
+            probs.append(prob.cpu().numpy())
+            if gate:
+                est = est * (prob > 0.5).to(est.dtype)[..., None]
+        est = est.double().cpu().numpy()
+        for b, s in enumerate(batch_starts):
+            total[:, s : s + W] += est[b] * taper
+            weight[s : s + W] += taper
+    return (total / weight).astype(np.float32), (np.concatenate(probs) if probs else None)

@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
+import throughput
 from arguments import parse_args
 from scripts import benchmark
+from training import train_step
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Both crop kinds (top box, full frame) and the evaluated stage; GRD and COL add only time here.
@@ -88,11 +90,11 @@ def test_channels_last_steps_give_the_losses_of_the_default_layout(stage, one_th
             + ["--channels_last"] * channels_last
         )
         torch.manual_seed(0)
-        model, optimizer = benchmark.stage_and_optimizer(args, cpu)
-        batch = benchmark.synthetic_batch(args, 2, cpu)
+        model, optimizer = throughput.stage_and_optimizer(args, cpu)
+        batch = throughput.synthetic_batch(args, 2, cpu)
         losses.append(
             [
-                float(benchmark.train_step(model, batch, optimizer, args, cpu)["total"].detach())
+                float(train_step(model, batch, optimizer, args, cpu)["total"].detach())
                 for _ in range(2)
             ]
         )
@@ -101,6 +103,6 @@ def test_channels_last_steps_give_the_losses_of_the_default_layout(stage, one_th
 
 
 def test_gpu_sampler_is_inert_without_cuda():
-    with benchmark.GpuUtilisation(torch.device("cpu")) as gpu:
+    with throughput.GpuUtilisation(torch.device("cpu")) as gpu:
         pass
     assert gpu.command is None and gpu.mean is None

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,8 +24,6 @@ from dataset import (  # noqa: E402
     summarize,
 )
 from dataset.index import read_index, read_sep_list  # noqa: E402
-from dataset.readers import read_audio_window  # noqa: E402
-from dataset.transforms import crop_resize  # noqa: E402
 
 CLASSES = ("accordion", "cello", "flute", "tuba", "violin")
 VIDEOS_PER_CLASS = 2
@@ -241,115 +238,6 @@ def test_crop_uses_top_scoring_box_and_full_frame_without_detection(clean_root):
         else:
             assert box == list(RED_BOX)
             assert crop[0].mean() > 230 and crop[1].mean() < 25
-
-
-def as_tensor(pixels):
-    return torch.from_numpy(pixels).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
-
-
-def smooth_image(w, h, seed=0):
-    coarse = np.random.default_rng(seed).integers(0, 255, (h // 16, w // 16, 3)).astype(np.uint8)
-    return np.asarray(Image.fromarray(coarse).resize((w, h), Image.BICUBIC)).copy()
-
-
-def reference_crop(pixels, box, size, short, offset):
-    """The reference's PIL crop -> Resize(short) -> crop at integer `offset` (x, y)."""
-    w, h = box[2] - box[0], box[3] - box[1]
-    resized_size = (short, int(short * h / w)) if w <= h else (int(short * w / h), short)
-    resized = Image.fromarray(pixels).crop(box).resize(resized_size, Image.BICUBIC)
-    if offset is None:
-        offset = round((resized.width - size) / 2), round((resized.height - size) / 2)
-    elif offset == "end":
-        offset = resized.width - size, resized.height - size
-    return np.asarray(resized.crop((*offset, offset[0] + size, offset[1] + size))).astype(float)
-
-
-def test_crop_resize_is_the_reference_crop_when_the_grids_align():
-    pixels = smooth_image(64, 48)
-    box, size = (4, 6, 20, 30), 32  # 16 x 24 -> 32 x 48: scale 2, centre room 16
-    ours = crop_resize(as_tensor(pixels), box, size, size, None)
-    full = F.interpolate(
-        as_tensor(pixels)[None, :, 6:30, 4:20], size=(48, 32), mode="bicubic", antialias=True
-    )[0]
-    assert torch.equal(ours, full[:, 8:40, :])
-    assert (
-        np.abs(ours.permute(1, 2, 0).numpy() - reference_crop(pixels, box, size, size, None)).max()
-        <= 2
-    )
-
-
-@pytest.mark.parametrize(
-    "box,size,short",
-    [
-        ((10, 5, 90, 85), 32, 35),
-        ((3, 7, 120, 60), 24, 24),
-        ((0, 0, 128, 96), 64, 70),
-        ((20, 10, 47, 88), 40, 44),
-    ],
-)
-def test_crop_resize_is_within_a_pixel_of_the_reference_crop(box, size, short):
-    # Linear ramps: a crop's mean value tells where it lies, to a fraction of a pixel.
-    x, y = np.meshgrid(np.arange(128), np.arange(96))
-    ramps = np.stack([2 * x, 2 * y, np.full_like(x, 128)], -1).astype(np.uint8)  # (96, 128, 3)
-    scale = short / min(box[2] - box[0], box[3] - box[1])  # resized px per input px
-    for rel, offset in (((0.0, 0.0), (0, 0)), ((0.999, 0.999), "end"), (None, None)):
-        ours = (
-            crop_resize(as_tensor(ramps), box, size, short, rel)
-            .permute(1, 2, 0)
-            .numpy()
-            .astype(float)
-        )
-        reference = reference_crop(ramps, box, size, short, offset)
-        inner = (slice(3, -3), slice(3, -3))
-        shift = np.abs(ours[inner].mean((0, 1)) - reference[inner].mean((0, 1)))[:2] / 2 * scale
-        assert (shift <= 1.05).all(), shift  # in output pixels
-
-
-def test_train_crop_offsets_are_relative_for_boxes_of_different_sizes():
-    ramp = np.tile(np.arange(128, dtype=np.uint8)[None, :, None], (96, 1, 3))  # pixel value = x
-    # The same relative offset reaches the right edge of both boxes: no padding, no misalignment.
-    for box in ((0, 0, 64, 64), (0, 0, 128, 96)):
-        crop = crop_resize(as_tensor(ramp), box, 32, 35, (0.999, 0.0))
-        assert abs(int(crop[0, 0, -1]) - (box[2] - 1)) <= 3
-
-
-# ---------------------------------------------------------------- audio reads
-
-
-def test_audio_window_is_shifted_inside_the_file(tmp_path):
-    path = str(tmp_path / "a.wav")
-    data = np.random.default_rng(0).uniform(-0.5, 0.5, 3 * RATE)
-    sf.write(path, data, RATE, subtype="PCM_16")
-    full, _ = sf.read(path, dtype="float32")
-    assert np.array_equal(read_audio_window(path, 0.1, AUD_LEN, RATE), full[:AUD_LEN])
-    assert np.array_equal(read_audio_window(path, 2.9, AUD_LEN, RATE), full[-AUD_LEN:])
-    mid = int(1.5 * RATE) - AUD_LEN // 2
-    assert np.array_equal(read_audio_window(path, 1.5, AUD_LEN, RATE), full[mid : mid + AUD_LEN])
-
-
-def test_audio_window_moves_at_most_one_clip(tmp_path):
-    """Edge frames shift their clip by up to half a clip; beyond one clip the audio is too short."""
-    path = str(tmp_path / "a.wav")
-    sf.write(path, np.zeros(3 * RATE), RATE, subtype="PCM_16")
-    read_audio_window(path, 3.0 + AUD_LEN / RATE / 2, AUD_LEN, RATE)  # a shift of one clip
-    with pytest.raises(DataError, match="shorter than its frames") as err:
-        read_audio_window(path, 3.0 + AUD_LEN / RATE, AUD_LEN, RATE)
-    assert path in str(err.value)
-
-
-def test_stereo_at_another_rate_is_averaged_and_resampled_with_one_warning(tmp_path, caplog):
-    path = str(tmp_path / "s.wav")
-    t = np.arange(3 * 22050) / 22050
-    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
-    sf.write(path, np.stack([tone, 0.5 * tone], 1), 22050, subtype="FLOAT")
-    with caplog.at_level(logging.WARNING):
-        clip = read_audio_window(path, 1.5, AUD_LEN, RATE)
-        read_audio_window(path, 1.0, AUD_LEN, RATE)
-    assert clip.shape == (AUD_LEN,) and clip.dtype == np.float32
-    start = int(1.5 * 22050) - int(np.ceil(AUD_LEN * 2)) // 2
-    expected = 0.75 * 0.5 * np.sin(2 * np.pi * 440 * (start / 22050 + np.arange(AUD_LEN) / RATE))
-    assert np.abs(clip - expected)[200:-200].max() < 0.02
-    assert sum("22050" in r.getMessage() for r in caplog.records) == 1
 
 
 # ---------------------------------------------------------------- bad input

@@ -1,5 +1,5 @@
-"""Writes CoSep-format detection files for every frames folder, from annotations or a torchvision
-detector.
+"""Writes CoSep-format detection files for every frames folder, from annotations, a torchvision
+detector or an open-vocabulary OWL-ViT/OWLv2 detector queried with the instrument names.
 
 Output: `<root>/detection_results/<class>/<id>.mp4.npy`, float32 (K, 7), one row per object per
 frame: [frame_id (1-based, from the jpg name), class_id, score, x1, y1, x2, y2], boxes in pixels
@@ -18,6 +18,11 @@ of the extracted frame. The loader uses the top-scoring row of each frame and ig
   Scores are drawn so the sounding object usually, not always, outranks the silent one (0.4-0.95).
 - `--weights`: a torchvision detection model with the user's local weights (never downloaded);
   class_id is the model's label, named by `--class-map`.
+- `--detector owlvit --weights google/owlvit-base-patch32` (a Hugging Face model id, OWL-ViT or
+  OWLv2, from the hub cache or downloaded into it; or a local save_pretrained folder): text queries
+  "a photo of a <instrument>" for the `--classes` (default: all 21 of the class table); class_id is
+  layout.detection_class_id, as for annotations. Per frame: boxes scoring >= `--score-thresh`
+  (default 0.1), class-agnostic NMS at `--nms-iou` 0.5, the `--top-k` 5 best (dataset/owlvit.py).
 """
 
 import argparse
@@ -35,7 +40,7 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import utils  # noqa: E402
-from dataset import layout  # noqa: E402
+from dataset import layout, owlvit  # noqa: E402
 from dataset.readers import list_frame_ids  # noqa: E402
 
 # torchvision.models.detection builders that take (weights, weights_backbone, num_classes).
@@ -191,6 +196,42 @@ def save_atomic(path: str, array: np.ndarray) -> None:
     utils.atomic_save_npy(array, path)
 
 
+def make_detector(
+    detector: str,
+    weights: str,
+    device: str,
+    arch: str = "fasterrcnn_resnet50_fpn",
+    class_map: str | None = None,
+    score_thresh: float | None = None,
+    classes: str | None = None,
+    top_k: int = owlvit.TOP_K,
+    nms_iou: float = owlvit.NMS_IOU,
+):
+    """(model, {class_id: class name}, score threshold) of `--detector` with `--weights`.
+
+    The model maps a list of float (3, H, W) images on `device` to torchvision-style detections
+    (model_rows); `score_thresh` None is the detector's default (0.3 torchvision, 0.1 OWL-ViT).
+    """
+    if detector == "owlvit":
+        try:
+            names = owlvit.parse_classes(classes)
+        except ValueError as err:
+            sys.exit(f"error: --classes: {err}")
+        thresh = owlvit.SCORE_THRESH if score_thresh is None else score_thresh
+        try:
+            model = owlvit.build_detector(
+                weights, device, names, score_thresh=thresh, top_k=top_k, nms_iou=nms_iou
+            )
+        except owlvit.WeightsError as err:
+            sys.exit(f"error: {err}")
+        return model, {layout.detection_class_id(name): name for name in names}, thresh
+    if class_map is None:
+        sys.exit("error: --weights of a torchvision detector needs --class-map")
+    names = read_class_map(class_map)
+    model = build_detector(arch, weights, max(names) + 1, device)
+    return model, names, 0.3 if score_thresh is None else score_thresh
+
+
 def read_class_map(path: str) -> dict[int, str]:
     with open(path) as f:
         class_map = {int(label): name for label, name in json.load(f).items()}
@@ -210,9 +251,21 @@ def main(argv=None):
         action="store_true",
         help="rows from annotations/<class>/<id>.json (synthetic data)",
     )
-    source.add_argument("--weights", help="local weights file of a torchvision detection model")
+    source.add_argument(
+        "--weights",
+        help="torchvision: local weights file; owlvit: Hugging Face model id (e.g. "
+        f"{owlvit.DEFAULT_MODEL}) or local save_pretrained folder",
+    )
     parser.add_argument(
-        "--class-map", help="JSON {label index: class name} of the model; required with --weights"
+        "--detector",
+        default="torchvision",
+        choices=("torchvision", "owlvit"),
+        help="model behind --weights: a torchvision detector (--arch, --class-map) or an "
+        "open-vocabulary OWL-ViT/OWLv2 queried with the class names (default: torchvision)",
+    )
+    parser.add_argument(
+        "--class-map",
+        help="JSON {label index: class name} of the model; required with torchvision --weights",
     )
     parser.add_argument(
         "--arch",
@@ -223,8 +276,26 @@ def main(argv=None):
     parser.add_argument(
         "--score-thresh",
         type=float,
-        default=0.3,
-        help="model path: keep detections scoring at least this, as CoSep (default: 0.3)",
+        default=None,
+        help="model path: keep detections scoring at least this (default: 0.3 as CoSep; "
+        f"owlvit {owlvit.SCORE_THRESH})",
+    )
+    parser.add_argument(
+        "--classes",
+        default=None,
+        help="owlvit: classes to query, 'music21' (default), 'music11' or a comma list",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=owlvit.TOP_K,
+        help=f"owlvit: boxes kept per frame (default: {owlvit.TOP_K})",
+    )
+    parser.add_argument(
+        "--nms-iou",
+        type=float,
+        default=owlvit.NMS_IOU,
+        help=f"owlvit: class-agnostic NMS IoU threshold (default: {owlvit.NMS_IOU})",
     )
     parser.add_argument(
         "--batch-size", type=int, default=8, help="model path: frames per forward pass (default: 8)"
@@ -266,14 +337,29 @@ def main(argv=None):
         "--overwrite", action="store_true", help="redo videos whose npy exists (default: skip them)"
     )
     args = parser.parse_args(argv)
-    if args.weights and not args.class_map:
+    if args.detector == "owlvit" and not args.weights:
+        parser.error("--detector owlvit needs --weights (a model id or a local folder)")
+    if args.detector == "owlvit" and args.class_map:
+        parser.error("--class-map is for torchvision detectors; owlvit's ids are the class table's")
+    if args.detector == "torchvision" and args.weights and not args.class_map:
         parser.error("--weights needs --class-map")
 
     model, device = None, args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    score_thresh = args.score_thresh
     if args.weights:
-        class_map = read_class_map(args.class_map)
-        model = build_detector(args.arch, args.weights, max(class_map) + 1, device)
-        print(f"{args.arch} from {args.weights} on {device}; classes: {class_map}")
+        model, class_map, score_thresh = make_detector(
+            args.detector,
+            args.weights,
+            device,
+            args.arch,
+            args.class_map,
+            args.score_thresh,
+            args.classes,
+            args.top_k,
+            args.nms_iou,
+        )
+        name = args.arch if args.detector == "torchvision" else model.model.config.model_type
+        print(f"{name} from {args.weights} on {device}; classes: {class_map}")
 
     videos = list_videos(args.root)
     written = existing = rows_total = frames_total = frames_empty = 0
@@ -316,7 +402,7 @@ def main(argv=None):
                 args.false_positive_rate,
             )
         else:
-            rows = model_rows(model, folder, frame_ids, args.batch_size, args.score_thresh, device)
+            rows = model_rows(model, folder, frame_ids, args.batch_size, score_thresh, device)
         save_atomic(out_path, rows)
         written += 1
         rows_total += len(rows)

@@ -4,6 +4,8 @@
         --detections my.mp4.npy --out sep/
     python scripts/separate_video.py --run ckpt/MUSIC_CCoL --video my.mp4 --out sep/ \\
         --weights detector.pth --class-map classes.json
+    python scripts/separate_video.py --run ckpt/MUSIC_CCoL --video my.mp4 --out sep/ \\
+        --detector owlvit --weights google/owlvit-base-patch32
     python scripts/separate_video.py --run ckpt/MUSIC_CCoL --out sep/ \\
         --video data/synthetic/videos/cello/ID.mp4 \\
         --from-annotations data/synthetic/annotations/cello/ID.json
@@ -65,7 +67,8 @@ from viz.video_page import write_video_page  # noqa: E402
 NO_BOXES = (
     "no object boxes: pass --detections VIDEO.mp4.npy (a CoSep detection file), or --weights "
     "DETECTOR.pth --class-map CLASSES.json to detect here with a torchvision detector "
-    "(as scripts/detect_objects.py --weights does), or --from-annotations ID.json for a "
+    "(as scripts/detect_objects.py --weights does), or --detector owlvit --weights "
+    "google/owlvit-base-patch32 (a model id or local folder), or --from-annotations ID.json for a "
     "synthetic video"
 )
 
@@ -108,14 +111,15 @@ def detection_rows(opts, frames_folder: str, device: str) -> tuple[np.ndarray, d
             ) from err
         names = {layout.detection_class_id(c): c for c in layout.CLASS_TO_ID}  # detect_objects' ids
     else:
-        names = detect_objects.read_class_map(opts.class_map)
-        model = detect_objects.build_detector(opts.arch, opts.weights, max(names) + 1, device)
+        model, names, score_thresh = detect_objects.make_detector(
+            opts.detector, opts.weights, device, opts.arch, opts.class_map, opts.score_thresh
+        )
         rows = detect_objects.model_rows(
             model,
             frames_folder,
             frame_ids,
             batch_size=8,
-            score_thresh=opts.score_thresh,
+            score_thresh=score_thresh,
             device=device,
         )
     # Through the file format, so that these rows pass the checks a detection file passes.
@@ -167,7 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--from-annotations", metavar="JSON", help="synthetic video: its annotation file"
     )
     boxes.add_argument(
-        "--weights", help="local weights of a torchvision detector, run on the extracted frames"
+        "--weights",
+        help="detector run on the extracted frames: torchvision, a local weights file; owlvit, a "
+        "Hugging Face model id (e.g. google/owlvit-base-patch32) or a local folder",
+    )
+    p.add_argument(
+        "--detector",
+        default="torchvision",
+        choices=("torchvision", "owlvit"),
+        help="--weights: torchvision (--arch, --class-map) or OWL-ViT/OWLv2 queried with the "
+        "instrument names (default: torchvision)",
     )
     p.add_argument(
         "--class-map",
@@ -182,8 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--score-thresh",
         type=float,
-        default=0.3,
-        help="--weights: keep detections >= this (default: 0.3)",
+        default=None,
+        help="--weights: keep detections >= this (default: 0.3; owlvit 0.1)",
     )
     p.add_argument(
         "--hop-sec",
@@ -208,14 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     parser = build_parser()
     opts = parser.parse_args(argv)
-    if opts.weights and not opts.class_map:
+    if opts.detector == "owlvit" and opts.class_map and not opts.detections:
+        parser.error("--class-map is for torchvision detectors; owlvit's ids are the class table's")
+    if opts.detector == "torchvision" and opts.weights and not opts.class_map:
         parser.error("--weights needs --class-map (JSON {label: class name} of the detector)")
     # Checked before the (slow, for a long video) extraction.
     for flag, path in (
         ("--video", opts.video),
         ("--detections", opts.detections),
         ("--from-annotations", opts.from_annotations),
-        ("--weights", opts.weights),
+        ("--weights", opts.weights if opts.detector == "torchvision" else None),
         ("--class-map", opts.class_map),
     ):
         if path is not None and not os.path.isfile(path):

@@ -286,3 +286,46 @@ def test_bad_weights_folder_and_options_are_clear_errors(tmp_path):
         with pytest.raises(SystemExit) as err:
             detect_objects.main(["--root", root, "--detector", "owlvit", *extra])
         assert err.value.code == 2  # argparse's usage error
+
+
+def test_separate_video_detection_rows_with_owlvit(tiny_owlvit, tmp_path):
+    """separate_video's box source passes --detector/--weights through to the OWL-ViT detector."""
+    from scripts import separate_video
+
+    root = make_root(str(tmp_path / "data"), videos=(("cello", "c0"),))
+    out = tmp_path / "sep"
+    opts = separate_video.build_parser().parse_args(
+        ["--run", "unused", "--video", "unused.mp4", "--out", str(out)]
+        + ["--detector", "owlvit", "--weights", tiny_owlvit, "--score-thresh", "0"]
+    )
+    dets, names = separate_video.detection_rows(
+        opts, layout.frames_dir(root, "/cello/c0.mp4"), "cpu"
+    )
+    assert names == {layout.detection_class_id(c): c for c in layout.MUSIC21_CLASSES}
+    rows = np.load(out / "detections.npy")
+    assert rows.dtype == np.float32 and rows.shape[1] == 7 and len(rows) > 0
+    assert set(rows[:, 0].astype(int)) == set(range(1, NUM_JPGS + 1))
+    assert set(rows[:, 1].astype(int)) <= set(names)
+    assert np.bincount(rows[:, 0].astype(int)).max() <= owlvit.TOP_K
+    assert len(dets) == len(rows)
+
+
+@pytest.mark.slow  # trains the tiny runs (conftest's trained_runs) when no other test has
+def test_separate_video_end_to_end_with_owlvit(tiny_owlvit, trained_runs, tiny_data_root, tmp_path):
+    """The whole command with a tiny random OWL-ViT: every detected class becomes an object."""
+    from scripts import separate_video
+
+    videos = os.path.join(str(tiny_data_root), layout.VIDEOS)
+    cls = sorted(os.listdir(videos))[0]
+    mp4 = os.path.join(videos, cls, sorted(os.listdir(os.path.join(videos, cls)))[0])
+    out = tmp_path / "sep"
+    info = separate_video.main(
+        ["--run", str(trained_runs / "ccol"), "--video", mp4, "--out", str(out)]
+        + ["--detector", "owlvit", "--weights", tiny_owlvit, "--score-thresh", "0"]
+        + ["--device", "cpu"]
+    )
+    names = [o["name"] for o in info["objects"]]
+    assert names and set(names) <= set(layout.MUSIC21_CLASSES)
+    assert all((out / f"{name}.wav").is_file() for name in names)
+    rows = np.load(out / "detections.npy")
+    assert rows.shape[1] == 7 and set(rows[:, 1].astype(int)) <= set(range(1, 22))

@@ -368,6 +368,13 @@ def build_parser(
         "--img_size", type=int, default=224, help="side of the square object crops (pixels)"
     )
     data.add_argument(
+        "--map_size",
+        type=int,
+        default=0,
+        help="height of the whole 4:3 frames that sounding maps and localization scores use "
+        "(0: twice --img_size, as an instrument spans about half a MUSIC frame; -1: no maps)",
+    )
+    data.add_argument(
         "--aud_len", type=int, default=65535, help="clip length in samples (65535: ~6 s)"
     )
     data.add_argument("--aud_rate", type=int, default=11025, help="audio sample rate (Hz)")
@@ -691,6 +698,7 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     if args.batch_size % gpus:
         raise SystemExit(f"--batch_size {args.batch_size} does not split evenly over {gpus} GPUs")
     args.batch_size_per_gpu = args.batch_size // gpus
+    args.map_height = 2 * args.img_size if args.map_size == 0 else max(args.map_size, 0)
     if args.mode == "eval":
         args.weights_imagenet = NO_WEIGHTS  # the trained run's checkpoint holds every weight
     if args.weights_imagenet == IMAGENET and args.vis_width != 64:

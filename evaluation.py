@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import localization
 import metrics
 import utils
 import viz
@@ -47,6 +48,7 @@ def evaluate(
     loss_means, stat_means = utils.Averager(), utils.Averager()
     records, vis_samples = [], []
     ground_prob, ground_true, solo_prob, silent_leak, ref_silent_sdr = [], [], [], [], []
+    loc_frames = []  # localization scores per whole frame of a sounding object
     sounding_gated_off = 0
     for batch in tqdm(
         loader, desc="eval", leave=False, disable=not utils.is_main_process(), dynamic_ncols=True
@@ -61,6 +63,9 @@ def evaluate(
         loss_means.add({k: float(v.mean()) for k, v in losses.items()}, size)
         stat_means.add({k: float(v.float().mean()) for k, v in out.get("stats", {}).items()}, size)
         sounding = batch["sounding"]  # (B, N) bool
+        if "whole_frames" in batch:
+            out["maps"] = sounding_maps(model, out, batch)
+            loc_frames += localization_records(out["maps"], batch)
         if "sounding_prob" in out:
             ground_prob.append(out["sounding_prob"].float().cpu())
             ground_true.append(sounding.cpu())
@@ -131,6 +136,7 @@ def evaluate(
         solo = torch.cat(solo_prob).numpy()  # pairs (a0,V0)+ (a0,V1)- (a2,V2)+ (a2,V3)-
         solo_true = np.tile(np.array([True, False, True, False]), (solo.shape[0], 1))
         summary["solo_grounding_acc"] = float(np.mean((solo > 0.5) == solo_true))
+    summary["localization"] = localization.summarize(utils.gather_objects(loc_frames))
     if silent_leak:
         # A silent slot gated to exactly zero counts at the -100 dB floor of silent_leakage_db.
         summary["silent_leakage_db"] = float(
@@ -141,6 +147,28 @@ def evaluate(
         # those samples drop out of the SDR means; report how many so the means are not flattering.
         summary["sounding_gated_off"] = sounding_gated_off
     return summary, records, vis_samples
+
+
+def sounding_maps(model, out: dict, batch: dict) -> dict:
+    """The stage's sounding maps of every object's whole frame, upsampled to its pixels:
+    {'grounding' and/or 'separation': (B, N, H, W)}; 'primary' is the one localization scores
+    (grounding where the stage has it, else separation)."""
+    size = tuple(batch["whole_frames"].shape[-2:])
+    maps = utils.unwrap(model).sounding_maps(out, batch["whole_frames"])
+    maps = {name: localization.upsample(m, size) for name, m in maps.items()}
+    maps["primary"] = maps["grounding"] if "grounding" in maps else maps["separation"]
+    return maps
+
+
+def localization_records(maps: dict, batch: dict) -> list[dict]:
+    """Localization scores of the whole frame of every object that sounds in its mixture."""
+    heat = maps["primary"].float().cpu().numpy()  # (B, N, H, W)
+    truth = batch["true_boxes"].cpu().numpy()  # (B, N, K, 5)
+    sounding = batch["sounding"].cpu().numpy()
+    return [
+        localization.frame_scores(heat[b, n], truth[b, n])
+        for b, n in zip(*np.nonzero(sounding))
+    ]
 
 
 def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> list[dict]:
@@ -207,6 +235,7 @@ def headline(summary: dict, args, split: str, checkpoint: str) -> dict:
         "grounding_acc": summary.get("grounding", {}).get("accuracy"),
         "grounding_ap": summary.get("grounding", {}).get("ap"),
         "solo_grounding_acc": summary.get("solo_grounding_acc"),
+        **{key: summary["localization"][key] for key in localization.LOC_KEYS},
     }
     if "silent_leakage_db" in summary:
         out.update(
@@ -250,6 +279,8 @@ def flat_metrics(summary: dict) -> dict:
         flat["grounding_acc"] = summary["grounding"]["accuracy"]
         flat["grounding_ap"] = summary["grounding"]["ap"]
         flat["solo_grounding_acc"] = summary["solo_grounding_acc"]
+    loc = summary.get("localization", {})
+    flat.update({k: loc[k] for k in localization.LOC_KEYS if loc.get(k) is not None})
     flat = {k: utils.finite_or_none(v) for k, v in flat.items()}
     return {**flat, "num_mixtures": summary["num_mixtures"], "num_skipped": summary["num_skipped"]}
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from dataset import color_jitter, normalize_frames
 from models.criterion import LOSSES
+from models.grounding_net import sounding_probability
 from models.spectral import SpectralFrontend
 
 # Which networks each stage builds. Order matters only for logging.
@@ -80,6 +81,16 @@ class Stage(nn.Module):
         return spec, frames
 
     # ------------------------------------------------------------------ grounding
+    def grounding_audio(self, log_mags: torch.Tensor) -> torch.Tensor:
+        """The grounding audio feature of each spectrogram: (M, 1, F, T) -> (M, Da)."""
+        if self.args.ground_audio_norm == "instance":
+            # Each spectrogram standardised on its own: a recording's level and noise floor stop
+            # dominating the (BatchNorm-free) audio encoder's features.
+            mean = log_mags.mean(dim=(-2, -1), keepdim=True)
+            std = log_mags.std(dim=(-2, -1), keepdim=True)
+            log_mags = (log_mags - mean) / (std + 1e-5)
+        return self.nets["sound_ground"](log_mags)
+
     def grounding_grid(
         self, spec: dict, frames: torch.Tensor, with_mixture: bool = True
     ) -> torch.Tensor:
@@ -93,14 +104,8 @@ class Stage(nn.Module):
         log_mags = spec["log_mags"]  # (B, N, 1, F, T)
         rows = [spec["log_mag_mix"]] if with_mixture else []
         audio_in = torch.stack(rows + [log_mags[:, 0], log_mags[:, 2]], 1)  # (B, R, 1, F, T)
-        if self.args.ground_audio_norm == "instance":
-            # Each spectrogram standardised on its own: a recording's level and noise floor stop
-            # dominating the (BatchNorm-free) audio encoder's features.
-            mean = audio_in.mean(dim=(-2, -1), keepdim=True)
-            std = audio_in.std(dim=(-2, -1), keepdim=True)
-            audio_in = (audio_in - mean) / (std + 1e-5)
         R = audio_in.shape[1]
-        audio_feat = self.nets["sound_ground"](audio_in.flatten(0, 1)).view(B, R, -1)  # (B, R, Da)
+        audio_feat = self.grounding_audio(audio_in.flatten(0, 1)).view(B, R, -1)  # (B, R, Da)
         visual_feat = self.nets["frame_ground"].forward_objects(
             frames, separately=self.args.reference_bn_drift
         )  # (B, N, Dv)
@@ -120,6 +125,40 @@ class Stage(nn.Module):
         )  # (B, N, C)
         logits = self.nets["synthesizer"](visual_vec, sound_feat)  # (B, N, 1, F, T)
         return torch.sigmoid(logits)
+
+    # ------------------------------------------------------------------ sounding maps
+    def sounding_maps(self, spec: dict, whole_frames: torch.Tensor) -> dict:
+        """Where in each object's whole frame the model hears the mixture, per location at output
+        stride 8, with each net the stage has (docs/method.md, "Sounding maps"):
+
+        - 'grounding': the grounding head at every location against the mixture's audio feature,
+          the probability that what is there sounds;
+        - 'separation': Sound of Pixels' pixel-wise view, the energy of the sound each location's
+          visual vector separates from the mixture.
+
+        whole_frames uint8 (B, N, 3, T, H, W) -> each map (B, N, H/8, W/8).
+        """
+        frames = normalize_frames(whole_frames)
+        B, N = frames.shape[:2]
+        maps = {}
+        if "grounding" in self.nets:
+            audio = self.grounding_audio(spec["log_mag_mix"])  # (B, Da)
+            feat = self.nets["frame_ground"].forward_pixelwise(frames)  # (B, N, Dv, h, w)
+            logits = self.nets["grounding"].forward_pixelwise(
+                audio.repeat_interleave(N, 0), feat.flatten(0, 1)
+            )  # (B*N, h, w, 2)
+            maps["grounding"] = sounding_probability(logits.float()).unflatten(0, (B, N))
+        if "synthesizer" in self.nets:
+            sound_feat = self.nets["sound"](spec["log_mag_mix"])  # (B, C, F, T)
+            feat = self.nets["frame"].forward_pixelwise(frames)  # (B, N, C, h, w)
+            mag = spec["mag_mix_w"].float()[:, None, None]  # (B, 1, 1, 1, F, T)
+            energy = []
+            for n in range(N):  # one object at a time: h*w masks of F x T each
+                logits = self.nets["synthesizer"].forward_pixelwise(feat[:, n], sound_feat)
+                masked = torch.sigmoid(logits.float()) * mag  # (B, h, w, 1, F, T)
+                energy.append(masked.square().sum((-3, -2, -1)))
+            maps["separation"] = torch.stack(energy, 1)  # (B, N, h, w)
+        return maps
 
     def forward(self, batch: dict) -> tuple[dict, dict]:
         raise NotImplementedError

@@ -167,6 +167,7 @@ def make_dataset(args, split: str) -> MUSICMixDataset:
             "val",
             dup_valset=args.dup_valset,
             max_samples=args.num_val,
+            map_size=args.map_height,
             **common,
         )
     return MUSICMixDataset(
@@ -175,6 +176,7 @@ def make_dataset(args, split: str) -> MUSICMixDataset:
         "test",
         sep_list=args.list_sep,
         max_samples=args.num_val,
+        map_size=args.map_height,
         **common,
     )
 

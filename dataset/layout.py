@@ -7,6 +7,8 @@ A data root (real MUSIC or the synthetic stand-in) looks like the authors' layou
     <root>/audio/<class>/<id>.wav                       mono, 11025 Hz, 16-bit PCM
     <root>/detection_results/<class>/<id>.mp4.npy       (K, 7) CoSep rows, see DETECTION_COLUMNS
     <root>/annotations/<class>/<id>.json                synthetic data only: true object boxes
+    <root>/gt_boxes/<class>/<id>.mp4.npy                optional true boxes, CoSep rows whose
+                                                        score is 1 (sounding) or 0 (silent)
     <root>/{train,val,test,test_sep}.csv                index files in the authors' format
 
 CSV paths start with '/' and are relative to the `audio/` and `frames/` folders
@@ -54,12 +56,13 @@ FRAME_RATE = 1  # extracted frames per second
 # One detection row: [frame_id (1-based), class_id, score, x1, y1, x2, y2], boxes in pixels.
 DETECTION_COLUMNS = ("frame_id", "class_id", "score", "x1", "y1", "x2", "y2")
 
-VIDEOS, FRAMES, AUDIO, DETECTIONS, ANNOTATIONS = (
+VIDEOS, FRAMES, AUDIO, DETECTIONS, ANNOTATIONS, GT_BOXES = (
     "videos",
     "frames",
     "audio",
     "detection_results",
     "annotations",
+    "gt_boxes",
 )
 
 
@@ -97,6 +100,15 @@ def detection_path(root: str, rel_frames: str) -> str:
 
 def annotation_path(root: str, class_name: str, video_id: str) -> str:
     return os.path.join(root, ANNOTATIONS, class_name, video_id + ".json")
+
+
+def gt_boxes_path(root: str, rel_frames: str) -> str:
+    return os.path.join(root, GT_BOXES, rel_frames.lstrip("/") + ".npy")
+
+
+def shown_video_frame(frame_id: int, video_fps: float, num_video_frames: int) -> int:
+    """0-based frame of the source video that extracted frame `frame_id` shows."""
+    return min(int(frame_time(frame_id) * video_fps), num_video_frames - 1)
 
 
 def detection_class_id(class_name: str) -> int:

@@ -24,11 +24,14 @@ from .index import (
     read_sep_list,
 )
 from .readers import frame_size, list_frame_ids, load_frame, load_top_boxes, read_audio_window
-from .transforms import crop_resize, crop_resized, object_box, train_short_side
+from .transforms import crop_resize, crop_resized, object_box, resize_frame, train_short_side
+from .truth import TRUTH_COLUMNS, VideoTruth
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+# True boxes kept per whole frame (NaN-padded so that samples stack).
+MAX_TRUE_BOXES = 8
 MODES = ("ccol", "sop")
 ON_ERROR = ("raise", "skip")
 
@@ -89,6 +92,10 @@ class MUSICMixDataset(torch.utils.data.Dataset):
 
     Sample (see __getitem__): audios (N, L), mix (L,), frames uint8 (N, 3, T, S, S), sounding (N,),
     class_ids (N,), boxes (N, T, 4), frame_ids (N, T), index (), infos (N CSV audio paths).
+    With map_size (val and test only), also each object's whole centre frame for sounding maps:
+    whole_frames uint8 (N, 3, 1, map_size, 4/3 map_size), and in its pixels map_boxes (N, 4),
+    the detection box, and true_boxes (N, MAX_TRUE_BOXES, 5) (truth.TRUTH_COLUMNS, NaN rows pad;
+    an object silent in the mixture has every box silent).
     """
 
     def __init__(
@@ -111,6 +118,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         on_error: str = "raise",
         seed: int = 1234,
         crop_cache: str | None = None,
+        map_size: int = 0,
     ):
         for name, value, allowed in (
             ("split", split, SPLITS),
@@ -132,6 +140,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self.num_mix, self.num_frames, self.stride = num_mix, num_frames, stride_frames
         self.frame_rate, self.img_size, self.seed = frame_rate, img_size, seed
         self.aud_len, self.aud_rate = aud_len, aud_rate
+        self.map_size = map_size if split != "train" else 0
         # The reference's margin keeps every frame id and the clip centre inside the video.
         self.margin = max(int(frame_rate), (num_frames // 2) * stride_frames)
         self.frame_offsets = (np.arange(num_frames) - num_frames // 2) * stride_frames  # (T,)
@@ -161,6 +170,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self.audio_scale = 1.0 / num_mix if mode == "sop" else 1.0 / int(self.sounding.sum())
 
         self._box_cache = _LRU(maxsize=2048)  # per worker: each worker holds its own copy
+        self._truth_cache = _LRU(maxsize=256)
         self.crop_cache = crop_cache
         if crop_cache is not None:
             check_manifest(crop_cache, img_size, mode)
@@ -235,13 +245,17 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         boxes = np.empty((N, T, 4), np.float32)
         frame_ids = np.empty((N, T), np.int64)
         load_crops = self._load_crops if self.crop_cache is None else self._load_cached_crops
+        maps = self._whole_frames(N) if self.map_size else {}
         for n, video in enumerate(videos):
             center = self._center_frame(video)
             frame_ids[n] = center + self.frame_offsets
             boxes[n] = load_crops(video, frame_ids[n], frames[n])
             if self.sounding[n]:
                 audios[n] = self._load_clip(video, center)
+            if maps:
+                self._load_whole_frame(video, center, boxes[n, T // 2], n, maps)
         return {
+            **{key: torch.from_numpy(value) for key, value in maps.items()},
             "audios": torch.from_numpy(audios),
             "mix": torch.from_numpy(audios.sum(0)),
             "frames": torch.from_numpy(frames),
@@ -252,6 +266,38 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             "index": torch.tensor(index),
             "infos": [v.audio for v in videos],
         }
+
+    def map_frame_size(self) -> tuple[int, int]:
+        """(H, W) of the whole frames of sounding maps: map_size high, 4:3."""
+        return self.map_size, round(self.map_size * 4 / 3)
+
+    def _whole_frames(self, num: int) -> dict[str, np.ndarray]:
+        height, width = self.map_frame_size()
+        return {
+            "whole_frames": np.empty((num, 3, 1, height, width), np.uint8),
+            "map_boxes": np.empty((num, 4), np.float32),
+            "true_boxes": np.full((num, MAX_TRUE_BOXES, len(TRUTH_COLUMNS)), np.nan, np.float32),
+        }
+
+    def _load_whole_frame(
+        self, video: IndexEntry, center: int, box: np.ndarray, n: int, out: dict
+    ) -> None:
+        """Object n's whole centre frame resized for the maps, with its boxes in those pixels."""
+        image = load_frame(os.path.join(self._frames_dir(video), layout.frame_name(center)))
+        size = (image.shape[2], image.shape[1])  # (W, H)
+        height, width = self.map_frame_size()
+        out["whole_frames"][n, :, 0] = resize_frame(image, (height, width)).numpy()
+        scale = np.array([width / size[0], height / size[1]] * 2, np.float32)
+        out["map_boxes"][n] = box * scale
+        truth = self._truth_cache.get(video.frames)
+        if truth is None:
+            truth = VideoTruth(self.root, video.frames, size)
+            self._truth_cache.put(video.frames, truth)
+        true = truth.boxes(center)[:MAX_TRUE_BOXES]
+        true[:, :4] *= scale
+        if not self.sounding[n]:
+            true[:, 4] = 0.0  # its audio is not in the mixture: nothing in its frame sounds
+        out["true_boxes"][n, : len(true)] = true
 
     def _frames_dir(self, video: IndexEntry) -> str:
         return layout.frames_dir(self.root, video.frames)

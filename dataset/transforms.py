@@ -50,6 +50,14 @@ def resize_box(
     return F.interpolate(window, size=(out_h, out_w), mode="bicubic", antialias=True)[0]
 
 
+def resize_frame(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A whole frame resized to (H, W) with crop_resize's antialiased uint8 bicubic.
+
+    Shape: uint8 (3, H0, W0) -> uint8 (3, H, W).
+    """
+    return F.interpolate(image[None], size=size, mode="bicubic", antialias=True)[0]
+
+
 def crop_resized(resized: np.ndarray, size: int, rel_offset: tuple[float, float]) -> np.ndarray:
     """The size x size window of an already resized box at whole-pixel offsets, the reference's
     RandomCrop: offset floor(u * (room + 1)) is uniform over 0..room for u uniform in [0, 1).

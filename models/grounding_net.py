@@ -52,6 +52,11 @@ class GroundingHead(nn.Module):
         feat = torch.cat([feat_audio.expand(*lead, -1), feat_visual.expand(*lead, -1)], dim=-1)
         return 2 * self.fc3(F.relu(self.fc2(F.relu(self.fc1(feat)))))  # (..., 2)
 
+    def forward_pixelwise(self, feat_audio: torch.Tensor, feat_map: torch.Tensor) -> torch.Tensor:
+        """The head at every location of a visual feature map: (B, Da), (B, Dv, h, w) ->
+        (B, h, w, 2) logits."""
+        return self(feat_audio[:, None, None], feat_map.permute(0, 2, 3, 1))
+
 
 def sounding_probability(logits: torch.Tensor) -> torch.Tensor:
     """Probability of class 0 (sounding): (..., 2) -> (...)."""

@@ -36,3 +36,9 @@ class InnerProd(nn.Module):
         z = torch.einsum("bnk,bkft->bnft", per_object * self.scale, feat_sound)  # (B, N, F, T)
         masks = (z + self.bias).unsqueeze(2)  # (B, N, 1, F, T)
         return masks.squeeze(1) if feat_img.dim() == 2 else masks
+
+    def forward_pixelwise(self, feat_map: torch.Tensor, feat_sound: torch.Tensor) -> torch.Tensor:
+        """One mask per location, each location's K-vector taken as an object (SoP's pixel-wise
+        synthesizer): (B, K, h, w), (B, K, F, T) -> (B, h, w, 1, F, T) mask logits."""
+        h, w = feat_map.shape[-2:]
+        return self(feat_map.flatten(2).transpose(1, 2), feat_sound).unflatten(1, (h, w))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 
@@ -217,22 +218,66 @@ class ResNet18Ground(nn.Module):
         """(B, N, 3, T, H, W) -> (B, N, 8w); `separately`: per-object BatchNorm batches."""
         return _per_object(self, frames, separately)
 
+    def forward_pixelwise(self, frames: torch.Tensor) -> torch.Tensor:
+        """The feature of every location before the global pool, at output stride 8.
+
+        (..., 3, T, H, W) -> (..., 8w, H/8, W/8): what the pool would average, so the grounding
+        head can score each location of a whole frame as it scores a pooled crop.
+        """
+        return _pixelwise_trunk(self.features[:-1], frames, self.pool)  # drop avgpool
+
 
 def _dilate(layer: nn.Module, dilation: int) -> None:
     """Remove the stride of `layer` and dilate its 3x3 convs instead (SoP's `_nostride_dilate`).
 
     The receptive field of the (pretrained) filters is kept while the output stays at the input's
-    resolution; the formerly strided 3x3 conv gets half the dilation, as in the reference.
+    resolution; the first block's 3x3 conv (the formerly strided one) gets half the dilation, as in
+    the reference. Setting, not scaling, the dilations makes it safe on an already dilated layer.
     """
+    first = layer[0].conv1
     for m in layer.modules():
-        if not isinstance(m, nn.Conv2d):
-            continue
-        if m.stride == (2, 2):
+        if isinstance(m, nn.Conv2d):
             m.stride = (1, 1)
             if m.kernel_size == (3, 3):
-                m.dilation = m.padding = (dilation // 2, dilation // 2)
-        elif m.kernel_size == (3, 3):
-            m.dilation = m.padding = (dilation, dilation)
+                d = dilation // 2 if m is first else dilation
+                m.dilation = m.padding = (d, d)
+
+
+# Output stride of the sounding maps: a 64-pixel frame gives 8 cells a side, where the plain
+# ResNet's 32 gives 2.
+MAP_STRIDE = 8
+
+
+@contextlib.contextmanager
+def _output_stride_8(features: nn.Sequential):
+    """Run a trunk (torchvision's children order: ... layer3, layer4 at 6, 7) at output stride 8.
+
+    layer3 and layer4 trade their strides for dilations while the context lasts, as SoP's
+    dilate_scale 8: same weights, same receptive fields, 4x the locations of a stride-32 trunk.
+    """
+    layers = (features[6], features[7])
+    convs = [m for layer in layers for m in layer.modules() if isinstance(m, nn.Conv2d)]
+    saved = [(m.stride, m.dilation, m.padding) for m in convs]
+    try:
+        _dilate(layers[0], 2)
+        _dilate(layers[1], 4)
+        yield
+    finally:
+        for m, (stride, dilation, padding) in zip(convs, saved):
+            m.stride, m.dilation, m.padding = stride, dilation, padding
+
+
+def _pixelwise_trunk(
+    features: nn.Sequential, frames: torch.Tensor, pool: str, head: nn.Module | None = None
+) -> torch.Tensor:
+    """(..., 3, T, H, W) -> (..., C, h, w): a trunk's un-pooled features (through `head`) at
+    output stride 8, pooled over the T frames as the net pools them."""
+    images, lead, num_frames = _frames_to_images(frames)  # (M*T, 3, H, W)
+    with _output_stride_8(features):
+        feat = features(images)  # (M*T, C, h, w)
+        feat = head(feat) if head is not None else feat
+    feat = _pool_frames(feat.reshape(-1, num_frames, *feat.shape[1:]), (1,), pool)  # (M, C, h, w)
+    return feat.reshape(*lead, *feat.shape[1:])
 
 
 _ACTIVATIONS = {
@@ -303,3 +348,12 @@ class ResNet18Dilated(nn.Module):
     def forward_objects(self, frames: torch.Tensor, separately: bool = False) -> torch.Tensor:
         """(B, N, 3, T, H, W) -> (B, N, fc_dim); `separately`: per-object BatchNorm batches."""
         return _per_object(self, frames, separately)
+
+    def forward_pixelwise(self, frames: torch.Tensor) -> torch.Tensor:
+        """SoP's pixel-wise visual vectors: the activated K-vector of every location, at output
+        stride 8, pooled over frames only.
+
+        (..., 3, T, H, W) -> (..., fc_dim, H/8, W/8).
+        """
+        feat = _pixelwise_trunk(self.features, frames, self.pool, head=self.fc)
+        return _ACTIVATIONS[self.activation](feat)

@@ -7,6 +7,8 @@ import pytest
 import torch
 from conftest import main_py
 
+import localization
+
 RESULT_KEYS = {
     "stage",
     "split",
@@ -17,6 +19,7 @@ RESULT_KEYS = {
     "sdr_mix",
     "sdr_median",
     "grounding_acc",
+    *localization.LOC_KEYS,
 }
 
 
@@ -59,6 +62,11 @@ def test_eval_writes_results(trained_runs, tiny_data_root):
     assert RESULT_KEYS <= set(result)
     assert result["stage"] == "ccol" and result["split"] == "test" and result["num_mixtures"] == 8
     assert 0 <= result["grounding_acc"] <= 1
+    # the synthetic root has true boxes: localization is measured (silent energy only where a
+    # test frame shows a silent instrument, every third video)
+    for key in localization.LOC_KEYS:
+        measured = result[key] is not None or key == "loc_silent_energy"
+        assert measured and 0 <= (result[key] or 0) <= 1, (key, result)
     silent = json.loads((trained_runs / "ccol" / "results_silent.json").read_text())
     assert RESULT_KEYS | {"silent_leakage_db", "silent_acc"} <= set(silent)
     assert silent["silent_leakage_db"] <= 0
@@ -67,6 +75,9 @@ def test_eval_writes_results(trained_runs, tiny_data_root):
     main_py("--mode", "eval", "--id", "sop", "--num_val", "-1", **common)
     sop = json.loads((trained_runs / "sop" / "results.json").read_text())
     assert sop["grounding_acc"] is None and sop["num_mixtures"] == 8
+    for key in localization.LOC_KEYS:  # from its separation maps
+        measured = sop[key] is not None or key == "loc_silent_energy"
+        assert measured and 0 <= (sop[key] or 0) <= 1, (key, sop)
 
 
 def test_eval_reads_architecture_from_the_run(trained_runs, tiny_data_root):

@@ -166,8 +166,7 @@ def localization_records(maps: dict, batch: dict) -> list[dict]:
     truth = batch["true_boxes"].cpu().numpy()  # (B, N, K, 5)
     sounding = batch["sounding"].cpu().numpy()
     return [
-        localization.frame_scores(heat[b, n], truth[b, n])
-        for b, n in zip(*np.nonzero(sounding))
+        localization.frame_scores(heat[b, n], truth[b, n]) for b, n in zip(*np.nonzero(sounding))
     ]
 
 

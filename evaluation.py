@@ -20,6 +20,7 @@ import metrics
 import utils
 import viz
 from dataset.layout import class_of
+from models.grounding_net import is_sounding
 from training import to_device
 
 log = logging.getLogger("ccol")
@@ -76,13 +77,14 @@ def evaluate(
             if (
                 silent
             ):  # every object's mask gated by its mixture grounding (reference main_silent.py)
-                masks = masks * (out["sounding_prob"] > 0.5).to(masks.dtype)[..., None, None, None]
+                gate = is_sounding(out["sounding_prob"]).to(masks.dtype)  # (B, N)
+                masks = masks * gate[..., None, None, None]
             est = frontend.reconstruct(masks, out, args.aud_len)  # (B, N, L)
             batch_records = separation_records(est, batch, args, mix_sdr_cache)
             records += batch_records
             waves = {"est": est}
             if silent:
-                sounding_gated_off += int(((out["sounding_prob"] <= 0.5) & sounding).sum())
+                sounding_gated_off += int((~is_sounding(out["sounding_prob"]) & sounding).sum())
                 est_silent = est[~sounding].view(est.shape[0], -1, est.shape[-1])
                 silent_leak.append(
                     metrics.silent_leakage_db(
@@ -135,7 +137,7 @@ def evaluate(
         summary["grounding"] = metrics.grounding_metrics(prob, true)
         solo = torch.cat(solo_prob).numpy()  # pairs (a0,V0)+ (a0,V1)- (a2,V2)+ (a2,V3)-
         solo_true = np.tile(np.array([True, False, True, False]), (solo.shape[0], 1))
-        summary["solo_grounding_acc"] = float(np.mean((solo > 0.5) == solo_true))
+        summary["solo_grounding_acc"] = float(np.mean(is_sounding(solo) == solo_true))
     summary["localization"] = localization.summarize(utils.gather_objects(loc_frames))
     if silent_leak:
         # A silent slot gated to exactly zero counts at the -100 dB floor of silent_leakage_db.

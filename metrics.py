@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from mir_eval.separation import bss_eval_sources
 
+from models.grounding_net import SOUNDING_THRESHOLD
+
 # A sample is scored only if every reference and every estimate has sum|x| above this
 # (reference calc_metrics, main_ccol.py); silent signals would make BSS-eval ill-posed.
 VALID_ABS_SUM = 1e-5
@@ -275,7 +277,7 @@ def _ratio(num, den):
     return float(num / den) if den > 0 else float("nan")
 
 
-def grounding_metrics(sounding_prob, is_sounding, threshold=0.5):
+def grounding_metrics(sounding_prob, is_sounding, threshold=SOUNDING_THRESHOLD):
     """Sounding-object classification scores over a whole evaluation set (sounding = positive).
 
     An object is predicted sounding when prob > threshold, the rule that gates masks in the silent

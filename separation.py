@@ -22,7 +22,7 @@ from arguments import parse_args
 from dataset import layout, normalize_frames
 from dataset.readers import load_frame, top_boxes
 from dataset.transforms import crop_resize, object_box
-from models.grounding_net import sounding_probability
+from models.grounding_net import is_sounding
 from stages import STAGES
 from training import build_nets
 
@@ -139,16 +139,6 @@ def window_frames(starts: np.ndarray, args, num_frames: int) -> np.ndarray:
     return np.clip(centre[:, None] + offsets, 1, num_frames)
 
 
-def mixture_grounding(nets, log_mag_mix: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """Sounding probability of each object against the mixture.
-
-    (B, 1, Fw, T), (B, N, ...) -> (B, N).
-    """
-    audio = nets["sound_ground"](log_mag_mix)  # (B, Da)
-    visual = nets["frame_ground"].forward_objects(frames)  # (B, N, Dv)
-    return sounding_probability(nets["grounding"](audio[:, None], visual).float())
-
-
 @torch.no_grad()
 def separate(
     model,
@@ -186,10 +176,10 @@ def separate(
         masks = model.object_masks(spec, frames)  # (B, N, 1, Fw, T)
         est = model.frontend.reconstruct(masks, spec, args.aud_len)  # (B, N, W)
         if "grounding" in model.nets:
-            prob = mixture_grounding(model.nets, spec["log_mag_mix"], frames)  # (B, N)
+            prob = model.mixture_grounding(spec, frames)  # (B, N)
             probs.append(prob.cpu().numpy())
             if gate:
-                est = est * (prob > 0.5).to(est.dtype)[..., None]
+                est = est * is_sounding(prob).to(est.dtype)[..., None]
         est = est.double().cpu().numpy()
         for b, s in enumerate(batch_starts):
             total[:, s : s + W] += est[b] * taper

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from dataset import color_jitter, normalize_frames
 from models.criterion import LOSSES
-from models.grounding_net import sounding_probability
+from models.grounding_net import is_sounding, sounding_probability
 from models.spectral import SpectralFrontend
 
 # Which networks each stage builds. Order matters only for logging.
@@ -90,6 +90,15 @@ class Stage(nn.Module):
             std = log_mags.std(dim=(-2, -1), keepdim=True)
             log_mags = (log_mags - mean) / (std + 1e-5)
         return self.nets["sound_ground"](log_mags)
+
+    def mixture_grounding(self, spec: dict, frames: torch.Tensor) -> torch.Tensor:
+        """Sounding probability of each object against its mixture alone (no solo rows).
+
+        frames normalised (B, N, 3, T, S, S) -> (B, N).
+        """
+        audio = self.grounding_audio(spec["log_mag_mix"])  # (B, Da)
+        visual = self.nets["frame_ground"].forward_objects(frames)  # (B, N, Dv)
+        return sounding_probability(self.nets["grounding"](audio[:, None], visual).float())
 
     def grounding_grid(
         self, spec: dict, frames: torch.Tensor, with_mixture: bool = True
@@ -225,7 +234,7 @@ class COL(Stage):
         The hard gate passes no gradient into grounding, as in the paper's code.
         """
         B, N = masks.shape[:2]
-        gate = (sounding_prob > 0.5).to(masks.dtype).detach()  # (B, N)
+        gate = is_sounding(sounding_prob).to(masks.dtype).detach()  # (B, N)
         pseudo_masks = (
             (gate[..., None, None, None] * masks).unflatten(1, (2, 2)).sum(2)
         )  # (B, 2, 1, F, T)

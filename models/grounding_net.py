@@ -58,6 +58,16 @@ class GroundingHead(nn.Module):
         return self(feat_audio[:, None, None], feat_map.permute(0, 2, 3, 1))
 
 
+# An object sounds when its sounding probability exceeds this: the gate of COL's separation loss,
+# of the silent-object evaluation and of separate_video, and the grounding accuracy's decision.
+SOUNDING_THRESHOLD = 0.5
+
+
 def sounding_probability(logits: torch.Tensor) -> torch.Tensor:
     """Probability of class 0 (sounding): (..., 2) -> (...)."""
     return logits.softmax(dim=-1)[..., SOUNDING]
+
+
+def is_sounding(prob):
+    """The sounding decision on probabilities (a tensor or an array of any shape)."""
+    return prob > SOUNDING_THRESHOLD

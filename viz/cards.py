@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from dataset.layout import class_of
+from models.grounding_net import is_sounding
 from viz.html import esc, fmt, num, url
 from viz.media import frame_strip, hstack, save_colormapped, save_jpeg, save_wav
 
@@ -90,7 +91,7 @@ def write_sample_card(s: dict, i: int, media: str, args) -> str:
         )
         if prob is not None:
             p = float(prob[n])
-            ok = (p > 0.5) == bool(sounding[n])
+            ok = bool(is_sounding(p)) == bool(sounding[n])
             badges += (
                 f'<span class="badge {"ok" if ok else "bad"}" '
                 'title="predicted probability that the '
@@ -176,7 +177,7 @@ def write_sample_card(s: dict, i: int, media: str, args) -> str:
         mean_sdr = f'<span class="badge sounding">mean SDR {fmt(mean)} dB</span>'
     ground = ""
     if prob is not None:
-        correct = int(np.sum((np.asarray(prob) > 0.5) == np.asarray(sounding)))
+        correct = int(np.sum(is_sounding(np.asarray(prob)) == np.asarray(sounding)))
         ground = (
             f'<div class="small" style="margin-top:6px">grounding: <b>{correct}/{N}</b> objects '
             f"classified correctly</div>"

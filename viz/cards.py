@@ -12,6 +12,7 @@ from dataset.layout import class_of
 from models.grounding_net import is_sounding
 from viz.html import esc, fmt, num, url
 from viz.media import frame_strip, hstack, save_colormapped, save_jpeg, save_wav
+from viz.overlay import overlay_image, scale_map
 
 
 def _scores_html(rec) -> str:
@@ -71,7 +72,10 @@ def write_sample_card(s: dict, i: int, media: str, args) -> str:
     save_colormapped(s["spec"]["mix"], path("mix.jpg"), "magma")
     save_wav(s["wav"]["mix"], path("mix.wav"), rate)
 
+    sounding_map = s.get("map")
     heads = ["object", "video frames (detection box) · network input"]
+    if sounding_map is not None:
+        heads += [f"where it sounds ({sounding_map['kind']} map)"]
     if has_masks:
         heads += ["predicted mask", "true mask"]
     if has_est:
@@ -128,6 +132,20 @@ def write_sample_card(s: dict, i: int, media: str, args) -> str:
             f'<img class="crops" src="{url(rel(f"o{n}_crops.jpg"))}" alt="network input" '
             f'title="crops as fed to the networks" loading="lazy">'
         )
+        if sounding_map is not None:
+            kind = sounding_map["kind"]
+            image = overlay_image(
+                sounding_map["frames"][n],
+                scale_map(sounding_map["heat"][n], kind),
+                sounding_map["detection"][n],
+                sounding_map["truth"][n],
+            )
+            save_jpeg(image, path(f"o{n}_map.jpg"), 90)
+            caption = f"{kind} map of the centre frame against the mixture"
+            cells.append(
+                f'<img class="overlay" src="{url(rel(f"o{n}_map.jpg"))}" alt="{esc(caption)}" '
+                f'title="{esc(caption)}" loading="lazy">'
+            )
         if has_masks:
             cells.append(mask_img(f"o{n}_pred_mask", s["pred_mask"][n], "predicted mask"))
             cells.append(mask_img(f"o{n}_true_mask", s["gt_mask"][n], "true mask (clipped to 1)"))

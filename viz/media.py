@@ -134,6 +134,17 @@ def collect_samples(batch, out, masks, waves, records, args, limit) -> list[dict
     boxes = batch["boxes"][:k].float().cpu().numpy()
     frame_ids = batch["frame_ids"][:k].cpu().numpy()
 
+    sounding_map = None
+    if "maps" in out:  # whole frames with the stage's sounding map (evaluation.sounding_maps)
+        kind = "grounding" if "grounding" in out["maps"] else "separation"
+        sounding_map = {
+            "kind": kind,
+            "heat": out["maps"][kind][:k].float().cpu().numpy(),  # (k, N, H, W)
+            "frames": batch["whole_frames"][:k, :, :, 0].permute(0, 1, 3, 4, 2).cpu().numpy(),
+            "detection": batch["map_boxes"][:k].float().cpu().numpy(),  # (k, N, 4)
+            "truth": batch["true_boxes"][:k].float().cpu().numpy(),  # (k, N, K, 5)
+        }
+
     samples = []
     for b in range(k):
         idx = int(index[b])
@@ -154,6 +165,12 @@ def collect_samples(batch, out, masks, waves, records, args, limit) -> list[dict
                 "pred_mask": None if pred_masks is None else pred_masks[b],
                 "records": {
                     slot: by_slot[(idx, slot)] for slot in range(N) if (idx, slot) in by_slot
+                },
+                # kind, and per object heat (N, H, W), frames (N, H, W, 3), boxes; or None
+                "map": None
+                if sounding_map is None
+                else {
+                    key: value if key == "kind" else value[b] for key, value in sounding_map.items()
                 },
             }
         )

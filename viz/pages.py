@@ -10,10 +10,12 @@ import tempfile
 import time
 import urllib.parse
 
+from localization import LOC_KEYS
 from utils import atomic_write
 from viz.cards import write_sample_card
 from viz.html import esc, fmt, gradient, num, render_page, url
 from viz.media import DB_RANGE
+from viz.overlay import DETECTION_RGB, MAP_CMAP, SILENT_RGB, SOUNDING_RGB, map_colors
 from viz.plots import plot_curves, plot_per_class
 
 PAGE_DIR = "visualization"
@@ -76,6 +78,17 @@ def _summary_table(summary: dict) -> str:
                 fmt(summary["solo_grounding_acc"], 3),
                 note="one solo sound against its own and another object",
             )
+    loc = {k: v for k, v in (summary.get("localization") or {}).items() if v is not None}
+    if any(key in loc for key in LOC_KEYS):
+        group(f"localization of the sounding maps ({loc.get('loc_frames', '?')} frames)")
+        for key, label, note in (
+            ("loc_pointing_acc", "pointing accuracy", "the map's peak lies in a sounding object"),
+            ("loc_ciou", "cIoU ≥ 0.5", "share of frames; map cut at half its range vs boxes"),
+            ("loc_auc", "AUC of cIoU", "success rate over cIoU thresholds 0 to 1"),
+            ("loc_silent_energy", "map on silent objects", "share of the map; lower is better"),
+        ):
+            if key in loc:
+                row(label, fmt(loc[key], 3), note=note)
     if "silent_leakage_db" in summary or "reference_silent_sdr" in summary:
         group("silent-object protocol (masks gated by grounding)")
         if "silent_leakage_db" in summary:
@@ -100,6 +113,10 @@ def _summary_table(summary: dict) -> str:
     if not rows:
         return '<p class="small">no metrics</p>'
     return f'<table class="metrics">{"".join(rows)}</table>'
+
+
+def _swatch(rgb) -> str:
+    return f'<span style="color:rgb{tuple(rgb)};font-weight:700">■</span>'
 
 
 def _remove_stale(run_dir: str) -> None:
@@ -225,8 +242,18 @@ def write_run_page(
             )
         legend += (
             ' &nbsp;&nbsp; frames: <span style="color:#c9a400;font-weight:700">■</span> '
-            "detection box used for the crop</div>"
+            "detection box used for the crop"
         )
+        maps = [s["map"] for s in vis_samples or [] if s.get("map") is not None]
+        if maps:
+            low, high = map_colors(maps[0]["kind"])
+            legend += (
+                f'<br>{esc(maps[0]["kind"])} maps: {esc(low)}<span class="bar" '
+                f'style="background:{gradient(MAP_CMAP)}"></span>{esc(high)} &nbsp;&nbsp; '
+                f"{_swatch(SOUNDING_RGB)} true sounding object &nbsp; {_swatch(SILENT_RGB)} true "
+                f"silent object &nbsp; {_swatch(DETECTION_RGB)} detection box"
+            )
+        legend += "</div>"
         figures = "".join(
             f'<div class="panel plots"><img src="{n}" alt="{a}"></div>' for n, a in plots
         )
@@ -310,6 +337,10 @@ def write_runs_index(ckpt_root) -> str:
         ("grounding_acc", "grounding acc"),
         ("grounding_ap", "grounding AP"),
         ("solo_grounding_acc", "solo acc"),
+        ("loc_pointing_acc", "pointing"),
+        ("loc_ciou", "cIoU@0.5"),
+        ("loc_auc", "loc AUC"),
+        ("loc_silent_energy", "map on silent"),
     ]
     head = (
         '<tr><th class="l">run</th><th class="l">stage</th><th class="l">updated</th>'
@@ -325,6 +356,7 @@ def write_runs_index(ckpt_root) -> str:
             for label, rel in pages
         ]
         digits = {"grounding_acc": 3, "grounding_ap": 3, "solo_grounding_acc": 3}
+        digits.update(dict.fromkeys(LOC_KEYS, 3))
         anchor = f'<a href="{esc(links[0][1])}">{esc(name)}</a>' if links else esc(name)
         cells = [
             f'<td class="l">{anchor}</td>',

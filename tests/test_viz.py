@@ -124,6 +124,21 @@ def make_batch(tmp_path, with_masks=True):
     return batch, out, masks, waves, records
 
 
+MAP_H, MAP_W = 24, 32
+SOUNDING_BOX, SILENT_BOX = [1.0, 1.0, 10.0, 18.0], [16.0, 2.0, 30.0, 20.0]
+
+
+def add_maps(batch, out):
+    """Whole frames, boxes and grounding maps as evaluation.sounding_maps adds them."""
+    batch["whole_frames"] = torch.full((B, N, 3, 1, MAP_H, MAP_W), 128, dtype=torch.uint8)
+    batch["map_boxes"] = torch.tensor([2.0, 2.0, 12.0, 20.0]).expand(B, N, 4).clone()
+    truth = torch.full((B, N, 8, 5), float("nan"))
+    truth[:, :, 0] = torch.tensor([*SOUNDING_BOX, 1.0])
+    truth[:, :, 1] = torch.tensor([*SILENT_BOX, 0.0])
+    batch["true_boxes"] = truth
+    out["maps"] = {"grounding": torch.rand(B, N, MAP_H, MAP_W)}
+
+
 SUMMARY = {
     "loss": {"total": 0.51, "sep": 0.3, "grd": 0.21},
     "mean": {"sdr": 4.1, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.5},
@@ -432,6 +447,7 @@ def test_pages_render_in_chromium(tmp_path):
         )
     args = make_args(tmp_path)
     batch, out, masks, waves, records = make_batch(tmp_path)
+    add_maps(batch, out)
     samples = viz.collect_samples(batch, out, masks, waves, records, args, limit=3)
     page = viz.write_run_page(args, SUMMARY, samples, HISTORY, title="test evaluation")
     index = viz.write_runs_index(args.ckpt)
@@ -452,3 +468,40 @@ def test_pages_render_in_chromium(tmp_path):
         assert np.unique(packed).size > 2, f"{name} screenshot has at most 2 colours"
         if os.environ.get("VIZ_SCREENSHOT_DIR"):
             shutil.copy(png, os.path.join(os.environ["VIZ_SCREENSHOT_DIR"], f"{name}.png"))
+
+
+def test_cards_overlay_sounding_maps(tmp_path):
+    args = make_args(tmp_path)
+    batch, out, masks, waves, records = make_batch(tmp_path)
+    add_maps(batch, out)
+    samples = viz.collect_samples(batch, out, masks, waves, records, args, limit=2)
+    assert samples[0]["map"]["kind"] == "grounding"
+    assert samples[0]["map"]["heat"].shape == (N, MAP_H, MAP_W)
+    summary = {**SUMMARY, "localization": {"loc_pointing_acc": 0.75, "loc_frames": 4}}
+    page = viz.write_run_page(args, summary, samples, HISTORY, title="test evaluation")
+    refs, text = assert_links_resolve(page)
+    media = os.path.join(os.path.dirname(page), "media")
+    assert os.path.isfile(os.path.join(media, "s000", "o0_map.jpg"))
+    assert "where it sounds (grounding map)" in text and "true silent object" in text
+    assert "pointing accuracy" in text and "0.750" in text
+    # The boxes are drawn in their colours at their places (display scale OVERLAY_H / MAP_H).
+    heat = np.zeros((MAP_H, MAP_W))
+    img = np.asarray(
+        viz.overlay_image(
+            np.full((MAP_H, MAP_W, 3), 128, np.uint8),
+            heat,
+            None,
+            np.array([[*SOUNDING_BOX, 1.0], [*SILENT_BOX, 0.0]]),
+        )
+    ).astype(int)
+    scale = viz.OVERLAY_H / MAP_H
+    left_edge = img[int(9 * scale), int(SOUNDING_BOX[0] * scale)]
+    right_edge = img[int(10 * scale), int(SILENT_BOX[2] * scale) - 1]
+    assert left_edge[1] > 150 and left_edge[0] < 100  # green
+    assert right_edge[0] > 200 and right_edge[1] < 100  # red
+    # a map at 1 shows the colour scale's top over the frame, a map at 0 its bottom
+    hot = np.asarray(viz.overlay_image(np.zeros((MAP_H, MAP_W, 3), np.uint8), heat + 1)).mean(
+        (0, 1)
+    )
+    cold = np.asarray(viz.overlay_image(np.zeros((MAP_H, MAP_W, 3), np.uint8), heat)).mean((0, 1))
+    assert hot[0] > cold[0]  # turbo: dark red at 1, dark blue at 0

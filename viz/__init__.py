@@ -11,20 +11,24 @@ from viz.media import (
     shrink,
     to_u8,
 )
+from viz.overlay import OVERLAY_H, overlay_image, scale_map
 from viz.pages import PAGE_DIR, write_run_page, write_runs_index
 from viz.plots import plot_history
 
 __all__ = [
     "DB_RANGE",
     "FRAME_H",
+    "OVERLAY_H",
     "PAGE_DIR",
     "collect_samples",
     "esc",
     "fmt",
     "frame_strip",
+    "overlay_image",
     "plot_history",
     "render_page",
     "save_colormapped",
+    "scale_map",
     "save_wav",
     "shrink",
     "to_u8",

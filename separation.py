@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 import checkpoints
+import localization
 from arguments import parse_args
 from dataset import layout, normalize_frames
 from dataset.readers import load_frame, top_boxes
-from dataset.transforms import crop_resize, object_box
+from dataset.transforms import crop_resize, map_frame_size, object_box, resize_frame
 from models.grounding_net import is_sounding
 from stages import STAGES
 from training import build_nets
@@ -36,6 +37,17 @@ class Track:
     boxes: np.ndarray  # int64 (F, 4): box in each frame 1..F, x1 y1 x2 y2 in frame pixels
     # bool (F,): frames where the class is detected (the others reuse the nearest box)
     detected: np.ndarray
+
+
+@dataclass
+class WindowMaps:
+    """Sounding maps over a recording: one per window, of the window's centre frame."""
+
+    kind: str  # 'grounding' or 'separation' (Stage.sounding_maps)
+    heat: np.ndarray  # (W, H, W') maps upsampled to the whole frames
+    frames: torch.Tensor  # uint8 (W, 3, H, W') the whole centre frames
+    frame_ids: np.ndarray  # (W, T) frames of each window, 1-based
+    source_size: tuple[int, int]  # (W0, H0) of the extracted frames, the boxes' pixels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,6 +149,47 @@ def window_frames(starts: np.ndarray, args, num_frames: int) -> np.ndarray:
     centre = np.clip(np.floor(centre_time * args.frame_rate).astype(np.int64) + 1, 1, num_frames)
     offsets = (np.arange(args.num_frames) - args.num_frames // 2) * args.stride_frames
     return np.clip(centre[:, None] + offsets, 1, num_frames)
+
+
+def window_whole_frames(folder: str, frame_ids: np.ndarray, height: int) -> torch.Tensor:
+    """Each window's centre frame, whole, at the size sounding maps use.
+
+    frame_ids (W, T) -> uint8 (W, 3, H, 4/3 H).
+    """
+    size = map_frame_size(height)
+    centres = frame_ids[:, frame_ids.shape[1] // 2]
+    return torch.stack(
+        [
+            resize_frame(load_frame(os.path.join(folder, layout.frame_name(k))), size)
+            for k in centres
+        ]
+    )
+
+
+@torch.no_grad()
+def window_maps(
+    model,
+    args,
+    mix_track: np.ndarray,
+    starts: np.ndarray,
+    whole: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[str, np.ndarray]:
+    """The stage's sounding map of each window's centre frame against the window's mixture
+    (Stage.sounding_maps), upsampled to the frame: ('grounding' or 'separation', (W, H, W'))."""
+    maps = []
+    for i in range(0, len(starts), batch_size):
+        mix = torch.from_numpy(
+            np.stack([mix_track[s : s + args.aud_len] for s in starts[i : i + batch_size]])
+        )
+        mix = mix.to(device)  # (B, L)
+        spec = model.frontend(mix[:, None], mix)
+        frames = whole[i : i + batch_size, None, :, None].to(device)  # (B, 1, 3, 1, H, W)
+        by_kind = model.sounding_maps(spec, frames)
+        kind = "grounding" if "grounding" in by_kind else "separation"
+        maps.append(localization.upsample(by_kind[kind][:, 0], tuple(whole.shape[-2:])).cpu())
+    return kind, torch.cat(maps).numpy()
 
 
 @torch.no_grad()

@@ -24,7 +24,14 @@ from .index import (
     read_sep_list,
 )
 from .readers import frame_size, list_frame_ids, load_frame, load_top_boxes, read_audio_window
-from .transforms import crop_resize, crop_resized, object_box, resize_frame, train_short_side
+from .transforms import (
+    crop_resize,
+    crop_resized,
+    map_frame_size,
+    object_box,
+    resize_frame,
+    train_short_side,
+)
 from .truth import TRUTH_COLUMNS, VideoTruth
 
 log = logging.getLogger(__name__)
@@ -267,12 +274,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             "infos": [v.audio for v in videos],
         }
 
-    def map_frame_size(self) -> tuple[int, int]:
-        """(H, W) of the whole frames of sounding maps: map_size high, 4:3."""
-        return self.map_size, round(self.map_size * 4 / 3)
-
     def _whole_frames(self, num: int) -> dict[str, np.ndarray]:
-        height, width = self.map_frame_size()
+        height, width = map_frame_size(self.map_size)
         return {
             "whole_frames": np.empty((num, 3, 1, height, width), np.uint8),
             "map_boxes": np.empty((num, 4), np.float32),
@@ -285,7 +288,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         """Object n's whole centre frame resized for the maps, with its boxes in those pixels."""
         image = load_frame(os.path.join(self._frames_dir(video), layout.frame_name(center)))
         size = (image.shape[2], image.shape[1])  # (W, H)
-        height, width = self.map_frame_size()
+        height, width = map_frame_size(self.map_size)
         out["whole_frames"][n, :, 0] = resize_frame(image, (height, width)).numpy()
         scale = np.array([width / size[0], height / size[1]] * 2, np.float32)
         out["map_boxes"][n] = box * scale

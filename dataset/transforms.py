@@ -50,6 +50,12 @@ def resize_box(
     return F.interpolate(window, size=(out_h, out_w), mode="bicubic", antialias=True)[0]
 
 
+def map_frame_size(height: int) -> tuple[int, int]:
+    """(H, W) of the whole frames sounding maps are computed on: `height` high, 4:3 (MUSIC's
+    frames vary; one size lets frames of different videos share a batch)."""
+    return height, round(height * 4 / 3)
+
+
 def resize_frame(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A whole frame resized to (H, W) with crop_resize's antialiased uint8 bicubic.
 

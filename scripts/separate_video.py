@@ -55,12 +55,15 @@ from dataset.readers import (  # noqa: E402
 from scripts import detect_objects  # noqa: E402
 from scripts.extract_frames_audio import ExtractionError, extract_video  # noqa: E402
 from separation import (  # noqa: E402
+    WindowMaps,
     load_run,
     object_crops,
     object_tracks,
     separate,
     window_frames,
+    window_maps,
     window_starts,
+    window_whole_frames,
 )
 from viz.video_page import write_video_page  # noqa: E402
 
@@ -285,17 +288,15 @@ def main(argv=None) -> dict:
             mixture, (0, max(args.aud_len - len(mixture), 0))
         )  # a track shorter than a clip
         starts = window_starts(len(padded), args.aud_len, hop)
+        frame_ids = window_frames(starts, args, num_frames)  # (W, T)
         estimates, probs = separate(
-            model,
-            args,
-            padded,
-            crops,
-            starts,
-            window_frames(starts, args, num_frames),
-            opts.batch_size,
-            opts.gate,
-            device,
+            model, args, padded, crops, starts, frame_ids, opts.batch_size, opts.gate, device
         )
+        sounding_maps = None
+        if args.map_height:
+            whole = window_whole_frames(frames_folder, frame_ids, args.map_height)
+            kind, maps = window_maps(model, args, padded, starts, whole, opts.batch_size, device)
+            sounding_maps = WindowMaps(kind, maps, whole, frame_ids, frame_size(first_frame))
         estimates = estimates[:, : len(mixture)]
 
         write_wav(os.path.join(opts.out, "mixture.wav"), mixture, args.aud_rate)
@@ -330,7 +331,7 @@ def main(argv=None) -> dict:
         }
         utils.atomic_write_json(info, os.path.join(opts.out, "objects.json"))
         page = write_video_page(
-            opts.out, work, info, tracks, estimates, mixture, probs, starts, args
+            opts.out, work, info, tracks, estimates, mixture, probs, starts, args, sounding_maps
         )
     for obj in objects:
         prob = "" if obj["sounding_prob"] is None else f", sounding p = {obj['sounding_prob']:.2f}"

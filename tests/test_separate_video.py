@@ -14,11 +14,13 @@ import soundfile as sf
 import torch
 import torchvision
 from conftest import run
+from PIL import Image
 
 import separation
 from dataset import layout
 from dataset.readers import frame_size, list_frame_ids
 from scripts import detect_objects, separate_video
+from viz.video_page import MAP_PX
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +79,12 @@ def check_outputs(out, annotation, names, rate=11025, window=4095):
     starts = np.array(info["window_starts"])
     assert starts[0] == 0 and starts[-1] + window == len(mixture)
     assert np.diff(starts).max() <= window // 2
+    # Each object's sounding maps over time, on the page.
+    page = (out / "index.html").read_text()
+    assert "where it sounds (grounding map" in page
+    for name in names:
+        strip = Image.open(out / "media" / f"{name}_map.jpg")
+        assert strip.height == MAP_PX and strip.width > 2 * MAP_PX
 
     page = (out / "index.html").read_text()
     refs = re.findall(r'(?:src|href)="([^"]+)"', page)

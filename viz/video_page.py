@@ -9,12 +9,15 @@ import os
 import numpy as np
 import torch
 
+from models.grounding_net import is_sounding
 from models.spectral import stft, warp_log_freq
 from utils import atomic_write
-from viz.html import esc, render_page, url
-from viz.media import DB_RANGE, frame_strip, save_colormapped, shrink, to_u8
+from viz.html import esc, gradient, render_page, url
+from viz.media import DB_RANGE, frame_strip, hstack, save_colormapped, save_jpeg, shrink, to_u8
+from viz.overlay import MAP_CMAP, map_colors, overlay_image, scale_map
 
 NUM_THUMBS = 6  # frames shown per object on the page
+MAP_PX = 72  # height of a map thumbnail
 SPEC_PX = 640  # longest side of a whole-track spectrogram image
 
 
@@ -30,10 +33,23 @@ def spectrogram_images(waves: np.ndarray, args) -> np.ndarray:
     return to_u8(shrink((db - db[0].max()) / DB_RANGE + 1, SPEC_PX))
 
 
+def map_strip(maps, track, shown: np.ndarray, path: str) -> None:
+    """The object's box over the sounding map of `shown` windows, side by side (WindowMaps)."""
+    height, width = maps.heat.shape[-2:]
+    scale = np.array([width / maps.source_size[0], height / maps.source_size[1]] * 2)
+    tiles = []
+    for w in shown:
+        centre = maps.frame_ids[w, maps.frame_ids.shape[1] // 2]
+        frame = maps.frames[w].permute(1, 2, 0).numpy()  # (H, W, 3)
+        box = track.boxes[centre - 1] * scale
+        tiles.append(overlay_image(frame, scale_map(maps.heat[w], maps.kind), box, height=MAP_PX))
+    save_jpeg(hstack(tiles), path, quality=88)
+
+
 def probability_timeline(probs: np.ndarray, starts: np.ndarray, rate: int) -> str:
-    """One cell per window, green when the object sounds (p > 0.5), its opacity the probability."""
+    """One cell per window, green when the object sounds, its opacity the probability."""
     cells = "".join(
-        f'<span style="background:rgba({"31,157,85" if p > 0.5 else "107,114,128"},'
+        f'<span style="background:rgba({"31,157,85" if is_sounding(p) else "107,114,128"},'
         f'{0.25 + 0.75 * p:.2f})" '
         f'title="{s / rate:.1f} s: p = {p:.2f}"></span>'
         for p, s in zip(probs, starts)
@@ -60,14 +76,18 @@ def write_video_page(
     probs: np.ndarray | None,
     starts: np.ndarray,
     args,
+    maps=None,
 ) -> str:
-    """<out>/index.html with media under <out>/media: frames with boxes, spectrograms, players."""
+    """<out>/index.html with media under <out>/media: frames with boxes, spectrograms, players,
+    and with `maps` (separation.WindowMaps) where each object's frames sound over time."""
     media = os.path.join(out_dir, "media")
     os.makedirs(media, exist_ok=True)
     specs = spectrogram_images(np.concatenate([mixture[None], estimates]), args)
     save_colormapped(specs[0], os.path.join(media, "mixture.jpg"), "magma")
     num_frames = len(tracks[0].boxes)
     shown = np.unique(np.linspace(1, num_frames, min(NUM_THUMBS, num_frames)).round().astype(int))
+    shown_windows = np.unique(np.linspace(0, len(starts) - 1, min(NUM_THUMBS, len(starts))).round())
+    shown_windows = shown_windows.astype(int)
     rows = []
     for n, track in enumerate(tracks):
         save_colormapped(specs[n + 1], os.path.join(media, f"{track.name}.jpg"), "magma")
@@ -83,10 +103,18 @@ def write_video_page(
         if probs is not None:
             p = float(probs[:, n].mean())
             ground = (
-                f'<span class="badge {"ok" if p > 0.5 else "silent"}" '
+                f'<span class="badge {"ok" if is_sounding(p) else "silent"}" '
                 'title="mean over windows of the '
                 f'probability that this object makes sound">sounding p = {p:.2f}</span>'
                 + probability_timeline(probs[:, n], starts, args.aud_rate)
+            )
+        map_cell = ""
+        if maps is not None:
+            map_strip(maps, track, shown_windows, os.path.join(media, f"{track.name}_map.jpg"))
+            times = ", ".join(f"{starts[w] / args.aud_rate:.0f}" for w in shown_windows)
+            map_cell = (
+                f'<td><img class="strip" src="{url("media/" + track.name + "_map.jpg")}" '
+                f'alt="{esc(maps.kind)} maps"><div class="small">windows at {times} s</div></td>'
             )
         detected = int(track.detected.sum())
         rows.append(
@@ -94,7 +122,7 @@ def write_video_page(
             f"{track.class_id}; detected in {detected} of {num_frames} frames</div>{ground}</td>"
             f'<td><img class="strip" src="{url("media/" + track.name + "_frames.jpg")}" '
             'alt="frames">'
-            f'<div class="small">frames {", ".join(map(str, shown))}</div></td>'
+            f'<div class="small">frames {", ".join(map(str, shown))}</div></td>{map_cell}'
             f'<td><img class="track" src="{url("media/" + track.name + ".jpg")}" '
             'alt="spectrogram">'
             '<audio class="track" controls preload="none" '
@@ -118,14 +146,25 @@ def write_video_page(
     )
     head = (
         f'<h1>{esc(os.path.basename(info["video"]))}</h1><div class="sub">sounds of '
-        f'{len(tracks)} objects, separated over the whole track</div><div class="meta">{meta}</div>'
+        f"{len(tracks)} object{'s' if len(tracks) != 1 else ''}, separated over the whole track"
+        f'</div><div class="meta">{meta}</div>'
     )
+    map_head = legend = ""
+    if maps is not None:
+        low, high = map_colors(maps.kind)
+        map_head = f"<th>where it sounds ({esc(maps.kind)} map of each window's centre frame)</th>"
+        legend = (
+            f'<div class="legend">{esc(maps.kind)} maps: {esc(low)}<span class="bar" '
+            f'style="background:{gradient(MAP_CMAP)}"></span>{esc(high)}; the object\'s box in '
+            "yellow</div>"
+        )
     body = (
         f'<h2>Mixture</h2><div class="panel mix"><img class="track" src="media/mixture.jpg" '
         f'alt="mixture spectrogram"><audio class="track" controls preload="none" '
         f'src="mixture.wav"></audio></div>'
-        f'<h2>Objects</h2><div class="panel"><table class="objects"><thead><tr><th>object</th>'
-        f"<th>frames (box used for the crops)</th><th>separated sound (log-frequency spectrogram, "
+        f'<h2>Objects</h2>{legend}<div class="panel"><table class="objects"><thead><tr>'
+        f"<th>object</th><th>frames (box used for the crops)</th>{map_head}"
+        f"<th>separated sound (log-frequency spectrogram, "
         f"−{DB_RANGE:.0f}..0 dB re the mixture's peak)</th></tr></thead><tbody>{''.join(rows)}"
         f"</tbody></table></div>"
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from dataset.readers import BOX_RULES
 from models import (
     FRAME_GROUND_NETS,
     FRAME_NETS,
@@ -108,6 +109,7 @@ PROFILES = {
         weights_imagenet=NO_WEIGHTS,
         grounding_init_std=0.0,
         sound_ground_init="kaiming",
+        box_rule="video",
     ),
 }
 
@@ -366,6 +368,15 @@ def build_parser(
     data.add_argument("--frame_rate", type=float, default=1, help="fps of the extracted frames")
     data.add_argument(
         "--img_size", type=int, default=224, help="side of the square object crops (pixels)"
+    )
+    data.add_argument(
+        "--box_rule",
+        default="frame",
+        choices=BOX_RULES,
+        help="object box in each frame: the frame's top-scoring box of any class (frame, the "
+        "authors' loader) or the box of the class the detector is surest of over the whole "
+        "video (video: a silent instrument or false positive that wins a few frames does not "
+        "replace the played one); a --crop_cache must be built with the same rule",
     )
     data.add_argument(
         "--map_size",

@@ -21,7 +21,7 @@ import checkpoints
 import localization
 from arguments import parse_args
 from dataset import layout, normalize_frames
-from dataset.readers import load_frame, top_boxes
+from dataset.readers import fill_nearest, load_frame, top_boxes
 from dataset.transforms import crop_resize, map_frame_size, object_box, resize_frame
 from models.grounding_net import is_sounding
 from stages import STAGES
@@ -90,26 +90,17 @@ def load_run(run_dir: str, device: torch.device):
 def object_tracks(dets: np.ndarray, num_frames: int, class_names: dict[int, str]) -> list[Track]:
     """One track per detected class, with a box in every frame 1..num_frames."""
     dets = dets[dets[:, 0] <= num_frames]
-    frames = np.arange(1, num_frames + 1)
     tracks, used = [], set()
     for class_id in np.unique(dets[:, 1]).astype(int).tolist():
         frame_ids, boxes = top_boxes(dets[dets[:, 1] == class_id])  # (D,), (D, 4)
         # Each frame takes the box of the nearest frame where this class is detected.
-        right = np.clip(np.searchsorted(frame_ids, frames), 0, len(frame_ids) - 1)
-        left = np.clip(right - 1, 0, len(frame_ids) - 1)
-        nearest = np.where(
-            np.abs(frame_ids[left] - frames) <= np.abs(frame_ids[right] - frames), left, right
-        )
+        boxes, detected = fill_nearest(frame_ids, boxes, num_frames)  # (F, 4), (F,)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", class_names.get(class_id, f"class{class_id}"))
         if name in used or name == "mixture":
             name = f"{name}_{class_id}"
         used.add(name)
         # Rounded as PIL's crop rounds the reference's float boxes (as the loader does).
-        tracks.append(
-            Track(
-                name, class_id, np.rint(boxes[nearest]).astype(np.int64), np.isin(frames, frame_ids)
-            )
-        )
+        tracks.append(Track(name, class_id, np.rint(boxes).astype(np.int64), detected))
     return tracks
 
 

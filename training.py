@@ -151,6 +151,7 @@ def dataset_options(args) -> dict:
         on_error=args.on_error,
         seed=args.seed,
         crop_cache=args.crop_cache or None,
+        box_rule=args.box_rule,
     )
 
 

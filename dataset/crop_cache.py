@@ -41,18 +41,26 @@ MANIFEST = "manifest.json"
 CROP_KINDS = {"ccol": "top_box", "sop": "full_frame"}
 
 
+def crop_kind(mode: str, box_rule: str = "frame") -> str:
+    """The crops a cache holds: 'top_box' (readers.BOX_RULES 'frame'), 'video_box' ('video') or
+    'full_frame' (SoP)."""
+    return "video_box" if mode == "ccol" and box_rule == "video" else CROP_KINDS[mode]
+
+
 def video_paths(cache_dir: str, frames_rel: str) -> tuple[str, str]:
     """(pixels .npy, table .json) of the video whose CSV frames path is `frames_rel`."""
     base = os.path.join(cache_dir, frames_rel.lstrip("/"))
     return base + ".npy", base + ".json"
 
 
-def make_manifest(root: str, img_size: int, mode: str, complete: bool) -> dict:
+def make_manifest(
+    root: str, img_size: int, mode: str, complete: bool, box_rule: str = "frame"
+) -> dict:
     return {
         "format": CACHE_FORMAT,
         "img_size": img_size,
         "train_short_side": train_short_side(img_size),
-        "crops": CROP_KINDS[mode],
+        "crops": crop_kind(mode, box_rule),
         "data_root": os.path.abspath(root),
         "complete": complete,
     }
@@ -66,7 +74,7 @@ def read_manifest(cache_dir: str) -> dict | None:
         return json.load(f)
 
 
-def check_manifest(cache_dir: str, img_size: int, mode: str) -> dict:
+def check_manifest(cache_dir: str, img_size: int, mode: str, box_rule: str = "frame") -> dict:
     """The manifest of a complete cache built for these crops.
 
     Otherwise a DataError naming the mismatch.
@@ -75,11 +83,11 @@ def check_manifest(cache_dir: str, img_size: int, mode: str) -> dict:
     path = os.path.join(cache_dir, MANIFEST)
     build = (
         f"scripts/cache_crops.py --root DATA_ROOT --img-size {img_size} --mode {mode} "
-        f"--out {cache_dir}"
+        f"--box-rule {box_rule} --out {cache_dir}"
     )
     if manifest is None:
         raise DataError(f"not a crop cache (no {MANIFEST}); build it with {build}", path=path)
-    wanted = {"format": CACHE_FORMAT, "img_size": img_size, "crops": CROP_KINDS[mode]}
+    wanted = {"format": CACHE_FORMAT, "img_size": img_size, "crops": crop_kind(mode, box_rule)}
     wrong = {k: (manifest.get(k), v) for k, v in wanted.items() if manifest.get(k) != v}
     if wrong:
         details = ", ".join(f"{k} {got!r} (needed {need!r})" for k, (got, need) in wrong.items())
@@ -112,7 +120,9 @@ def is_cached(cache_dir: str, video: IndexEntry) -> bool:
         return json.load(f)["num_frames"] >= video.num_frames
 
 
-def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mode: str) -> int:
+def build_video(
+    root: str, cache_dir: str, video: IndexEntry, img_size: int, mode: str, box_rule: str = "frame"
+) -> int:
     """Caches frames 1..num_frames of one video; returns the bytes written. Raises DataError.
 
     The layout is planned from the boxes and the first frame's size, then the views are written
@@ -124,7 +134,7 @@ def build_video(root: str, cache_dir: str, video: IndexEntry, img_size: int, mod
     top = {}
     if mode == "ccol":
         top = load_top_boxes(
-            layout.detection_path(root, video.frames), video.num_frames, image_size
+            layout.detection_path(root, video.frames), video.num_frames, image_size, box_rule
         )
     frame_ids = range(1, video.num_frames + 1)
     boxes = [object_box(top.get(k), image_size) for k in frame_ids]

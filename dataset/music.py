@@ -96,6 +96,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         crop_cache: folder built by scripts/cache_crops.py for this img_size and mode, or None.
             Crops then come from its memory-mapped arrays and no JPEG is decoded; val/test crops
             are bit-identical, train crops within a pixel of the uncached ones (crop_cache.py).
+        map_size: height of the whole frames of sounding maps (0: none).
+        box_rule: how each frame's object box is chosen, readers.BOX_RULES.
 
     Sample (see __getitem__): audios (N, L), mix (L,), frames uint8 (N, 3, T, S, S), sounding (N,),
     class_ids (N,), boxes (N, T, 4), frame_ids (N, T), index (), infos (N CSV audio paths).
@@ -126,6 +128,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         seed: int = 1234,
         crop_cache: str | None = None,
         map_size: int = 0,
+        box_rule: str = "frame",
     ):
         for name, value, allowed in (
             ("split", split, SPLITS),
@@ -148,6 +151,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self.frame_rate, self.img_size, self.seed = frame_rate, img_size, seed
         self.aud_len, self.aud_rate = aud_len, aud_rate
         self.map_size = map_size if split != "train" else 0
+        self.box_rule = box_rule
         # The reference's margin keeps every frame id and the clip centre inside the video.
         self.margin = max(int(frame_rate), (num_frames // 2) * stride_frames)
         self.frame_offsets = (np.arange(num_frames) - num_frames // 2) * stride_frames  # (T,)
@@ -180,7 +184,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self._truth_cache = _LRU(maxsize=256)
         self.crop_cache = crop_cache
         if crop_cache is not None:
-            check_manifest(crop_cache, img_size, mode)
+            check_manifest(crop_cache, img_size, mode, box_rule)
         # Open memory maps, per worker; bounded so that workers x videos stays under the fd limit.
         self._cached_videos = _LRU(maxsize=128)
         self._errors: dict[str, list] = {}  # path -> [count, message], per process
@@ -333,9 +337,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         top = {}
         if self.mode == "ccol":
             size = frame_size(os.path.join(folder, layout.frame_name(1)))  # (W, H)
-            top = load_top_boxes(
-                layout.detection_path(self.root, video.frames), video.num_frames, size
-            )
+            detections = layout.detection_path(self.root, video.frames)
+            top = load_top_boxes(detections, video.num_frames, size, self.box_rule)
         self._box_cache.put(video.frames, top)
         return top
 

@@ -150,6 +150,14 @@ def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: s
         )
 
 
+# How the loader picks a video's object box in each frame (docs/method.md, Detections):
+#   frame  the frame's highest-scoring box of any class, as the authors' loader does;
+#   video  the box of the class the detector is surest of over the whole video (highest sum of
+#          scores), in every frame: a silent instrument or a false positive that outscores the
+#          played instrument in a few frames no longer takes its place there.
+BOX_RULES = ("frame", "video")
+
+
 def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per frame, the highest-scoring box of any class (docs/method.md, Detections).
 
@@ -160,16 +168,47 @@ def top_boxes(dets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return frame_ids, np.ascontiguousarray(dets[order[first], 3:7])
 
 
+def fill_nearest(
+    frame_ids: np.ndarray, boxes: np.ndarray, num_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes of frames 1..num_frames from those of the detected `frame_ids` (sorted): a frame
+    without one takes the nearest detected frame's box.
+
+    Returns boxes (num_frames, 4) and detected bool (num_frames,).
+    """
+    frames = np.arange(1, num_frames + 1)
+    right = np.clip(np.searchsorted(frame_ids, frames), 0, len(frame_ids) - 1)
+    left = np.clip(right - 1, 0, len(frame_ids) - 1)
+    nearest = np.where(
+        np.abs(frame_ids[left] - frames) <= np.abs(frame_ids[right] - frames), left, right
+    )
+    return boxes[nearest], np.isin(frames, frame_ids)
+
+
+def video_boxes(dets: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """BOX_RULES 'video': the surest class's top box in every frame 1..num_frames.
+
+    Returns frame ids int64 (num_frames,) and boxes float32 (num_frames, 4).
+    """
+    classes, inverse = np.unique(dets[:, 1], return_inverse=True)
+    surest = classes[np.argmax(np.bincount(inverse, weights=dets[:, 2]))]
+    frame_ids, boxes = top_boxes(dets[dets[:, 1] == surest])
+    boxes, _ = fill_nearest(frame_ids, boxes, num_frames)
+    return np.arange(1, num_frames + 1), boxes
+
+
 def load_top_boxes(
-    path: str, num_frames: int, image_size: tuple[int, int]
+    path: str, num_frames: int, image_size: tuple[int, int], rule: str = "frame"
 ) -> dict[int, tuple[int, int, int, int]]:
-    """Frame id -> top box of the detection file of a video of `num_frames` frames of `image_size`
-    (W, H), checked against both; boxes in whole pixels, rounded as PIL's crop rounds the
-    reference's float boxes."""
+    """Frame id -> the object box (BOX_RULES `rule`) of the detection file of a video of
+    `num_frames` frames of `image_size` (W, H), checked against both; boxes in whole pixels,
+    rounded as PIL's crop rounds the reference's float boxes."""
+    if rule not in BOX_RULES:
+        raise ValueError(f"box rule must be one of {BOX_RULES}, got {rule!r}")
     dets = load_detections(path)
     check_detection_frames(dets, num_frames, path)
     check_detection_boxes(dets, image_size, path)
-    frame_ids, boxes = top_boxes(dets)
+    frame_ids, boxes = top_boxes(dets) if rule == "frame" else video_boxes(dets, num_frames)
     return dict(zip(frame_ids.tolist(), map(tuple, np.rint(boxes).astype(int).tolist())))
 
 

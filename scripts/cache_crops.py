@@ -25,22 +25,24 @@ from dataset.crop_cache import (  # noqa: E402
     CROP_KINDS,
     MANIFEST,
     build_video,
+    crop_kind,
     is_cached,
     make_manifest,
     read_manifest,
 )
 from dataset.index import read_index  # noqa: E402
+from dataset.readers import BOX_RULES  # noqa: E402
 
 
-def default_cache_dir(root: str, img_size: int, mode: str) -> str:
-    return os.path.join(root, "crop_cache", f"{CROP_KINDS[mode]}_{img_size}")
+def default_cache_dir(root: str, img_size: int, mode: str, box_rule: str = "frame") -> str:
+    return os.path.join(root, "crop_cache", f"{crop_kind(mode, box_rule)}_{img_size}")
 
 
 def _build_task(task) -> tuple[int, str | None]:
     """(bytes written, error message or None) of one video."""
-    root, cache_dir, video, img_size, mode = task
+    root, cache_dir, video, img_size, mode, box_rule = task
     try:
-        return build_video(root, cache_dir, video, img_size, mode), None
+        return build_video(root, cache_dir, video, img_size, mode, box_rule), None
     except DataError as err:
         return 0, str(err)
 
@@ -50,11 +52,17 @@ def _init_worker() -> None:
 
 
 def build_cache(
-    root: str, cache_dir: str, lists: list[str], img_size: int, mode: str, workers: int
+    root: str,
+    cache_dir: str,
+    lists: list[str],
+    img_size: int,
+    mode: str,
+    workers: int,
+    box_rule: str = "frame",
 ) -> int:
     """Caches every video of `lists` not cached yet; returns the number of videos that failed."""
     manifest = read_manifest(cache_dir)
-    wanted = make_manifest(root, img_size, mode, complete=False)
+    wanted = make_manifest(root, img_size, mode, complete=False, box_rule=box_rule)
     if manifest is not None and any(
         manifest.get(k) != wanted[k] for k in ("format", "img_size", "crops")
     ):
@@ -74,9 +82,10 @@ def build_cache(
     todo = [v for v in videos.values() if not is_cached(cache_dir, v)]
     print(
         f"{len(videos)} videos in {', '.join(lists)}: {len(videos) - len(todo)} already cached, "
-        f"{len(todo)} to build ({CROP_KINDS[mode]} crops, img_size {img_size}) in {cache_dir}"
+        f"{len(todo)} to build ({crop_kind(mode, box_rule)} crops, img_size {img_size}) in "
+        f"{cache_dir}"
     )
-    tasks = [(root, cache_dir, v, img_size, mode) for v in todo]
+    tasks = [(root, cache_dir, v, img_size, mode, box_rule) for v in todo]
     progress = dict(total=len(tasks), desc="cache", unit="video")
     start, written, failures = time.time(), 0, []
     with Pool(max(1, workers), initializer=_init_worker) as pool:
@@ -94,7 +103,8 @@ def build_cache(
             print(f"  {error}", file=sys.stderr)
         return len(failures)
     utils.atomic_write_json(
-        make_manifest(root, img_size, mode, complete=True), os.path.join(cache_dir, MANIFEST)
+        make_manifest(root, img_size, mode, complete=True, box_rule=box_rule),
+        os.path.join(cache_dir, MANIFEST),
     )
     return 0
 
@@ -119,7 +129,15 @@ def main(argv=None) -> int:
         help="ccol: top detection box per frame; sop: whole frames (default: ccol)",
     )
     parser.add_argument(
-        "--out", help="cache folder (default: ROOT/crop_cache/<top_box|full_frame>_<S>)"
+        "--box-rule",
+        default="frame",
+        choices=BOX_RULES,
+        help="ccol: the frame's top box of any class (frame, the authors' loader) or the box of "
+        "the class surest over the whole video (video); main.py --box_rule (default: frame)",
+    )
+    parser.add_argument(
+        "--out",
+        help="cache folder (default: ROOT/crop_cache/<top_box|video_box|full_frame>_<S>)",
     )
     parser.add_argument(
         "--lists",
@@ -142,10 +160,11 @@ def main(argv=None) -> int:
         parser.error(
             f"no index file in {args.root}; run scripts/create_index_files.py or pass --lists"
         )
-    cache_dir = args.out or default_cache_dir(args.root, args.img_size, args.mode)
-    return (
-        1 if build_cache(args.root, cache_dir, lists, args.img_size, args.mode, args.workers) else 0
+    cache_dir = args.out or default_cache_dir(args.root, args.img_size, args.mode, args.box_rule)
+    failed = build_cache(
+        args.root, cache_dir, lists, args.img_size, args.mode, args.workers, args.box_rule
     )
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

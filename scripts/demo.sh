@@ -53,7 +53,11 @@ CACHE_ROOT="$DATA_ROOT/crop_cache"
 if ! mkdir -p "$CACHE_ROOT" 2>/dev/null || [ ! -w "$CACHE_ROOT" ]; then
   CACHE_ROOT="$CKPT/crop_cache/$(basename "$DATA_ROOT")"
 fi
-"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode ccol --out "$CACHE_ROOT/top_box_32"
+# Object boxes follow the demo profile's --box_rule (arguments.py); its cache is built the same way.
+BOX_RULE=$("$PY" -c "import arguments as a; print(a.PROFILES['demo'].get('box_rule', 'frame'))")
+OBJECT_CACHE="$CACHE_ROOT/$([ "$BOX_RULE" = video ] && echo video_box || echo top_box)_32"
+"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode ccol --box-rule "$BOX_RULE" \
+  --out "$OBJECT_CACHE"
 "$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode sop --out "$CACHE_ROOT/full_frame_32"
 "$PY" -c "import sys; from dataset import summarize; print(summarize(sys.argv[1]))" "$DATA_ROOT"
 echo "   data ready after $(( $(date +%s) - start )) s"
@@ -65,13 +69,13 @@ mkdir -p "$CKPT"
 # train split's object crops, then every stage loads it frozen (scripts/pretrain_visual.py).
 VISUAL="$CKPT/MUSIC_VIS/resnet18.pth"
 [ -f "$VISUAL" ] || "$PY" scripts/pretrain_visual.py --root "$DATA_ROOT" --seed "$SEED" \
-  --crop-cache "$CACHE_ROOT/top_box_32" --out "$VISUAL"
+  --crop-cache "$OBJECT_CACHE" --box-rule "$BOX_RULE" --out "$VISUAL"
 echo "   visual features ready after $(( $(date +%s) - start )) s"
 # Schedules and learning rates are the demo profile's (arguments.py, PROFILE_STAGE_DEFAULTS);
 # GRD_EPOCHS, COL_EPOCHS, CCOL_EPOCHS, SOP_EPOCHS, GRD_LR_STEPS, CCOL_LR_STEPS override them.
 # TEST_EVERY=N also scores the test mixtures every N epochs of the chain, for learning curves
 # (scripts/learning_curve.py); it costs time and changes nothing else.
-OBJECTS="--crop_cache $CACHE_ROOT/top_box_32 --seed $SEED --weights_imagenet $VISUAL"
+OBJECTS="--crop_cache $OBJECT_CACHE --seed $SEED --weights_imagenet $VISUAL"
 OBJECTS+="${TEST_EVERY:+ --test_every $TEST_EVERY}"
 FRAMES="--crop_cache $CACHE_ROOT/full_frame_32 --seed $SEED --weights_imagenet $VISUAL"
 # Jobs that nothing downstream waits for run beside the GRD -> COL -> CCoL chain, one core each;

@@ -35,6 +35,7 @@ from tqdm import tqdm
 import utils
 from dataset import MUSICMixDataset, collate, color_jitter, normalize_frames
 from dataset.layout import MUSIC_CLASSES
+from dataset.readers import BOX_RULES
 from models.vision_net import ResNet18
 
 
@@ -53,6 +54,7 @@ def make_set(opts, list_name: str, split: str) -> MUSICMixDataset:
         dup_valset=4,
         seed=opts.seed,
         crop_cache=opts.crop_cache or None,
+        box_rule=opts.box_rule,
     )
 
 
@@ -114,6 +116,12 @@ def main(argv=None) -> int:
     )
     p.add_argument(
         "--color-jitter", type=float, default=0.8, help="jitter strength (default: %(default)s)"
+    )
+    p.add_argument(
+        "--box-rule",
+        default="frame",
+        choices=BOX_RULES,
+        help="object box per frame, as main.py --box_rule (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=1234, help="(default: %(default)s)")
     opts = p.parse_args(argv)

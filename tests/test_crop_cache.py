@@ -10,7 +10,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_dataset import IMG, as_tensor, make, make_root
+from test_dataset import IMG, make, make_root
+from test_transforms import as_tensor
 
 from dataset import DataError, collate, layout
 from dataset.crop_cache import MANIFEST, video_paths
@@ -278,3 +279,19 @@ def test_rebuilding_into_a_cache_of_other_crops_is_refused(cached_root):
             "ccol",
             workers=1,
         )
+
+
+def test_video_box_cache_is_its_own_kind(cached_root, tmp_path):
+    """A cache follows the loader's box rule: built for one rule, refused for the other."""
+    root = shutil.copytree(cached_root, str(tmp_path / "music"))
+    cache_dir = default_cache_dir(root, IMG, "ccol", "video")
+    assert cache_dir.endswith(f"video_box_{IMG}")
+    lists = [os.path.join(root, "val.csv")]
+    assert build_cache(root, cache_dir, lists, IMG, "ccol", workers=1, box_rule="video") == 0
+    with open(os.path.join(cache_dir, MANIFEST)) as f:
+        assert json.load(f)["crops"] == "video_box"
+    plain = make(root, "val", box_rule="video")
+    cached = make(root, "val", box_rule="video", crop_cache=cache_dir)
+    assert torch.equal(plain[0]["frames"], cached[0]["frames"])
+    with pytest.raises(DataError, match="crops 'video_box' .needed 'top_box'."):
+        make(root, "val", crop_cache=cache_dir)

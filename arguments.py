@@ -110,6 +110,7 @@ PROFILES = {
         grounding_init_std=0.0,
         sound_ground_init="kaiming",
         box_rule="video",
+        ground_map="window",
     ),
 }
 
@@ -377,6 +378,14 @@ def build_parser(
         "authors' loader) or the box of the class the detector is surest of over the whole "
         "video (video: a silent instrument or false positive that wins a few frames does not "
         "replace the played one); a --crop_cache must be built with the same rule",
+    )
+    data.add_argument(
+        "--ground_map",
+        default="pixelwise",
+        choices=["pixelwise", "window"],
+        help="grounding map: the head on each location of the ResNet's feature map (pixelwise), "
+        "or on a detection-box-sized window cropped at each location and pooled as a crop "
+        "(window: for nets that only ever saw object crops, such as the demo's)",
     )
     data.add_argument(
         "--map_size",

@@ -38,10 +38,13 @@ def evaluate(
     silent: bool = False,
     num_vis: int = 0,
     mix_sdr_cache: dict | None = None,
+    localize: bool = False,
 ) -> tuple[dict, list, list]:
     """Loss, SDR/SIR/SAR of every sounding source, grounding over the whole set; vis samples.
 
-    Losses and diagnostics are means over the mixtures scored, as in training.
+    Losses and diagnostics are means over the mixtures scored, as in training. Sounding maps are
+    computed for the samples shown (`num_vis`) and, with `localize`, for every mixture, whose
+    localization scores then fill summary['localization'] (loader built with map_size).
     Returns (summary, per-source records, visualization samples).
     """
     model.eval()
@@ -64,9 +67,10 @@ def evaluate(
         loss_means.add({k: float(v.mean()) for k, v in losses.items()}, size)
         stat_means.add({k: float(v.float().mean()) for k, v in out.get("stats", {}).items()}, size)
         sounding = batch["sounding"]  # (B, N) bool
-        if "whole_frames" in batch:
+        if "whole_frames" in batch and (localize or len(vis_samples) < num_vis):
             out["maps"] = sounding_maps(model, out, batch)
-            loc_frames += localization_records(out["maps"], batch)
+            if localize:
+                loc_frames += localization_records(out["maps"], batch)
         if "sounding_prob" in out:
             ground_prob.append(out["sounding_prob"].float().cpu())
             ground_true.append(sounding.cpu())
@@ -138,7 +142,8 @@ def evaluate(
         solo = torch.cat(solo_prob).numpy()  # pairs (a0,V0)+ (a0,V1)- (a2,V2)+ (a2,V3)-
         solo_true = np.tile(np.array([True, False, True, False]), (solo.shape[0], 1))
         summary["solo_grounding_acc"] = float(np.mean(is_sounding(solo) == solo_true))
-    summary["localization"] = localization.summarize(utils.gather_objects(loc_frames))
+    if localize:
+        summary["localization"] = localization.summarize(utils.gather_objects(loc_frames))
     if silent_leak:
         # A silent slot gated to exactly zero counts at the -100 dB floor of silent_leakage_db.
         summary["silent_leakage_db"] = float(
@@ -156,7 +161,7 @@ def sounding_maps(model, out: dict, batch: dict) -> dict:
     {'grounding' and/or 'separation': (B, N, H, W)}; 'primary' is the one localization scores
     (grounding where the stage has it, else separation)."""
     size = tuple(batch["whole_frames"].shape[-2:])
-    maps = utils.unwrap(model).sounding_maps(out, batch["whole_frames"])
+    maps = utils.unwrap(model).sounding_maps(out, batch["whole_frames"], batch["map_boxes"])
     maps = {name: localization.upsample(m, size) for name, m in maps.items()}
     maps["primary"] = maps["grounding"] if "grounding" in maps else maps["separation"]
     return maps
@@ -236,7 +241,7 @@ def headline(summary: dict, args, split: str, checkpoint: str) -> dict:
         "grounding_acc": summary.get("grounding", {}).get("accuracy"),
         "grounding_ap": summary.get("grounding", {}).get("ap"),
         "solo_grounding_acc": summary.get("solo_grounding_acc"),
-        **{key: summary["localization"][key] for key in localization.LOC_KEYS},
+        **{key: summary.get("localization", {}).get(key) for key in localization.LOC_KEYS},
     }
     if "silent_leakage_db" in summary:
         out.update(

@@ -135,7 +135,7 @@ def run_eval(args, model, nets, device: torch.device) -> dict:
     )
     tic = time.perf_counter()
     summary, records, vis_samples = evaluate(
-        model, loader, args, device, silent=args.eval_silent, num_vis=args.num_vis
+        model, loader, args, device, silent=args.eval_silent, num_vis=args.num_vis, localize=True
     )
     elapsed = time.perf_counter() - tic
     result = headline(summary, args, args.split, best)

@@ -17,11 +17,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torchvision.ops import roi_align
 
 from dataset import color_jitter, normalize_frames
 from models.criterion import LOSSES
 from models.grounding_net import is_sounding, sounding_probability
 from models.spectral import SpectralFrontend
+from models.vision_net import MAP_STRIDE
 
 # Which networks each stage builds. Order matters only for logging.
 STAGE_NETS = {
@@ -136,27 +138,34 @@ class Stage(nn.Module):
         return torch.sigmoid(logits)
 
     # ------------------------------------------------------------------ sounding maps
-    def sounding_maps(self, spec: dict, whole_frames: torch.Tensor) -> dict:
+    def sounding_maps(
+        self, spec: dict, whole_frames: torch.Tensor, boxes: torch.Tensor | None = None
+    ) -> dict:
         """Where in each object's whole frame the model hears the mixture, per location at output
         stride 8, with each net the stage has (docs/method.md, "Sounding maps"):
 
         - 'grounding': the grounding head at every location against the mixture's audio feature,
-          the probability that what is there sounds;
+          the probability that what is there sounds (--ground_map window: of a window of the
+          object's detection box size centred there, needs `boxes`);
         - 'separation': Sound of Pixels' pixel-wise view, the energy of the sound each location's
           visual vector separates from the mixture.
 
-        whole_frames uint8 (B, N, 3, T, H, W) -> each map (B, N, H/8, W/8).
+        whole_frames uint8 (B, N, 3, T, H, W), boxes (B, N, 4) in their pixels -> each map
+        (B, N, H/8, W/8).
         """
         frames = normalize_frames(whole_frames)
         B, N = frames.shape[:2]
         maps = {}
         if "grounding" in self.nets:
             audio = self.grounding_audio(spec["log_mag_mix"])  # (B, Da)
-            feat = self.nets["frame_ground"].forward_pixelwise(frames)  # (B, N, Dv, h, w)
-            logits = self.nets["grounding"].forward_pixelwise(
-                audio.repeat_interleave(N, 0), feat.flatten(0, 1)
-            )  # (B*N, h, w, 2)
-            maps["grounding"] = sounding_probability(logits.float()).unflatten(0, (B, N))
+            if self.args.ground_map == "window" and boxes is not None:
+                maps["grounding"] = self._window_grounding(audio, frames, boxes)
+            else:
+                feat = self.nets["frame_ground"].forward_pixelwise(frames)  # (B, N, Dv, h, w)
+                logits = self.nets["grounding"].forward_pixelwise(
+                    audio.repeat_interleave(N, 0), feat.flatten(0, 1)
+                )  # (B*N, h, w, 2)
+                maps["grounding"] = sounding_probability(logits.float()).unflatten(0, (B, N))
         if "synthesizer" in self.nets:
             sound_feat = self.nets["sound"](spec["log_mag_mix"])  # (B, C, F, T)
             feat = self.nets["frame"].forward_pixelwise(frames)  # (B, N, C, h, w)
@@ -168,6 +177,46 @@ class Stage(nn.Module):
                 energy.append(masked.square().sum((-3, -2, -1)))
             maps["separation"] = torch.stack(energy, 1)  # (B, N, h, w)
         return maps
+
+    def _window_grounding(self, audio, frames, boxes, chunk: int = 4096) -> torch.Tensor:
+        """Grounding of a window at every location: the crop a detection box of the object's size
+        would give if centred there, pooled and scored as the nets score crops.
+
+        audio (B, Da), frames normalised (B, N, 3, T, H, W), boxes (B, N, 4) -> (B, N, h, w) on
+        the pixelwise grid (cell centres every MAP_STRIDE pixels).
+        """
+        B, N, _, T, H, W = frames.shape
+        S = self.args.img_size
+        ys = torch.arange(MAP_STRIDE / 2, H, MAP_STRIDE, device=frames.device)
+        xs = torch.arange(MAP_STRIDE / 2, W, MAP_STRIDE, device=frames.device)
+        cy, cx = (c.flatten() for c in torch.meshgrid(ys, xs, indexing="ij"))  # (C,)
+        half = (boxes[..., 2:] - boxes[..., :2]).float().clamp(min=1) / 2  # (B, N, 2): w/2, h/2
+        centre = torch.stack([cx, cy], -1)  # (C, 2)
+        corners = torch.cat(
+            [centre - half[:, :, None], centre + half[:, :, None]], -1
+        )  # (B, N, C, 4)
+        images = frames.transpose(2, 3).reshape(B * N * T, 3, H, W)
+        image_of = torch.arange(B * N * T, device=frames.device, dtype=corners.dtype)
+        rois = torch.cat(
+            [
+                image_of.view(B, N, T, 1, 1).expand(-1, -1, -1, len(cx), 1),
+                corners[:, :, None].expand(-1, -1, T, -1, -1),
+            ],
+            -1,
+        ).transpose(2, 3)  # (B, N, C, T, 5)
+        rois = rois.reshape(-1, 5)
+        audio_of = audio.repeat_interleave(N * len(cx), 0)  # (B*N*C, Da)
+        probs = []
+        for start in range(0, len(rois), chunk * T):
+            crops = roi_align(
+                images, rois[start : start + chunk * T], (S, S), sampling_ratio=2, aligned=True
+            )  # (K*T, 3, S, S)
+            crops = crops.view(-1, T, 3, S, S).transpose(1, 2)  # (K, 3, T, S, S)
+            feat = self.nets["frame_ground"].forward_multiframe(crops)  # (K, Dv)
+            first = start // T
+            logits = self.nets["grounding"](audio_of[first : first + len(feat)], feat)
+            probs.append(sounding_probability(logits.float()))
+        return torch.cat(probs).view(B, N, len(ys), len(xs))
 
     def forward(self, batch: dict) -> tuple[dict, dict]:
         raise NotImplementedError

@@ -214,3 +214,25 @@ def test_loader_whole_frames_and_truth(tiny_data_root):
     assert ((overlap_w > 0) & (overlap_h > 0)).any()
     train = MUSICMixDataset(root, f"{root}/train.csv", "train", img_size=16, map_size=32)
     assert "whole_frames" not in train[0]  # training never pays for maps
+
+
+def test_window_grounding_map_follows_the_object():
+    """--ground_map window: a box-sized window at every location, scored as a crop. Moving the
+    picture by one cell (8 px) moves the map by one cell."""
+    torch.manual_seed(0)
+    args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", "grd"])
+    assert args.ground_map == "window"  # the demo profile's
+    model = STAGES["grd"](build_nets(args), args).eval()
+    audios = 0.1 * torch.randn(1, args.num_mix, args.aud_len)
+    spec = model.frontend(audios, audios.sum(1))
+    H, W = 48, 64
+    frame = torch.zeros(1, 1, 3, 1, H, W + 8, dtype=torch.uint8)
+    frame[..., 12:36, 16:40] = torch.randint(0, 255, (3, 1, 24, 24), dtype=torch.uint8)
+    boxes = torch.tensor([[[16.0, 12.0, 40.0, 36.0]]])  # (B, N, 4): the patch
+    with torch.no_grad():
+        here = model.sounding_maps(spec, frame[..., :W], boxes)["grounding"][0, 0]
+        moved = model.sounding_maps(spec, frame[..., 8 : W + 8], boxes)["grounding"][0, 0]
+    assert here.shape == (H // 8, W // 8)
+    # the picture moved 8 px left: what cell j saw, cell j - 1 sees now (windows inside the frame)
+    torch.testing.assert_close(moved[:, 1:5], here[:, 2:6], atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(here[:, 2:6], here[:, 3:7])  # the map does vary with the window

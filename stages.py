@@ -169,14 +169,28 @@ class Stage(nn.Module):
         if "synthesizer" in self.nets:
             sound_feat = self.nets["sound"](spec["log_mag_mix"])  # (B, C, F, T)
             feat = self.nets["frame"].forward_pixelwise(frames)  # (B, N, C, h, w)
-            mag = spec["mag_mix_w"].float()[:, None, None]  # (B, 1, 1, 1, F, T)
-            energy = []
-            for n in range(N):  # one object at a time: h*w masks of F x T each
-                logits = self.nets["synthesizer"].forward_pixelwise(feat[:, n], sound_feat)
-                masked = torch.sigmoid(logits.float()) * mag  # (B, h, w, 1, F, T)
-                energy.append(masked.square().sum((-3, -2, -1)))
-            maps["separation"] = torch.stack(energy, 1)  # (B, N, h, w)
+            maps["separation"] = self._separated_energy(feat, sound_feat, spec["mag_mix_w"])
         return maps
+
+    def _separated_energy(self, feat, sound_feat, mag_mix, max_values: int = 2**26):
+        """Energy of the mixture through each location's mask, a few locations at a time so that
+        the masks in memory stay under `max_values` (the paper's 256 x 256 spectrograms at 56 x 75
+        locations would need tens of GB at once).
+
+        feat (B, N, C, h, w), sound_feat (B, C, F, T), mag_mix (B, 1, F, T) -> (B, N, h, w).
+        """
+        B, N, C, h, w = feat.shape
+        mag = mag_mix.float()[:, None, None]  # (B, 1, 1, 1, F, T)
+        rows = max(1, max_values // (B * w * mag_mix[0].numel()))  # map rows per step
+        energy = []
+        for n in range(N):
+            for top in range(0, h, rows):
+                logits = self.nets["synthesizer"].forward_pixelwise(
+                    feat[:, n, :, top : top + rows], sound_feat
+                )  # (B, r, w, 1, F, T)
+                masked = torch.sigmoid(logits.float()) * mag
+                energy.append(masked.square().sum((-3, -2, -1)))  # (B, r, w)
+        return torch.cat(energy, 1).view(B, N, h, w)
 
     def _window_grounding(self, audio, frames, boxes, chunk: int = 4096) -> torch.Tensor:
         """Grounding of a window at every location: the crop a detection box of the object's size

@@ -236,3 +236,19 @@ def test_window_grounding_map_follows_the_object():
     # the picture moved 8 px left: what cell j saw, cell j - 1 sees now (windows inside the frame)
     torch.testing.assert_close(moved[:, 1:5], here[:, 2:6], atol=1e-5, rtol=1e-4)
     assert not torch.allclose(here[:, 2:6], here[:, 3:7])  # the map does vary with the window
+
+
+def test_separation_map_is_the_energy_through_each_locations_mask_in_any_chunks():
+    torch.manual_seed(0)
+    args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", "sop"])
+    model = STAGES["sop"](build_nets(args), args).eval()
+    B, N, C, h, w = 2, 2, args.num_channels, 3, 4
+    feat = torch.rand(B, N, C, h, w)
+    sound_feat = torch.randn(B, C, 16, 9)
+    mag = torch.rand(B, 1, 16, 9)
+    with torch.no_grad():
+        whole = model._separated_energy(feat, sound_feat, mag)
+        row_by_row = model._separated_energy(feat, sound_feat, mag, max_values=1)
+        mask = torch.sigmoid(model.nets["synthesizer"](feat[1, 0, :, 2, 3][None], sound_feat[1:]))
+    torch.testing.assert_close(row_by_row, whole)
+    torch.testing.assert_close(whole[1, 0, 2, 3], (mask * mag[1]).square().sum())

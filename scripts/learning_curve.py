@@ -21,6 +21,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import utils  # noqa: E402
+
 STAGES = (("grd", "MUSIC_GRD"), ("col", "MUSIC_COL"), ("ccol", "MUSIC_CCoL"))
 METRICS = (
     ("sdr_gain", "test SDR - SDR of the mixture (dB)"),
@@ -135,9 +138,9 @@ def main(argv=None) -> int:
     opts = parser.parse_args(argv)
     ids = dict(zip([s for s, _ in STAGES], opts.ids))
     rows = summarize([chain_points(ckpt, ids) for ckpt in opts.ckpt])
+    os.makedirs(os.path.dirname(os.path.abspath(opts.out)), exist_ok=True)
     plot(rows, opts.out, len(opts.ckpt))
-    with open(os.path.splitext(opts.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
+    utils.atomic_write_json(rows, os.path.splitext(opts.out)[0] + ".json")
     for r in rows:
         cells = "  ".join(
             f"{key} {r[key]['mean']:.3f} [{r[key]['min']:.3f}, {r[key]['max']:.3f}]"

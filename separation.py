@@ -80,8 +80,13 @@ def load_run(run_dir: str, device: torch.device):
     )
     args = checkpoints.run_args(parsed, run_dir)
     # The builders warn that the ResNets start random; the checkpoint replaces those weights.
-    logging.getLogger("models").setLevel(logging.ERROR)
-    nets = build_nets(args)
+    models_log = logging.getLogger("models")
+    level = models_log.level
+    models_log.setLevel(logging.ERROR)
+    try:
+        nets = build_nets(args)
+    finally:
+        models_log.setLevel(level)
     ckpt = checkpoints.load_run(nets, args, "best")
     model = STAGES[stage](nets, args).to(device).eval()
     return args, model, ckpt["epoch"]

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 import utils  # noqa: E402
 from arguments import TINY, parse_args  # noqa: E402
-from dataset.crop_cache import CROP_KINDS, read_manifest  # noqa: E402
+from dataset.crop_cache import crop_kind, read_manifest  # noqa: E402
 from scripts import cache_crops, create_index_files, detect_objects, extract_frames_audio  # noqa: E402
 from stages import STAGES  # noqa: E402
 from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
@@ -84,18 +84,20 @@ def build_synthetic_root(
     detect_objects.main(["--root", root, "--from-annotations"])
 
 
-def ensure_crop_cache(root: str, img_size: int, mode: str, workers: int) -> tuple[str, float]:
-    """The root's default cache for these crops, built if missing.
+def ensure_crop_cache(
+    root: str, img_size: int, mode: str, workers: int, box_rule: str
+) -> tuple[str, float]:
+    """The root's default cache for these crops (and object box rule), built if missing.
 
     Returns (folder, build seconds).
     """
-    cache_dir = cache_crops.default_cache_dir(root, img_size, mode)
+    cache_dir = cache_crops.default_cache_dir(root, img_size, mode, box_rule)
     manifest = read_manifest(cache_dir)
     if manifest is not None and manifest.get("complete"):
         return cache_dir, 0.0
     tic = time.perf_counter()
     if cache_crops.build_cache(
-        root, cache_dir, [os.path.join(root, "train.csv")], img_size, mode, workers
+        root, cache_dir, [os.path.join(root, "train.csv")], img_size, mode, workers, box_rule
     ):
         raise SystemExit(f"building the crop cache {cache_dir} failed (see above)")
     return cache_dir, time.perf_counter() - tic
@@ -167,10 +169,11 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
     if opts.crop_cache == "auto" and {"a", "c"} & set(opts.parts):
         for mode in dict.fromkeys("sop" if stage == "sop" else "ccol" for stage in opts.stages):
             caches[mode], seconds = ensure_crop_cache(
-                data_root, first.img_size, mode, max(workers, 1)
+                data_root, first.img_size, mode, max(workers, 1), first.box_rule
             )
             report.data[f"cache_build_{mode}_s"] = seconds
-            report.add("cache", f"build {CROP_KINDS[mode]}", seconds, "s (0: existed)")
+            kind = crop_kind(mode, first.box_rule)
+            report.add("cache", f"build {kind}", seconds, "s (0: existed)")
 
     def loaders(stage: str) -> dict:
         """The loaders measured: JPEG decoding, and the crop cache when there is one."""

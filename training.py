@@ -254,7 +254,9 @@ def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch:
     )
     tic = time.perf_counter()
     for it, batch in enumerate(progress):
-        if batch is None:  # every sample of this batch was skipped (on_error=skip)
+        # None: every sample of this process's batch was skipped (on_error=skip); then every
+        # process skips the step, dropping its good samples too (counted as skipped).
+        if not utils.every_rank_has(batch is not None, device):
             skipped += args.batch_size_per_gpu
             continue
         skipped += batch.pop("skipped", 0)

@@ -96,6 +96,19 @@ def gather_objects(items: list) -> list:
     return [x for part in parts for x in part]
 
 
+def every_rank_has(present: bool, device: torch.device) -> bool:
+    """Whether every process has a batch for this step (`present` without distribution).
+
+    A step one process skips must be skipped by all: the others would otherwise wait forever in
+    DistributedDataParallel's gradient all-reduce.
+    """
+    if not dist.is_initialized():
+        return present
+    flag = torch.tensor(float(present), device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     """The bare module under DataParallel / DistributedDataParallel / torch.compile wrappers."""
     while True:

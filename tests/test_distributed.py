@@ -9,6 +9,7 @@ averaged gradient is the whole-batch gradient. COL is left out: its mixture MIL 
 minimum of batch means, which no split of the batch preserves.
 """
 
+import datetime
 import os
 
 import pytest
@@ -105,8 +106,28 @@ def uneven_shard_means(rank: int) -> tuple[dict, int]:
     return total.means(), total.count
 
 
+def epoch_with_a_bad_batch_on_one_rank(rank: int) -> None:
+    """train_one_epoch under DDP where rank 1's second batch was wholly skipped (None): both ranks
+    must skip that step and finish the epoch (a lone skip left rank 0 waiting in the all-reduce)."""
+    args = tiny_args("grd", "--disp_iter", "100", "--batch_size", "4")
+    nets = build_nets(args)
+    stage = STAGES["grd"](nets, args, frozen_modules(nets, args))
+    model = nn.parallel.DistributedDataParallel(stage)
+    optimizer = torch.optim.SGD(param_groups(nets, args), momentum=0.9)
+    batch = fake_batch(args, batch_size=2, seed=rank)
+    loader = [dict(batch), None if rank == 1 else dict(batch), dict(batch)]
+    training.train_one_epoch(model, loader, optimizer, args, torch.device("cpu"), epoch=0)
+
+
 def run_rank(rank: int, store: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD_SIZE)
+    # A collective that one rank never joins fails after the timeout instead of hanging the tests.
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{store}",
+        rank=rank,
+        world_size=WORLD_SIZE,
+        timeout=datetime.timedelta(seconds=120),
+    )
     try:
         torch.set_num_threads(1)
         per_rank = BATCH // WORLD_SIZE
@@ -126,9 +147,17 @@ def run_rank(rank: int, store: str, out_dir: str) -> None:
         gathered = [None] * WORLD_SIZE
         dist.all_gather_object(gathered, shards)
         averaged = uneven_shard_means(rank)
+        epoch_with_a_bad_batch_on_one_rank(rank)
+        finished = [None] * WORLD_SIZE
+        dist.all_gather_object(finished, rank)
         if rank == 0:
             torch.save(
-                {"stages": results, "shards": gathered, "averaged": averaged},
+                {
+                    "stages": results,
+                    "shards": gathered,
+                    "averaged": averaged,
+                    "finished_bad_batch_epoch": finished,
+                },
                 os.path.join(out_dir, "rank0.pt"),
             )
     finally:
@@ -187,3 +216,7 @@ def test_train_shards_are_disjoint_and_cover_the_set(ddp_results):
     shards = [ranks["train"] for ranks in ddp_results["shards"]]
     assert sorted(shards[0] + shards[1]) == list(range(TRAIN_SET))
     assert len(shards[0]) == len(shards[1])
+
+
+def test_a_batch_skipped_on_one_rank_skips_the_step_on_every_rank(ddp_results):
+    assert ddp_results["finished_bad_batch_epoch"] == [0, 1]

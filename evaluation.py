@@ -68,9 +68,10 @@ def evaluate(
         stat_means.add({k: float(v.float().mean()) for k, v in out.get("stats", {}).items()}, size)
         sounding = batch["sounding"]  # (B, N) bool
         if "whole_frames" in batch and (localize or len(vis_samples) < num_vis):
-            out["maps"] = sounding_maps(model, out, batch)
+            out["map_kind"] = utils.unwrap(model).map_kind
+            out["sounding_map"] = sounding_map(model, out, batch)
             if localize:
-                loc_frames += localization_records(out["maps"], batch)
+                loc_frames += localization_records(out["sounding_map"], batch)
         if "sounding_prob" in out:
             ground_prob.append(out["sounding_prob"].float().cpu())
             ground_true.append(sounding.cpu())
@@ -156,20 +157,18 @@ def evaluate(
     return summary, records, vis_samples
 
 
-def sounding_maps(model, out: dict, batch: dict) -> dict:
-    """The stage's sounding maps of every object's whole frame, upsampled to its pixels:
-    {'grounding' and/or 'separation': (B, N, H, W)}; 'primary' is the one localization scores
-    (grounding where the stage has it, else separation)."""
-    size = tuple(batch["whole_frames"].shape[-2:])
-    maps = utils.unwrap(model).sounding_maps(out, batch["whole_frames"], batch["map_boxes"])
-    maps = {name: localization.upsample(m, size) for name, m in maps.items()}
-    maps["primary"] = maps["grounding"] if "grounding" in maps else maps["separation"]
-    return maps
+def sounding_map(model, out: dict, batch: dict) -> torch.Tensor:
+    """The stage's own sounding map (Stage.map_kind) of every object's whole frame, upsampled to
+    its pixels: (B, N, H, W)."""
+    stage = utils.unwrap(model)
+    kind = stage.map_kind
+    maps = stage.sounding_maps(out, batch["whole_frames"], batch["map_boxes"], kinds=(kind,))
+    return localization.upsample(maps[kind], tuple(batch["whole_frames"].shape[-2:]))
 
 
-def localization_records(maps: dict, batch: dict) -> list[dict]:
+def localization_records(heat: torch.Tensor, batch: dict) -> list[dict]:
     """Localization scores of the whole frame of every object that sounds in its mixture."""
-    heat = maps["primary"].float().cpu().numpy()  # (B, N, H, W)
+    heat = heat.float().cpu().numpy()  # (B, N, H, W)
     truth = batch["true_boxes"].cpu().numpy()  # (B, N, K, 5)
     sounding = batch["sounding"].cpu().numpy()
     return [

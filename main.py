@@ -55,7 +55,9 @@ def train(args, model, nets, device: torch.device) -> None:
     elif args.init_from:
         checkpoints.initialise_from(nets, args.init_from, args.init_checkpoint)
 
-    train_set, val_set = make_dataset(args, "train"), make_dataset(args, "val")
+    # Validation maps only the samples its page shows; the learning-curve test scores map nothing.
+    train_set = make_dataset(args, "train")
+    val_set = make_dataset(args, "val", maps=args.num_vis > 0)
     log.info(
         "train: %d samples/epoch, val: %d mixtures, batch %d",
         len(train_set),
@@ -66,7 +68,7 @@ def train(args, model, nets, device: torch.device) -> None:
     val_mix_sdr = {}  # the val mixtures are fixed: their own SDR is computed once
     # Learning curves only: test mixtures are scored along the way, never used to choose anything.
     test_loader = (
-        make_loader(make_dataset(args, "test"), args, device, train=False)
+        make_loader(make_dataset(args, "test", maps=False), args, device, train=False)
         if args.test_every
         else None
     )

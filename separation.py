@@ -21,7 +21,7 @@ import checkpoints
 import localization
 from arguments import parse_args
 from dataset import layout, normalize_frames
-from dataset.readers import fill_nearest, load_frame, top_boxes
+from dataset.readers import fill_nearest, frame_size, load_frame, top_boxes
 from dataset.transforms import crop_resize, map_frame_size, object_box, resize_frame
 from models.grounding_net import is_sounding
 from stages import STAGES
@@ -43,11 +43,10 @@ class Track:
 class WindowMaps:
     """Sounding maps over a recording: one per window, of the window's centre frame."""
 
-    kind: str  # 'grounding' or 'separation' (Stage.sounding_maps)
-    heat: np.ndarray  # (W, H, W') maps upsampled to the whole frames
+    kind: str  # 'grounding' or 'separation' (Stage.map_kind)
+    heat: np.ndarray  # (W, N, H, W') each object's map, upsampled to the whole frames
     frames: torch.Tensor  # uint8 (W, 3, H, W') the whole centre frames
-    frame_ids: np.ndarray  # (W, T) frames of each window, 1-based
-    source_size: tuple[int, int]  # (W0, H0) of the extracted frames, the boxes' pixels
+    boxes: torch.Tensor  # (W, N, 4) each object's box in the centre frame, in their pixels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -147,19 +146,13 @@ def window_frames(starts: np.ndarray, args, num_frames: int) -> np.ndarray:
     return np.clip(centre[:, None] + offsets, 1, num_frames)
 
 
-def window_whole_frames(folder: str, frame_ids: np.ndarray, height: int) -> torch.Tensor:
-    """Each window's centre frame, whole, at the size sounding maps use.
-
-    frame_ids (W, T) -> uint8 (W, 3, H, 4/3 H).
-    """
-    size = map_frame_size(height)
-    centres = frame_ids[:, frame_ids.shape[1] // 2]
-    return torch.stack(
-        [
-            resize_frame(load_frame(os.path.join(folder, layout.frame_name(k))), size)
-            for k in centres
-        ]
-    )
+def _window_specs(model, args, mix_track: np.ndarray, starts: np.ndarray, batch_size: int, device):
+    """Batches of windows: (their slice of `starts`, the spectrograms of their mixtures)."""
+    for i in range(0, len(starts), batch_size):
+        mix = np.stack([mix_track[s : s + args.aud_len] for s in starts[i : i + batch_size]])
+        mix = torch.from_numpy(mix).to(device)  # (B, L)
+        # The front end wants sources too; the mixture stands in, only its mixture outputs are used.
+        yield slice(i, i + batch_size), model.frontend(mix[:, None], mix)
 
 
 @torch.no_grad()
@@ -168,24 +161,34 @@ def window_maps(
     args,
     mix_track: np.ndarray,
     starts: np.ndarray,
-    whole: torch.Tensor,
+    frame_ids: np.ndarray,
+    folder: str,
+    tracks: list[Track],
     batch_size: int,
     device: torch.device,
-) -> tuple[str, np.ndarray]:
-    """The stage's sounding map of each window's centre frame against the window's mixture
-    (Stage.sounding_maps), upsampled to the frame: ('grounding' or 'separation', (W, H, W'))."""
+) -> WindowMaps:
+    """Each object's sounding map (Stage.map_kind) of each window's whole centre frame against
+    the window's mixture, with the object's box there; frame_ids (W, T)."""
+    centres = frame_ids[:, frame_ids.shape[1] // 2]  # (W,)
+    size = map_frame_size(args.map_height)  # (H, W')
+    source_size = frame_size(os.path.join(folder, layout.frame_name(1)))  # (W0, H0)
+    scale = torch.tensor([size[1] / source_size[0], size[0] / source_size[1]] * 2)
+    whole = torch.stack(
+        [
+            resize_frame(load_frame(os.path.join(folder, layout.frame_name(k))), size)
+            for k in centres
+        ]
+    )  # (W, 3, H, W')
+    boxes = torch.stack([torch.from_numpy(t.boxes[centres - 1]) for t in tracks], 1) * scale
+    kind, N = model.map_kind, len(tracks)
     maps = []
-    for i in range(0, len(starts), batch_size):
-        mix = torch.from_numpy(
-            np.stack([mix_track[s : s + args.aud_len] for s in starts[i : i + batch_size]])
-        )
-        mix = mix.to(device)  # (B, L)
-        spec = model.frontend(mix[:, None], mix)
-        frames = whole[i : i + batch_size, None, :, None].to(device)  # (B, 1, 3, 1, H, W)
-        by_kind = model.sounding_maps(spec, frames)
-        kind = "grounding" if "grounding" in by_kind else "separation"
-        maps.append(localization.upsample(by_kind[kind][:, 0], tuple(whole.shape[-2:])).cpu())
-    return kind, torch.cat(maps).numpy()
+    for window, spec in _window_specs(model, args, mix_track, starts, batch_size, device):
+        frames = whole[window, None, :, None].expand(-1, N, -1, -1, -1, -1)  # (B, N, 3, 1, H, W')
+        heat = model.sounding_maps(
+            spec, frames.to(device), boxes[window].to(device), kinds=(kind,)
+        )[kind]
+        maps.append(localization.upsample(heat, size).cpu())
+    return WindowMaps(kind, torch.cat(maps).numpy(), whole, boxes)
 
 
 @torch.no_grad()
@@ -212,16 +215,10 @@ def separate(
     total = np.zeros((N, L))
     weight = np.zeros(L)
     probs = []
-    for i in range(0, len(starts), batch_size):
-        batch_starts = starts[i : i + batch_size]
-        mix = torch.from_numpy(np.stack([mix_track[s : s + W] for s in batch_starts])).to(
-            device
-        )  # (B, W)
-        ids = torch.from_numpy(frame_ids[i : i + batch_size] - 1)  # (B, T)
+    for window, spec in _window_specs(model, args, mix_track, starts, batch_size, device):
+        ids = torch.from_numpy(frame_ids[window] - 1)  # (B, T)
         frames = crops[:, ids].permute(1, 0, 3, 2, 4, 5)  # (B, N, 3, T, S, S)
         frames = normalize_frames(frames.to(device))
-        # The front end wants sources too; the mixture stands in, only its mixture outputs are used.
-        spec = model.frontend(mix[:, None], mix)
         masks = model.object_masks(spec, frames)  # (B, N, 1, Fw, T)
         est = model.frontend.reconstruct(masks, spec, args.aud_len)  # (B, N, W)
         if "grounding" in model.nets:
@@ -230,7 +227,7 @@ def separate(
             if gate:
                 est = est * is_sounding(prob).to(est.dtype)[..., None]
         est = est.double().cpu().numpy()
-        for b, s in enumerate(batch_starts):
+        for b, s in enumerate(starts[window]):
             total[:, s : s + W] += est[b] * taper
             weight[s : s + W] += taper
     return (total / weight).astype(np.float32), (np.concatenate(probs) if probs else None)

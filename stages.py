@@ -138,8 +138,17 @@ class Stage(nn.Module):
         return torch.sigmoid(logits)
 
     # ------------------------------------------------------------------ sounding maps
+    @property
+    def map_kind(self) -> str:
+        """The map the stage is judged and shown by: grounding where it has a grounding net."""
+        return "grounding" if "grounding" in self.nets else "separation"
+
     def sounding_maps(
-        self, spec: dict, whole_frames: torch.Tensor, boxes: torch.Tensor | None = None
+        self,
+        spec: dict,
+        whole_frames: torch.Tensor,
+        boxes: torch.Tensor | None = None,
+        kinds: tuple[str, ...] = ("grounding", "separation"),
     ) -> dict:
         """Where in each object's whole frame the model hears the mixture, per location at output
         stride 8, with each net the stage has (docs/method.md, "Sounding maps"):
@@ -150,13 +159,13 @@ class Stage(nn.Module):
         - 'separation': Sound of Pixels' pixel-wise view, the energy of the sound each location's
           visual vector separates from the mixture.
 
-        whole_frames uint8 (B, N, 3, T, H, W), boxes (B, N, 4) in their pixels -> each map
-        (B, N, H/8, W/8).
+        whole_frames uint8 (B, N, 3, T, H, W), boxes (B, N, 4) in their pixels -> each map of
+        `kinds` the stage has, (B, N, H/8, W/8).
         """
         frames = normalize_frames(whole_frames)
         B, N = frames.shape[:2]
         maps = {}
-        if "grounding" in self.nets:
+        if "grounding" in self.nets and "grounding" in kinds:
             audio = self.grounding_audio(spec["log_mag_mix"])  # (B, Da)
             if self.args.ground_map == "window" and boxes is not None:
                 maps["grounding"] = self._window_grounding(audio, frames, boxes)
@@ -166,7 +175,7 @@ class Stage(nn.Module):
                     audio.repeat_interleave(N, 0), feat.flatten(0, 1)
                 )  # (B*N, h, w, 2)
                 maps["grounding"] = sounding_probability(logits.float()).unflatten(0, (B, N))
-        if "synthesizer" in self.nets:
+        if "synthesizer" in self.nets and "separation" in kinds:
             sound_feat = self.nets["sound"](spec["log_mag_mix"])  # (B, C, F, T)
             feat = self.nets["frame"].forward_pixelwise(frames)  # (B, N, C, h, w)
             maps["separation"] = self._separated_energy(feat, sound_feat, spec["mag_mix_w"])

@@ -155,8 +155,11 @@ def dataset_options(args) -> dict:
     )
 
 
-def make_dataset(args, split: str) -> MUSICMixDataset:
+def make_dataset(args, split: str, maps: bool = True) -> MUSICMixDataset:
+    """The dataset of a split; val/test samples carry whole frames for sounding maps when `maps`
+    (and --map_size allows), which costs the loader a JPEG decode per object."""
     common = dataset_options(args)
+    map_size = args.map_height if maps else 0
     if split == "train":
         return MUSICMixDataset(
             args.data_root, args.list_train, "train", dup_trainset=args.dup_trainset, **common
@@ -168,7 +171,7 @@ def make_dataset(args, split: str) -> MUSICMixDataset:
             "val",
             dup_valset=args.dup_valset,
             max_samples=args.num_val,
-            map_size=args.map_height,
+            map_size=map_size,
             **common,
         )
     return MUSICMixDataset(
@@ -177,7 +180,7 @@ def make_dataset(args, split: str) -> MUSICMixDataset:
         "test",
         sep_list=args.list_sep,
         max_samples=args.num_val,
-        map_size=args.map_height,
+        map_size=map_size,
         **common,
     )
 

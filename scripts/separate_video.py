@@ -55,7 +55,6 @@ from dataset.readers import (  # noqa: E402
 from scripts import detect_objects  # noqa: E402
 from scripts.extract_frames_audio import ExtractionError, extract_video  # noqa: E402
 from separation import (  # noqa: E402
-    WindowMaps,
     load_run,
     object_crops,
     object_tracks,
@@ -63,7 +62,6 @@ from separation import (  # noqa: E402
     window_frames,
     window_maps,
     window_starts,
-    window_whole_frames,
 )
 from viz.video_page import write_video_page  # noqa: E402
 
@@ -294,9 +292,17 @@ def main(argv=None) -> dict:
         )
         sounding_maps = None
         if args.map_height:
-            whole = window_whole_frames(frames_folder, frame_ids, args.map_height)
-            kind, maps = window_maps(model, args, padded, starts, whole, opts.batch_size, device)
-            sounding_maps = WindowMaps(kind, maps, whole, frame_ids, frame_size(first_frame))
+            sounding_maps = window_maps(
+                model,
+                args,
+                padded,
+                starts,
+                frame_ids,
+                frames_folder,
+                tracks,
+                opts.batch_size,
+                device,
+            )
         estimates = estimates[:, : len(mixture)]
 
         write_wav(os.path.join(opts.out, "mixture.wav"), mixture, args.aud_rate)

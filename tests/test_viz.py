@@ -129,14 +129,14 @@ SOUNDING_BOX, SILENT_BOX = [1.0, 1.0, 10.0, 18.0], [16.0, 2.0, 30.0, 20.0]
 
 
 def add_maps(batch, out):
-    """Whole frames, boxes and grounding maps as evaluation.sounding_maps adds them."""
+    """Whole frames, boxes and grounding maps as evaluation.sounding_map adds them."""
     batch["whole_frames"] = torch.full((B, N, 3, 1, MAP_H, MAP_W), 128, dtype=torch.uint8)
     batch["map_boxes"] = torch.tensor([2.0, 2.0, 12.0, 20.0]).expand(B, N, 4).clone()
     truth = torch.full((B, N, 8, 5), float("nan"))
     truth[:, :, 0] = torch.tensor([*SOUNDING_BOX, 1.0])
     truth[:, :, 1] = torch.tensor([*SILENT_BOX, 0.0])
     batch["true_boxes"] = truth
-    out["maps"] = {"grounding": torch.rand(B, N, MAP_H, MAP_W)}
+    out["map_kind"], out["sounding_map"] = "grounding", torch.rand(B, N, MAP_H, MAP_W)
 
 
 SUMMARY = {

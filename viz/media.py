@@ -135,11 +135,10 @@ def collect_samples(batch, out, masks, waves, records, args, limit) -> list[dict
     frame_ids = batch["frame_ids"][:k].cpu().numpy()
 
     sounding_map = None
-    if "maps" in out:  # whole frames with the stage's sounding map (evaluation.sounding_maps)
-        kind = "grounding" if "grounding" in out["maps"] else "separation"
+    if "sounding_map" in out:  # whole frames with the stage's map (evaluation.sounding_map)
         sounding_map = {
-            "kind": kind,
-            "heat": out["maps"][kind][:k].float().cpu().numpy(),  # (k, N, H, W)
+            "kind": out["map_kind"],
+            "heat": out["sounding_map"][:k].float().cpu().numpy(),  # (k, N, H, W)
             "frames": batch["whole_frames"][:k, :, :, 0].permute(0, 1, 3, 4, 2).cpu().numpy(),
             "detection": batch["map_boxes"][:k].float().cpu().numpy(),  # (k, N, 4)
             "truth": batch["true_boxes"][:k].float().cpu().numpy(),  # (k, N, K, 5)

@@ -33,16 +33,17 @@ def spectrogram_images(waves: np.ndarray, args) -> np.ndarray:
     return to_u8(shrink((db - db[0].max()) / DB_RANGE + 1, SPEC_PX))
 
 
-def map_strip(maps, track, shown: np.ndarray, path: str) -> None:
-    """The object's box over the sounding map of `shown` windows, side by side (WindowMaps)."""
-    height, width = maps.heat.shape[-2:]
-    scale = np.array([width / maps.source_size[0], height / maps.source_size[1]] * 2)
-    tiles = []
-    for w in shown:
-        centre = maps.frame_ids[w, maps.frame_ids.shape[1] // 2]
-        frame = maps.frames[w].permute(1, 2, 0).numpy()  # (H, W, 3)
-        box = track.boxes[centre - 1] * scale
-        tiles.append(overlay_image(frame, scale_map(maps.heat[w], maps.kind), box, height=MAP_PX))
+def map_strip(maps, n: int, shown: np.ndarray, path: str) -> None:
+    """Object n's sounding map and box in `shown` windows, side by side (separation.WindowMaps)."""
+    tiles = [
+        overlay_image(
+            maps.frames[w].permute(1, 2, 0).numpy(),  # (H, W, 3)
+            scale_map(maps.heat[w, n], maps.kind),
+            maps.boxes[w, n].numpy(),
+            height=MAP_PX,
+        )
+        for w in shown
+    ]
     save_jpeg(hstack(tiles), path, quality=88)
 
 
@@ -110,7 +111,7 @@ def write_video_page(
             )
         map_cell = ""
         if maps is not None:
-            map_strip(maps, track, shown_windows, os.path.join(media, f"{track.name}_map.jpg"))
+            map_strip(maps, n, shown_windows, os.path.join(media, f"{track.name}_map.jpg"))
             times = ", ".join(f"{starts[w] / args.aud_rate:.0f}" for w in shown_windows)
             map_cell = (
                 f'<td><img class="strip" src="{url("media/" + track.name + "_map.jpg")}" '

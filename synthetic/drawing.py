@@ -382,5 +382,10 @@ def draw_instrument(
 def drop_faint_edges(sprite: Image.Image) -> Image.Image:
     """The RGBA sprite with nearly transparent pixels (left by resampling) made transparent, so
     that its box holds only pixels that visibly change the picture."""
-    sprite.putalpha(sprite.getchannel("A").point(lambda a: a if a >= FAINT_ALPHA else 0))
+    sprite.putalpha(drop_faint_alpha(sprite.getchannel("A")))
     return sprite
+
+
+def drop_faint_alpha(alpha: Image.Image) -> Image.Image:
+    """An alpha band (mode L) with the values under FAINT_ALPHA made 0."""
+    return alpha.point(lambda a: a if a >= FAINT_ALPHA else 0)

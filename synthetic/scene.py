@@ -7,7 +7,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from .drawing import LOOKS, draw_instrument, drop_faint_edges
+from .drawing import LOOKS, draw_instrument, drop_faint_alpha, drop_faint_edges
 from .props import Player, add_clutter, draw_lighting, light, make_background
 
 ANGLE_STEP = 0.5  # degrees; sway angles are quantised so rotated sprites can be cached
@@ -42,10 +42,12 @@ class SceneObject:
         self.bob_px = (rng.uniform(1.5, 4.0) if sounding else rng.uniform(0.0, 1.0)) * frame_scale
         self.sway_hz, self.bob_hz = rng.uniform(0.25, 0.7), rng.uniform(0.4, 1.2)
         self.phases = rng.uniform(0, 2 * np.pi, 2)
-        trial = self._draw(self.TRIAL_HEIGHT)
+        # Sizing needs only the sprite's alpha: the alpha band of a rotated RGBA sprite is the
+        # rotated alpha band (bit for bit), at a quarter of the work.
+        trial = self._draw(self.TRIAL_HEIGHT).getchannel("A")
         # Swaying changes the box; its shortest side is reached at one of the extreme angles.
         self.trial_short_side = min(
-            min(np.ptp(np.reshape(self._rotate_sprite(trial, angle)[1], (2, 2)), axis=0))
+            min(np.ptp(np.reshape(self._rotated_alpha_box(trial, angle), (2, 2)), axis=0))
             for angle in (-self.sway_deg, 0.0, self.sway_deg)
         )
         self.trial_extent = self._swayed_extent(trial)
@@ -55,9 +57,9 @@ class SceneObject:
     def _draw(self, height_px: float) -> Image.Image:
         return draw_instrument(self.class_name, height_px, self.tilt, **self.colour)
 
-    def _swayed_extent(self, sprite: Image.Image):
-        """Width and height the sprite can cover while swaying and bobbing."""
-        sizes = [sprite.rotate(sign * self.sway_deg, expand=True).size for sign in (-1, 1)]
+    def _swayed_extent(self, alpha: Image.Image):
+        """Width and height the sprite of alpha band `alpha` can cover while swaying and bobbing."""
+        sizes = [alpha.rotate(sign * self.sway_deg, expand=True).size for sign in (-1, 1)]
         return (
             max(s[0] for s in sizes) + 2 * self.bob_px,
             max(s[1] for s in sizes) + 2 * self.bob_px,
@@ -83,7 +85,7 @@ class SceneObject:
                 largest, 1.05 * min_short_side * self.TRIAL_HEIGHT / self.trial_short_side
             )
         self.sprite = self._draw(height_px)
-        width, height = self._swayed_extent(self.sprite)
+        width, height = self._swayed_extent(self.sprite.getchannel("A"))
         x0, y0, x1, y1 = region
         self.cx = rng.uniform(x0 + width / 2, max(x0 + width / 2, x1 - width / 2))
         self.cy = rng.uniform(y0 + height / 2, max(y0 + height / 2, y1 - height / 2))
@@ -92,6 +94,12 @@ class SceneObject:
         """The box of the unrotated sprite at its centre, for placing the player."""
         w, h = self.sprite.size
         return [self.cx - w / 2, self.cy - h / 2, self.cx + w / 2, self.cy + h / 2]
+
+    @staticmethod
+    def _rotated_alpha_box(alpha: Image.Image, angle: float):
+        """The box _rotate_sprite gives a sprite of alpha band `alpha`."""
+        rotated = alpha.rotate(angle, Image.Resampling.BILINEAR, expand=True)
+        return drop_faint_alpha(rotated).getbbox()
 
     @staticmethod
     def _rotate_sprite(sprite: Image.Image, angle: float):

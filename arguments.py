@@ -251,6 +251,15 @@ ARCH_KEYS = (
     "spec_input",
     "ground_audio_norm",
 )
+# Diagnostics a run is trained with: evaluation reads them back from args.json, so that its
+# results carry the label.
+TRAINING_DIAGNOSTICS = ("diag_true_labels", "diag_true_gate")
+DIAGNOSTICS = (*TRAINING_DIAGNOSTICS, "oracle_masks")
+
+
+def active_diagnostics(args) -> list[str]:
+    """The diagnostic options a run or an evaluation uses: its numbers are not the method's."""
+    return [name for name in DIAGNOSTICS if getattr(args, name, False)]
 
 
 def build_parser(
@@ -418,6 +427,14 @@ def build_parser(
         "--workers", type=int, default=8, help="DataLoader worker processes (per process)"
     )
     data.add_argument("--num_val", type=int, default=-1, help="mixtures evaluated (-1: all)")
+    data.add_argument(
+        "--test_clips",
+        type=int,
+        default=1,
+        help="clip positions per evaluation video, spread over the video: each test_sep.csv row "
+        "is scored K times, and val repeats (--dup_valset) cycle through the K positions "
+        "(1, the default: the authors' single centre clip)",
+    )
     data.add_argument(
         "--crop_cache",
         default="",
@@ -654,6 +671,31 @@ def build_parser(
         default="fast",
         choices=["fast", "mir_eval"],
         help="SDR/SIR/SAR implementation (fast agrees with mir_eval within 0.01 dB)",
+    )
+
+    diag = p.add_argument_group(
+        "diagnostics",
+        "off by default; each replaces one link of the cycle by the truth, to see which link "
+        "limits a recipe (docs/method.md, 'Diagnostic ladder'). Runs and results that use one "
+        "are labelled as diagnostics.",
+    )
+    diag.add_argument(
+        "--diag_true_labels",
+        action="store_true",
+        help="CCoL: train grounding with the true sounding labels instead of the ones separation "
+        "chooses",
+    )
+    diag.add_argument(
+        "--diag_true_gate",
+        action="store_true",
+        help="COL/CCoL: gate the separation loss with the true sounding objects instead of "
+        "mixture grounding",
+    )
+    diag.add_argument(
+        "--oracle_masks",
+        action="store_true",
+        help="evaluation: separate with the ideal masks (mixture x true mask) instead of the "
+        "model's: the ceiling of the masks at these spectrogram sizes",
     )
 
     log = p.add_argument_group("logging")

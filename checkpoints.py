@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 
 import utils
-from arguments import ARCH_KEYS
+from arguments import ARCH_KEYS, TRAINING_DIAGNOSTICS
 
 log = logging.getLogger("ccol")
 
@@ -69,7 +69,9 @@ def run_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
     """A copy of `args` with the stage and architecture of the run in `run_dir`, so that a user
     never repeats architecture flags to evaluate or separate with a trained run."""
     saved = saved_args(run_dir)
-    arch = {key: saved[key] for key in ("stage",) + ARCH_KEYS if key in saved}
+    arch = {
+        key: saved[key] for key in ("stage",) + ARCH_KEYS + TRAINING_DIAGNOSTICS if key in saved
+    }
     return argparse.Namespace(**{**vars(args), **arch})
 
 

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import intervals
 import localization
 import metrics
 import utils
 import viz
+from arguments import active_diagnostics
 from dataset.layout import class_of
 from models.grounding_net import is_sounding
 from training import to_device
@@ -45,14 +47,17 @@ def evaluate(
     Losses and diagnostics are means over the mixtures scored, as in training. Sounding maps are
     computed for the samples shown (`num_vis`) and, with `localize`, for every mixture, whose
     localization scores then fill summary['localization'] (loader built with map_size).
-    Returns (summary, per-source records, visualization samples).
+    A sounding object whose clip is digitally silent has no sound to ground or separate: it is
+    left out of the grounding scores and named in summary['invalid_sources'] (its mixture's
+    separation scores are invalid already). With --oracle_masks (a diagnostic) the ideal masks
+    separate instead of the model's.
+    Returns (summary, per-source records, per-object records, visualization samples).
     """
     model.eval()
     frontend = utils.unwrap(model).frontend
     loss_means, stat_means = utils.Averager(), utils.Averager()
-    records, vis_samples = [], []
-    ground_prob, ground_true, solo_prob, silent_leak, ref_silent_sdr = [], [], [], [], []
-    loc_frames = []  # localization scores per whole frame of a sounding object
+    records, objects, vis_samples = [], [], []
+    solo_prob, silent_leak, ref_silent_sdr = [], [], []
     sounding_gated_off = 0
     for batch in tqdm(
         loader, desc="eval", leave=False, disable=not utils.is_main_process(), dynamic_ncols=True
@@ -67,18 +72,18 @@ def evaluate(
         loss_means.add({k: float(v.mean()) for k, v in losses.items()}, size)
         stat_means.add({k: float(v.float().mean()) for k, v in out.get("stats", {}).items()}, size)
         sounding = batch["sounding"]  # (B, N) bool
+        batch_objects = object_records(batch, out.get("sounding_prob"))
         if "whole_frames" in batch and (localize or len(vis_samples) < num_vis):
             out["map_kind"] = utils.unwrap(model).map_kind
             out["sounding_map"] = sounding_map(model, out, batch)
             if localize:
-                loc_frames += localization_records(out["sounding_map"], batch)
+                add_localization(batch_objects, out["sounding_map"], batch)
+        objects += batch_objects
         if "sounding_prob" in out:
-            ground_prob.append(out["sounding_prob"].float().cpu())
-            ground_true.append(sounding.cpu())
             solo_prob.append(out["solo_prob"].float().cpu())
         masks = waves = batch_records = None
         if "pred_masks" in out:  # GRD has grounding only
-            masks = out["pred_masks"]
+            masks = out["gt_masks"] if args.oracle_masks else out["pred_masks"]
             if (
                 silent
             ):  # every object's mask gated by its mixture grounding (reference main_silent.py)
@@ -109,6 +114,7 @@ def evaluate(
             )
 
     records = utils.gather_objects(records)
+    objects = utils.gather_objects(objects)
     loss_means, stat_means = loss_means.reduce(), stat_means.reduce()
     scored = loss_means.count
     total = sum(utils.gather_objects([len(loader.dataset)]))  # every rank's shard
@@ -132,19 +138,27 @@ def evaluate(
     }
     if records:
         summary.update(metrics.summarize(records))
-    if ground_prob:
-        prob = torch.cat(ground_prob).flatten().numpy()
-        true = torch.cat(ground_true).flatten().numpy()
-        prob, true = (
-            np.array(utils.gather_objects(list(prob))),
-            np.array(utils.gather_objects(list(true))),
+    invalid = sorted({o["source"] for o in objects if not o["scored"]})
+    if invalid:
+        log.warning(
+            "%d sounding source(s) are digitally silent in the clips scored and are left out of "
+            "the scores: %s",
+            len(invalid),
+            ", ".join(invalid),
         )
-        summary["grounding"] = metrics.grounding_metrics(prob, true)
+    summary["invalid_sources"] = invalid
+    grounded = [o for o in objects if o["scored"] and "sounding_prob" in o]
+    if grounded:
+        summary["grounding"] = metrics.grounding_metrics(
+            [o["sounding_prob"] for o in grounded], [o["sounding"] for o in grounded]
+        )
         solo = torch.cat(solo_prob).numpy()  # pairs (a0,V0)+ (a0,V1)- (a2,V2)+ (a2,V3)-
         solo_true = np.tile(np.array([True, False, True, False]), (solo.shape[0], 1))
         summary["solo_grounding_acc"] = float(np.mean(is_sounding(solo) == solo_true))
     if localize:
-        summary["localization"] = localization.summarize(utils.gather_objects(loc_frames))
+        summary["localization"] = localization.summarize([o for o in objects if "loc" in o])
+    summary["num_videos"] = len({o["source"] for o in objects})
+    summary["intervals"] = intervals.evaluation_intervals(records, objects)
     if silent_leak:
         # A silent slot gated to exactly zero counts at the -100 dB floor of silent_leakage_db.
         summary["silent_leakage_db"] = float(
@@ -154,7 +168,7 @@ def evaluate(
         # A sounding object whose mask was gated off has an all-zero estimate: SDR is undefined, so
         # those samples drop out of the SDR means; report how many so the means are not flattering.
         summary["sounding_gated_off"] = sounding_gated_off
-    return summary, records, vis_samples
+    return summary, records, objects, vis_samples
 
 
 def sounding_map(model, out: dict, batch: dict) -> torch.Tensor:
@@ -166,14 +180,41 @@ def sounding_map(model, out: dict, batch: dict) -> torch.Tensor:
     return localization.upsample(maps[kind], tuple(batch["whole_frames"].shape[-2:]))
 
 
-def localization_records(heat: torch.Tensor, batch: dict) -> list[dict]:
-    """Localization scores of the whole frame of every object that sounds in its mixture."""
+def object_records(batch: dict, sounding_prob: torch.Tensor | None) -> list[dict]:
+    """One row per object of each sample: which mixture, clip and video it is, whether it sounds,
+    and its mixture grounding probability where the stage grounds (the rows that intervals and
+    paired comparisons resample). `scored` is False for a sounding object whose clip is digitally
+    silent: nothing in it can be grounded."""
+    audible = (batch["audios"].abs().sum(-1) > metrics.VALID_ABS_SUM).cpu().numpy()  # (B, N)
+    sounding = batch["sounding"].cpu().numpy()
+    prob = None if sounding_prob is None else sounding_prob.float().cpu().numpy()
+    rows = []
+    for b, infos in enumerate(batch["infos"]):
+        for n, source in enumerate(infos):
+            row = {
+                "index": int(batch["index"][b]),
+                "clip": int(batch["clip"][b]),
+                "slot": n,
+                "source": source,
+                "class": class_of(source),
+                "sounding": bool(sounding[b, n]),
+                "scored": bool(audible[b, n] or not sounding[b, n]),
+            }
+            if prob is not None:
+                row["sounding_prob"] = float(prob[b, n])
+            rows.append(row)
+    return rows
+
+
+def add_localization(rows: list[dict], heat: torch.Tensor, batch: dict) -> None:
+    """Adds the localization scores of the whole frame of every object that sounds in its
+    mixture to that object's row (object_records of the same batch); 'loc' marks a scored frame."""
     heat = heat.float().cpu().numpy()  # (B, N, H, W)
     truth = batch["true_boxes"].cpu().numpy()  # (B, N, K, 5)
     sounding = batch["sounding"].cpu().numpy()
-    return [
-        localization.frame_scores(heat[b, n], truth[b, n]) for b, n in zip(*np.nonzero(sounding))
-    ]
+    N = sounding.shape[1]
+    for b, n in zip(*np.nonzero(sounding)):
+        rows[b * N + n].update(loc=True, **localization.frame_scores(heat[b, n], truth[b, n]))
 
 
 def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> list[dict]:
@@ -205,6 +246,7 @@ def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> l
             records.append(
                 {
                     "index": int(batch["index"][b]),
+                    "clip": int(batch["clip"][b]),
                     "slot": slot,
                     "class": class_of(info),
                     "source": info,
@@ -237,20 +279,34 @@ def headline(summary: dict, args, split: str, checkpoint: str) -> dict:
         "sar": mean.get("sar"),
         "sdr_mix": mean.get("sdr_mix"),
         "sdr_median": median.get("sdr"),
+        "sdr_gain": _gain(mean),
         "grounding_acc": summary.get("grounding", {}).get("accuracy"),
         "grounding_ap": summary.get("grounding", {}).get("ap"),
         "solo_grounding_acc": summary.get("solo_grounding_acc"),
         **{key: summary.get("localization", {}).get(key) for key in localization.LOC_KEYS},
+        "num_videos": summary["num_videos"],
+        "test_clips": args.test_clips,
+        **summary["intervals"],
+        "num_invalid": summary.get("num_invalid", 0),
+        "invalid_sources": summary["invalid_sources"],
     }
+    diagnostics = active_diagnostics(args)
+    if diagnostics:
+        out["diagnostic"] = diagnostics
     if "silent_leakage_db" in summary:
         out.update(
             silent_leakage_db=summary["silent_leakage_db"],
             silent_acc=out["grounding_acc"],
             reference_silent_sdr=summary["reference_silent_sdr"],
             sounding_gated_off=summary["sounding_gated_off"],
-            num_invalid=summary.get("num_invalid"),
         )
     return {k: utils.finite_or_none(v) if isinstance(v, float) else v for k, v in out.items()}
+
+
+def _gain(mean: dict):
+    if mean.get("sdr") is None or mean.get("sdr_mix") is None:
+        return None
+    return mean["sdr"] - mean["sdr_mix"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from mir_eval.separation import bss_eval_sources
 
+import utils
 from models.grounding_net import SOUNDING_THRESHOLD
 
 # A sample is scored only if every reference and every estimate has sum|x| above this
@@ -366,15 +367,19 @@ def summarize(records, keys=("sdr", "sir", "sar", "sdr_mix"), group_key="class")
 def write_records_csv(path, records):
     """Write one CSV row per record.
 
-    Columns are the union of the records' keys in first-seen order.
+    Columns are the union of the records' keys in first-seen order. Written atomically, as every
+    file of a run.
     """
     fieldnames = list(dict.fromkeys(k for r in records for k in r))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+
+    def write(f):
         writer = csv.DictWriter(f, fieldnames=fieldnames, restval="")
         writer.writeheader()
         writer.writerows(records)
+
+    utils.atomic_write(str(path), write, text=True)
 
 
 def format_summary_table(summary):

@@ -300,20 +300,22 @@ class COL(Stage):
     w_solo = --solo_grounding_weight and w_mix = --mix_grounding_weight (both 0.25 for COL).
     """
 
-    def gated_separation_loss(self, masks, sounding_prob, spec):
+    def gated_separation_loss(self, masks, sounding_prob, spec, true_sounding=None):
         """Pseudo-video masks M_A = d0 m0 + d1 m1, M_B = d2 m2 + d3 m3 with d_n = [p_n > 0.5].
 
-        The hard gate passes no gradient into grounding, as in the paper's code.
+        The hard gate passes no gradient into grounding, as in the paper's code. With
+        --diag_true_gate (a diagnostic), d_n is the truth, `true_sounding` (B, N).
         """
         B, N = masks.shape[:2]
-        gate = is_sounding(sounding_prob).to(masks.dtype).detach()  # (B, N)
+        gate = true_sounding if self.args.diag_true_gate else is_sounding(sounding_prob)
+        gate = gate.to(masks.dtype).detach()  # (B, N)
         pseudo_masks = (
             (gate[..., None, None, None] * masks).unflatten(1, (2, 2)).sum(2)
         )  # (B, 2, 1, F, T)
         targets = spec["gt_masks"][:, 0::2]  # sound of A, sound of B
         return self.sep_loss(pseudo_masks, targets, spec["weight"]).mean()
 
-    def sounding_labels(self, masks, spec):
+    def sounding_labels(self, masks, spec, true_sounding=None):
         """COL has no separation-chosen labels."""
         return None
 
@@ -332,8 +334,12 @@ class COL(Stage):
         outputs = grounding_outputs(logits)
         masks = self.object_masks(spec, frames)
         ce_sounding, ce_silent = _ce_both(logits)
-        losses = {"sep": self.gated_separation_loss(masks, outputs["sounding_prob"], spec)}
-        labels = self.sounding_labels(masks, spec)  # once per step
+        losses = {
+            "sep": self.gated_separation_loss(
+                masks, outputs["sounding_prob"], spec, batch["sounding"]
+            )
+        }
+        labels = self.sounding_labels(masks, spec, batch["sounding"])  # once per step
         losses.update(self.grounding_losses(ce_sounding, ce_silent, masks, spec, labels))
         losses["total"] = self.combine(losses)
         stats = self.label_stats(labels, batch["sounding"])
@@ -361,11 +367,15 @@ class CCoL(COL):
     w_solo 0.5).
     """
 
-    def sounding_labels(self, masks, spec):
+    def sounding_labels(self, masks, spec, true_sounding=None):
         """Per-object weights of the 'sounding' / 'silent' CE.
 
-        Returns (w_pos, w_neg), each (B, N).
+        Returns (w_pos, w_neg), each (B, N). With --diag_true_labels (a diagnostic) they are the
+        truth, `true_sounding` (B, N), instead of separation's choice.
         """
+        if self.args.diag_true_labels:
+            w_pos = true_sounding.to(masks.dtype)
+            return w_pos, 1 - w_pos
         with torch.no_grad():
             targets = spec["gt_masks"][:, [0, 0, 2, 2]]  # each object vs its pseudo-video
             mask_error = self.sep_loss(masks, targets, spec["weight"]).float()  # (B, N) = d_n

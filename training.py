@@ -152,6 +152,7 @@ def dataset_options(args) -> dict:
         seed=args.seed,
         crop_cache=args.crop_cache or None,
         box_rule=args.box_rule,
+        test_clips=args.test_clips,
     )
 
 

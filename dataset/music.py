@@ -43,6 +43,20 @@ MODES = ("ccol", "sop")
 ON_ERROR = ("raise", "skip")
 
 
+def clip_centre(num_frames: int, position: int, positions: int, margin: int) -> int:
+    """Centre frame (1-based) of evaluation clip `position` of `positions` in a video.
+
+    One position is the authors' centre clip, frame num_frames // 2 + 1. K positions split the
+    frames a training clip may centre on, [margin + 1, num_frames - margin], into K equal parts and
+    take the middle of each: K clips spread over the whole video, so a test video contributes K
+    different stretches of its audio instead of one.
+    """
+    if positions == 1:
+        return num_frames // 2 + 1
+    low, high = margin + 1, num_frames - margin
+    return low + int((position + 0.5) * (high - low + 1) / positions)
+
+
 class _LRU(OrderedDict):
     """A dict that forgets its least recently used entries beyond `maxsize`."""
 
@@ -98,6 +112,9 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             are bit-identical, train crops within a pixel of the uncached ones (crop_cache.py).
         map_size: height of the whole frames of sounding maps (0: none).
         box_rule: how each frame's object box is chosen, readers.BOX_RULES.
+        test_clips: clip positions K per evaluation video (clip_centre): test row r is scored at
+            K positions (samples r*K ... r*K + K-1), and the val repeats (dup_valset) cycle
+            through them. 1 keeps the authors' single centre clip.
 
     Sample (see __getitem__): audios (N, L), mix (L,), frames uint8 (N, 3, T, S, S), sounding (N,),
     class_ids (N,), boxes (N, T, 4), frame_ids (N, T), index (), infos (N CSV audio paths).
@@ -129,6 +146,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         crop_cache: str | None = None,
         map_size: int = 0,
         box_rule: str = "frame",
+        test_clips: int = 1,
     ):
         for name, value, allowed in (
             ("split", split, SPLITS),
@@ -142,6 +160,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
                 f"ccol pairs each sounding object with a silent one: num_mix must be "
                 f"even, got {num_mix}"
             )
+        if test_clips < 1:
+            raise ValueError(f"test_clips must be >= 1, got {test_clips}")
         if split == "test" and sep_list is None:
             raise ValueError(
                 "split='test' needs sep_list (test_sep.csv); list_file is then test.csv"
@@ -152,6 +172,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self.aud_len, self.aud_rate = aud_len, aud_rate
         self.map_size = map_size if split != "train" else 0
         self.box_rule = box_rule
+        self.test_clips = test_clips
         # The reference's margin keeps every frame id and the clip centre inside the video.
         self.margin = max(int(frame_rate), (num_frames // 2) * stride_frames)
         self.frame_offsets = (np.arange(num_frames) - num_frames // 2) * stride_frames  # (T,)
@@ -171,7 +192,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         if split == "test":
             self.mixtures = read_sep_list(sep_list, min_columns=num_mix)
             self.by_audio = {v.audio: v for v in self.videos}
-            length = len(self.mixtures)
+            length = len(self.mixtures) * test_clips
         else:
             length = len(self.videos) * (dup_trainset if split == "train" else dup_valset)
         self.length = min(length, max_samples) if max_samples > 0 else length
@@ -214,8 +235,17 @@ class MUSICMixDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ sampling
 
+    def clip_position(self, index: int) -> int:
+        """Which of the `test_clips` positions sample `index` reads (0 in train)."""
+        if self.split == "test":
+            return index % self.test_clips
+        if self.split == "val":
+            return (index // len(self.videos)) % self.test_clips  # repeat r of each val video
+        return 0
+
     def _choose_videos(self, index: int) -> list[IndexEntry]:
         if self.split == "test":
+            index //= self.test_clips  # the sep_list row
             row = self.mixtures[index][: self.num_mix]
             missing = [path for path in row if path not in self.by_audio]
             if missing:
@@ -232,7 +262,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         rng = random.Random(self.seed + index) if self.split == "val" else random
         return [first] + draw_partners(first, self.by_class, self.num_mix - 1, rng)
 
-    def _center_frame(self, video: IndexEntry) -> int:
+    def _center_frame(self, video: IndexEntry, position: int = 0) -> int:
         if video.num_frames < 2 * self.margin + 1:
             raise DataError(
                 f"{video.num_frames} frames listed ({video.source}), a clip of "
@@ -242,7 +272,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             )
         if self.split == "train":
             return random.randint(self.margin + 1, video.num_frames - self.margin)
-        return video.num_frames // 2 + 1
+        return clip_centre(video.num_frames, position, self.test_clips, self.margin)
 
     # ------------------------------------------------------------------ loading
 
@@ -257,8 +287,9 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         frame_ids = np.empty((N, T), np.int64)
         load_crops = self._load_crops if self.crop_cache is None else self._load_cached_crops
         maps = self._whole_frames(N) if self.map_size else {}
+        position = self.clip_position(index)
         for n, video in enumerate(videos):
-            center = self._center_frame(video)
+            center = self._center_frame(video, position)
             frame_ids[n] = center + self.frame_offsets
             boxes[n] = load_crops(video, frame_ids[n], frames[n])
             if self.sounding[n]:
@@ -275,6 +306,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             "boxes": torch.from_numpy(boxes),
             "frame_ids": torch.from_numpy(frame_ids),
             "index": torch.tensor(index),
+            "clip": torch.tensor(position),
             "infos": [v.audio for v in videos],
         }
 

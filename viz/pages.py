@@ -10,6 +10,7 @@ import tempfile
 import time
 import urllib.parse
 
+from arguments import active_diagnostics
 from localization import LOC_KEYS
 from utils import atomic_write
 from viz.cards import write_sample_card
@@ -22,8 +23,18 @@ PAGE_DIR = "visualization"
 STALE_SECONDS = 600  # an unfinished page folder older than this is left over from a crash
 
 
+def _ci(interval, digits: int = 2) -> str:
+    """A 95% interval under its value, or nothing where there is none."""
+    if not interval:
+        return ""
+    return (
+        f'<div class="note">95% CI [{fmt(interval[0], digits)}, {fmt(interval[1], digits)}]</div>'
+    )
+
+
 def _summary_table(summary: dict) -> str:
     rows = []
+    ci = summary.get("intervals") or {}
 
     def group(name):
         rows.append(f'<tr class="group"><td colspan="3">{esc(name)}</td></tr>')
@@ -47,11 +58,11 @@ def _summary_table(summary: dict) -> str:
             ("sdr_mix", "mixture SDR (input)"),
         ):
             if key in mean or key in median:
-                row(label, fmt(mean.get(key)), fmt(median.get(key)))
+                row(label, fmt(mean.get(key)) + _ci(ci.get(f"{key}_ci95")), fmt(median.get(key)))
         if "sdr" in mean and "sdr_mix" in mean:
             row(
                 "SDR improvement",
-                fmt(num(mean["sdr"]) - num(mean["sdr_mix"])),
+                fmt(num(mean["sdr"]) - num(mean["sdr_mix"])) + _ci(ci.get("sdr_gain_ci95")),
                 fmt(num(median.get("sdr")) - num(median.get("sdr_mix"))) if median else "",
             )
     ground = summary.get("grounding") or {}
@@ -66,7 +77,8 @@ def _summary_table(summary: dict) -> str:
             ("ap", "average precision"),
         ):
             if key in ground:
-                row(label, fmt(ground[key], 3))
+                interval = {"accuracy": "grounding_acc_ci95", "ap": "grounding_ap_ci95"}.get(key)
+                row(label, fmt(ground[key], 3) + _ci(ci.get(interval), 3))
         if "num_positive" in ground:
             row(
                 "objects",
@@ -88,7 +100,7 @@ def _summary_table(summary: dict) -> str:
             ("loc_silent_energy", "map on silent objects", "share of the map; lower is better"),
         ):
             if key in loc:
-                row(label, fmt(loc[key], 3), note=note)
+                row(label, fmt(loc[key], 3) + _ci(ci.get(f"{key}_ci95"), 3), note=note)
     if "silent_leakage_db" in summary or "reference_silent_sdr" in summary:
         group("silent-object protocol (masks gated by grounding)")
         if "silent_leakage_db" in summary:
@@ -105,6 +117,17 @@ def _summary_table(summary: dict) -> str:
                 note="main_silent.py's number: 1e-6 added to all 4 slots; not a separation SDR, "
                 "not comparable to the SDR above",
             )
+    if ci:
+        videos = summary.get("num_videos")
+        rows.append(
+            '<tr><td colspan="3" class="note">95% intervals resample the '
+            f"{videos if videos is not None else ''} videos scored (intervals.py)</td></tr>"
+        )
+    if summary.get("invalid_sources"):
+        row(
+            "digitally silent sources (not scored)",
+            esc(", ".join(summary["invalid_sources"])),
+        )
     loss = summary.get("loss") or {}
     if loss:
         group("loss")
@@ -205,6 +228,7 @@ def write_run_page(
             "eval_test.csv",
             "eval_val.csv",
             "eval_test_silent.csv",
+            "eval_test_objects.csv",
         ):
             if os.path.isfile(os.path.join(run_dir, name)):
                 links.append(f'<a href="{url(up + name)}">{esc(name)}</a>')
@@ -220,9 +244,17 @@ def write_run_page(
             f"<b>silent-object protocol</b> "
             f"{'on' if getattr(args, 'eval_silent', False) else 'off'}"
         )
+        diagnostics = active_diagnostics(args)
         head = (
             f'<h1>{esc(run_id)}</h1><div class="sub">{esc(title)}</div>'
-            f'<div class="meta">{" &nbsp;·&nbsp; ".join(meta)}</div>'
+            + (
+                f'<div class="meta" style="color:#b3261e"><b>DIAGNOSTIC</b> '
+                f"{esc(', '.join(diagnostics))}: a link of the cycle is replaced by the truth; "
+                "these are not the method's numbers</div>"
+                if diagnostics
+                else ""
+            )
+            + f'<div class="meta">{" &nbsp;·&nbsp; ".join(meta)}</div>'
             + (f'<div class="meta">{" &nbsp;·&nbsp; ".join(links)}</div>' if links else "")
         )
 
@@ -358,6 +390,9 @@ def write_runs_index(ckpt_root) -> str:
         digits = {"grounding_acc": 3, "grounding_ap": 3, "solo_grounding_acc": 3}
         digits.update(dict.fromkeys(LOC_KEYS, 3))
         anchor = f'<a href="{esc(links[0][1])}">{esc(name)}</a>' if links else esc(name)
+        if vals.get("diagnostic"):
+            anchor += f'<div class="note">diagnostic: {esc(", ".join(vals["diagnostic"]))}</div>'
+
         cells = [
             f'<td class="l">{anchor}</td>',
             f'<td class="l">{esc(args.get("stage", "?"))}</td>',
@@ -365,7 +400,11 @@ def write_runs_index(ckpt_root) -> str:
             f"<td>{epochs if epochs is not None else '—'}</td>",
             f'<td class="l">{esc(src)}</td>',
         ]
-        cells += [f"<td>{fmt(vals.get(k), digits.get(k, 2))}</td>" for k, _ in cols]
+        cells += [
+            f"<td>{fmt(vals.get(k), digits.get(k, 2))}"
+            f"{_ci(vals.get(k + '_ci95'), digits.get(k, 2))}</td>"
+            for k, _ in cols
+        ]
         cells += [
             f"<td>{fmt(silent.get('silent_leakage_db'), 1, ' dB')}</td>",
             f"<td>{fmt(silent.get('silent_acc'), 3)}</td>",
@@ -382,7 +421,8 @@ def write_runs_index(ckpt_root) -> str:
         f"<tbody>{''.join(rows) or '<tr><td class=l colspan=15>no runs yet</td></tr>'}</tbody>"
         "</table></div>"
         '<p class="small">SDR/SIR/SAR in dB over sounding sources. Metrics come from the run\'s '
-        "last evaluation (results.json) when it has one, else from its last validation epoch. "
+        "last evaluation (results.json) when it has one, with 95% intervals that resample its "
+        "test videos, else from its last validation epoch. "
         "Silent columns: results_silent.json (energy leaked into silent objects re the mixture; "
         "grounding accuracy).</p>"
     )

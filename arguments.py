@@ -727,8 +727,79 @@ def build_parser(
 
 
 def _resolve(args: argparse.Namespace) -> argparse.Namespace:
+# The lowest value of each numeric option (inclusive; None options are nets a stage does not build).
+# A zero or negative size, step, period or rate would otherwise fail deep inside torch after the
+# run has started, or train: a negative learning rate climbs the loss.
+MINIMA = {
+    **dict.fromkeys(
+        ("num_gpus", "batch_size", "num_frames", "stride_frames", "img_size", "aud_len"), 1
+    ),
+    **dict.fromkeys(("aud_rate", "dup_trainset", "dup_valset", "test_clips", "stft_hop"), 1),
+    **dict.fromkeys(("warp_bins", "num_channels", "ngf", "vis_width", "vggish_width"), 1),
+    **dict.fromkeys(("disp_iter", "eval_epoch"), 1),
+    **dict.fromkeys(("workers", "num_epoch", "test_every", "num_vis", "weight_decay"), 0),
+    **dict.fromkeys(("silent_thres", "grounding_init_std"), 0),
+    **dict.fromkeys(("solo_grounding_weight", "mix_grounding_weight"), 0),
+    **dict.fromkeys(
+        ("lr_sound_ground", "lr_frame_ground", "lr_grounding", "lr_sound", "lr_frame"), 0
+    ),
+    "lr_synthesizer": 0,
+    "unet_levels": 2,
+    "stft_frame": 2,
+    "map_size": -1,
+    "num_val": -1,
+}
+# Options in [0, 1]; flags that are 0 or 1.
+UNIT_RANGE = ("mask_thres", "momentum", "color_jitter")
+BINARY = ("log_freq", "binary_mask", "weighted_loss")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Every option in its range, checked once at parse time; the error names the option."""
+
+    def refuse(name, rule):
+        raise SystemExit(f"--{name} {getattr(args, name)}: {rule}")
+
+    for name, lowest in MINIMA.items():
+        value = getattr(args, name, None)
+        if value is not None and value < lowest:
+            refuse(name, f"must be at least {lowest}")
+    for name in UNIT_RANGE:
+        if not 0 <= getattr(args, name) <= 1:
+            refuse(name, "must lie in [0, 1]")
+    for name in BINARY:
+        if getattr(args, name) not in (0, 1):
+            refuse(name, "must be 0 or 1")
+    if args.num_val == 0:
+        refuse("num_val", "must be -1 (all) or at least 1")
+    if any(step < 1 for step in args.lr_steps or ()):
+        refuse("lr_steps", "epochs must be at least 1")
+    if args.stft_hop > args.stft_frame:
+        refuse("stft_hop", f"must not exceed --stft_frame {args.stft_frame}")
+    if args.aud_len < args.stft_frame:
+        refuse("aud_len", f"a clip must hold one STFT window (--stft_frame {args.stft_frame})")
+    if args.stage != "grd":  # the U-Net halves both axes of the spectrogram at every level
+        levels = args.unet_levels if args.arch_sound == "unet" else int(args.arch_sound[4:])
+        factor, frames = 2**levels, 1 + args.aud_len // args.stft_hop
+        bins = args.warp_bins if args.log_freq else args.stft_frame // 2 + 1
+        if frames % factor:
+            refuse(
+                "aud_len",
+                f"gives 1 + aud_len // stft_hop = {frames} STFT frames, which a {levels}-level "
+                f"U-Net needs divisible by {factor} (e.g. --aud_len "
+                f"{-(-frames // factor) * factor * args.stft_hop - 1})",
+            )
+        if bins % factor:
+            refuse(
+                "warp_bins" if args.log_freq else "stft_frame",
+                f"gives {bins} frequency bins, which a {levels}-level U-Net needs divisible by "
+                f"{factor}",
+            )
+
+
     """Derived values, computed once here; nothing writes args afterwards."""
     if not args.id:
+    _validate(args)
         args.id = RUN_IDS[args.stage]
     if args.init_from == "auto":
         previous = PREVIOUS_STAGE.get(args.stage)

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+from collections.abc import Collection
 from typing import NamedTuple
 
 import torch
@@ -167,11 +168,14 @@ def load_run(nets, args, tag: str = "best") -> dict:
     return {**ckpt, "path": path}
 
 
-def initialise_from(nets, run_dir: str, which: str = "latest") -> dict:
+def initialise_from(
+    nets, run_dir: str, which: str = "latest", needed: Collection[str] = ()
+) -> dict:
     """A previous stage's weights (its checkpoint_<which>.pt) into the nets both stages share.
 
     `which` is 'latest' (its last epoch, as the authors' scripts chain the stages) or 'best'.
-    Returns the checkpoint (with 'path').
+    `needed`: nets the checkpoint must hold (those the previous stage trains); one missing would
+    start random, which is a run of another stage's chain. Returns the checkpoint (with 'path').
     """
     path = path_of(run_dir, which)
     if not os.path.isfile(path):
@@ -181,6 +185,13 @@ def initialise_from(nets, run_dir: str, which: str = "latest") -> dict:
             f"from scratch"
         )
     ckpt = load(path)
+    missing = [name for name in needed if name not in ckpt["nets"]]
+    if missing:
+        raise CheckpointError(
+            f"{path} is a {ckpt.get('stage')} run and holds no {', '.join(missing)} "
+            f"network: they would start random. Point --init_from at a run of the previous "
+            f"stage, or pass --init_from none to start from scratch"
+        )
     loaded = []
     for name, net in nets.items():
         if name in ckpt["nets"]:

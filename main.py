@@ -12,6 +12,7 @@ losses, training.py the networks, loaders and steps, evaluation.py the scores. A
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -24,11 +25,12 @@ import checkpoints
 import metrics
 import utils
 import viz
-from arguments import parse_args
+from arguments import PREVIOUS_STAGE, parse_args
 from dataset import DataError
-from dataset.index import split_leaks
+from dataset.index import split_leaks, val_in_train
 from evaluation import evaluate, flat_metrics, format_flat, headline, is_better, selection_metric
 from models import count_parameters
+from stages import STAGE_NETS
 from training import (
     NonFiniteLoss,
     build_stage,
@@ -53,11 +55,23 @@ def train(args, model, nets, device: torch.device) -> None:
     if resumed is not None:
         history, best, start_epoch = resumed
     elif args.init_from:
-        checkpoints.initialise_from(nets, args.init_from, args.init_checkpoint)
+        previous = PREVIOUS_STAGE.get(args.stage)
+        needed = [name for name in STAGE_NETS.get(previous, ()) if name in nets]
+        checkpoints.initialise_from(nets, args.init_from, args.init_checkpoint, needed)
 
     # Validation maps only the samples its page shows; the learning-curve test scores map nothing.
     train_set = make_dataset(args, "train")
     val_set = make_dataset(args, "val", maps=args.num_vis > 0)
+    # Bad wavs, frames, detections and lists found now, not when first drawn hours from now.
+    for dataset in (train_set, val_set):
+        dataset.preflight()
+    if len(train_set) < args.batch_size:
+        raise SystemExit(
+            f"{args.list_train}: {len(train_set)} training samples per epoch "
+            f"({len(train_set.videos)} videos x --dup_trainset {args.dup_trainset}), fewer than "
+            f"one batch (--batch_size {args.batch_size}): no step would be taken. Lower "
+            f"--batch_size or raise --dup_trainset"
+        )
     log.info(
         "train: %d samples/epoch, val: %d mixtures, batch %d",
         len(train_set),
@@ -87,7 +101,7 @@ def train(args, model, nets, device: torch.device) -> None:
         scheduler.step()
         improved = False
         if (epoch + 1) % args.eval_epoch == 0 or epoch + 1 == args.num_epoch:
-            summary, records, vis_samples = evaluate(
+            summary, records, _, vis_samples = evaluate(
                 model, val_loader, args, device, num_vis=args.num_vis, mix_sdr_cache=val_mix_sdr
             )
             history["val"].append({"epoch": epoch + 1, **flat_metrics(summary)})
@@ -103,7 +117,9 @@ def train(args, model, nets, device: torch.device) -> None:
         if test_loader is not None and (
             (epoch + 1) % args.test_every == 0 or epoch + 1 == args.num_epoch
         ):
-            summary, _, _ = evaluate(model, test_loader, args, device, mix_sdr_cache=test_mix_sdr)
+            summary, _, _, _ = evaluate(
+                model, test_loader, args, device, mix_sdr_cache=test_mix_sdr
+            )
             history.setdefault("test", []).append(
                 {
                     "epoch": epoch + 1,
@@ -126,6 +142,7 @@ def run_eval(args, model, nets, device: torch.device) -> dict:
     ckpt = checkpoints.load_run(nets, args, "best")
     best = ckpt["path"]
     dataset = make_dataset(args, args.split)
+    dataset.preflight()
     loader = make_loader(dataset, args, device, train=False)
     log.info(
         "evaluating %s (epoch %d) on %s: %d mixtures%s",
@@ -136,20 +153,25 @@ def run_eval(args, model, nets, device: torch.device) -> dict:
         " [silent-object protocol]" if args.eval_silent else "",
     )
     tic = time.perf_counter()
-    summary, records, vis_samples = evaluate(
+    summary, records, objects, vis_samples = evaluate(
         model, loader, args, device, silent=args.eval_silent, num_vis=args.num_vis, localize=True
     )
     elapsed = time.perf_counter() - tic
     result = headline(summary, args, args.split, best)
     result["eval_seconds"] = round(elapsed, 2)
     if utils.is_main_process():
-        suffix = "_silent" if args.eval_silent else ""
+        # An oracle-mask evaluation is a diagnostic: its files sit beside the run's own results.
+        suffix = ("_silent" if args.eval_silent else "") + ("_oracle" if args.oracle_masks else "")
         utils.atomic_write_json(result, os.path.join(args.run_dir, f"results{suffix}.json"))
         utils.atomic_write_json(summary, os.path.join(args.run_dir, f"summary{suffix}.json"))
         if records:
             metrics.write_records_csv(
                 os.path.join(args.run_dir, f"eval_{args.split}{suffix}.csv"), records
             )
+        # Every object's grounding and localization: what intervals and --compare resample.
+        metrics.write_records_csv(
+            os.path.join(args.run_dir, f"eval_{args.split}_objects{suffix}.csv"), objects
+        )
         history_path = os.path.join(
             args.run_dir, "history.json"
         )  # the whole run, not just up to best
@@ -179,7 +201,7 @@ def main(argv=None) -> None:
     device = utils.select_device(args.device, local_rank)
     try:
         run(args, device, local_rank, world_size)
-    except (DataError, checkpoints.CheckpointError, utils.WriteError) as err:
+    except (DataError, checkpoints.CheckpointError, utils.WriteError, utils.RunInUse) as err:
         # Bad input, a damaged or foreign checkpoint, a full or read-only disk: the message names
         # the file and says what to do; a traceback would only bury it.
         log.error("error: %s", err)
@@ -194,7 +216,6 @@ def run(args, device: torch.device, local_rank: int, world_size: int) -> None:
                 f"no run folder {args.run_dir}: train first or pass --id/--ckpt of a trained run"
             )
         args = checkpoints.run_args(args, args.run_dir)
-        utils.check_writable(args.run_dir)
     else:
         leaks = split_leaks(args.list_train, args.list_val, args.list_test)
         if leaks.get("train") and not args.allow_test_leak:
@@ -204,6 +225,25 @@ def run(args, device: torch.device, local_rank: int, world_size: int) -> None:
                 f"would be measured on training data. Fix the index files, or pass "
                 f"--allow_test_leak."
             )
+        trained_on = val_in_train(args.list_train, args.list_val)
+        if trained_on:
+            raise SystemExit(
+                f"{len(trained_on)} val videos of {args.list_val} are also listed in "
+                f"{args.list_train} (first: {trained_on[0].audio}): the best checkpoint would "
+                f"be chosen on training videos. Fix the index files."
+            )
+        if utils.is_main_process():
+            utils.make_dirs(args.run_dir)
+    # One process per run folder for the whole run; under DDP rank 0 holds it for all ranks.
+    lock = utils.run_lock(args.run_dir) if utils.is_main_process() else contextlib.nullcontext()
+    with lock:
+        _run_locked(args, device, local_rank, world_size, leaks)
+
+
+def _run_locked(args, device: torch.device, local_rank: int, world_size: int, leaks: dict) -> None:
+    if args.mode == "eval":
+        utils.check_writable(args.run_dir)
+    else:
         latest = checkpoints.path_of(args.run_dir, "latest")
         if os.path.exists(latest) and not args.resume:
             raise SystemExit(
@@ -214,7 +254,6 @@ def run(args, device: torch.device, local_rank: int, world_size: int) -> None:
         # is rewritten.
         checkpoints.load_latest(args)
         if utils.is_main_process():
-            os.makedirs(args.run_dir, exist_ok=True)
             utils.check_writable(args.run_dir)
             checkpoints.save_args(args)
     if world_size > 1:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import json
 import logging
 import math
@@ -251,12 +253,59 @@ def atomic_save_npy(array: np.ndarray, path: str) -> None:
     atomic_write(path, lambda f: np.save(f, array))
 
 
+class RunInUse(RuntimeError):
+    """Another process holds the lock of a run folder."""
+
+
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str):
+    """Holds an exclusive lock on the run folder `folder` for the block.
+
+    A second training (or evaluation) of the same run would interleave its args.json and
+    checkpoints with the first's and lose one of them, so it is refused with RunInUse naming the
+    holder's pid. The kernel drops the lock when its holder dies (even by kill -9): a crashed run
+    never leaves a stale lock behind, and `--resume` just works.
+    """
+    path = os.path.join(folder, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _file_mode())
+    except OSError as err:
+        raise WriteError(describe_write_error(path, err)) from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunInUse(
+                f"{folder} is in use by pid {holder} (another training or evaluation of this "
+                f"run): wait for it to finish, or choose another --id"
+            ) from None
+        except OSError as err:  # a file system without locks: say what is not protected
+            log.warning("cannot lock %s (%s): a second run of this id is not refused", path, err)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def check_writable(folder: str) -> None:
     """Create and remove a file in `folder`: a read-only disk is found before any compute."""
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".tmp_probe_")
         os.close(fd)
         os.remove(probe)
+    except OSError as err:
+        raise WriteError(describe_write_error(folder, err)) from err
+
+
+def make_dirs(folder: str) -> None:
+    """os.makedirs(exist_ok=True), failing with WriteError (a read-only --ckpt, a full disk)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
     except OSError as err:
         raise WriteError(describe_write_error(folder, err)) from err
 

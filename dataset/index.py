@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
+
+import utils
 
 from .errors import DataError
 from .layout import CLASS_TO_ID, FRAME_RATE, class_of
@@ -28,11 +30,25 @@ class IndexEntry(NamedTuple):
         return class_of(self.audio)
 
 
-def read_index(path: str) -> list[IndexEntry]:
-    """Parses a video list; blank lines are ignored, spaces around fields tolerated."""
+# Problems of single rows of a video list, by kind (scan_index).
+ROW_MALFORMED, ROW_STEMS, ROW_DUPLICATE = "malformed", "stems differ", "duplicate"
+
+
+def _stem(rel: str) -> str:
+    return os.path.splitext(rel)[0]
+
+
+def scan_index(path: str) -> tuple[list[IndexEntry], list[tuple[str, str]]]:
+    """Parses a video list: the good rows, and (kind, message) for each bad one.
+
+    Blank lines are ignored, spaces around fields tolerated. A bad row is malformed, names the
+    audio and the frames of two different videos (their stems differ: the net would learn one
+    video's sound from another's pictures), or lists a video again (it would be drawn twice as
+    often).
+    """
     if not os.path.isfile(path):
         raise DataError("index file not found", path=path)
-    entries = []
+    entries, problems, first_line = [], [], {}
     name = os.path.basename(path)
     with open(path) as f:
         for line_no, line in enumerate(f, 1):
@@ -41,22 +57,54 @@ def read_index(path: str) -> list[IndexEntry]:
             fields = [field.strip() for field in line.split(",")]
             where = f"{name}:{line_no}"
             if len(fields) != 3:
-                raise DataError(
-                    f"line {line_no}: expected 'audio,frames,num_frames', got {line.strip()!r}",
-                    path=path,
+                problems.append(
+                    (
+                        ROW_MALFORMED,
+                        f"line {line_no}: expected 'audio,frames,num_frames', got {line.strip()!r}",
+                    )
                 )
+                continue
             audio, frames, count = fields
             if not count.isdigit():
-                raise DataError(
-                    f"line {line_no}: num_frames {count!r} is not an integer", path=path
+                problems.append(
+                    (ROW_MALFORMED, f"line {line_no}: num_frames {count!r} is not an integer")
                 )
-            if class_of(audio) not in CLASS_TO_ID:
-                raise DataError(
-                    f"line {line_no}: class {class_of(audio)!r} is not a MUSIC class "
-                    f"({', '.join(CLASS_TO_ID)})",
-                    path=path,
+            elif class_of(audio) not in CLASS_TO_ID:
+                problems.append(
+                    (
+                        ROW_MALFORMED,
+                        f"line {line_no}: class {class_of(audio)!r} is not a MUSIC class "
+                        f"({', '.join(CLASS_TO_ID)})",
+                    )
                 )
-            entries.append(IndexEntry(audio, frames, int(count), where))
+            elif _stem(audio) != _stem(frames):
+                problems.append(
+                    (
+                        ROW_STEMS,
+                        f"line {line_no}: audio {audio} and frames {frames} are of different "
+                        f"videos",
+                    )
+                )
+            elif audio in first_line:
+                problems.append(
+                    (
+                        ROW_DUPLICATE,
+                        f"line {line_no}: {audio} is listed again (first at line "
+                        f"{first_line[audio]})",
+                    )
+                )
+            else:
+                first_line[audio] = line_no
+                entries.append(IndexEntry(audio, frames, int(count), where))
+    return entries, problems
+
+
+def read_index(path: str) -> list[IndexEntry]:
+    """The videos of a list; DataError naming its first bad row (scan_index) if it has any."""
+    entries, problems = scan_index(path)
+    if problems:
+        more = f" (and {len(problems) - 1} more bad rows)" if len(problems) > 1 else ""
+        raise DataError(problems[0][1] + more, path=path)
     return entries
 
 
@@ -80,16 +128,35 @@ def read_sep_list(path: str, min_columns: int = 2) -> list[list[str]]:
     return rows
 
 
+def sep_row_problems(
+    rows: Sequence[Sequence[str]], listed: Collection[str], num_mix: int, list_name: str
+) -> list[str]:
+    """What is wrong with each mixture row for mixtures of `num_mix` videos: too few videos, a
+    video the test list `list_name` (whose audio paths are `listed`) lacks, a class twice."""
+    problems = []
+    for number, row in enumerate(rows, 1):
+        used = row[:num_mix]
+        if len(used) < num_mix:
+            problems.append(f"row {number} holds {len(row)} videos, a mixture needs {num_mix}")
+            continue
+        missing = [path for path in used if path not in listed]
+        if missing:
+            problems.append(f"row {number} names {missing[0]}, which {list_name} does not list")
+        elif len({class_of(path) for path in used}) < num_mix:
+            problems.append(f"row {number} repeats a class: {list(used)}")
+    return problems
+
+
 def write_index(path: str, entries: Iterable[IndexEntry]) -> None:
-    with open(path, "w") as f:
-        for e in entries:
-            f.write(f"{e.audio},{e.frames},{e.num_frames}\n")
+    """Written whole or not at all, and as a new file: a run reading the old list, or a hard link
+    to it, keeps the old one."""
+    text = "".join(f"{e.audio},{e.frames},{e.num_frames}\n" for e in entries)
+    utils.atomic_write(path, lambda f: f.write(text), text=True)
 
 
 def write_sep_list(path: str, rows: Iterable[Sequence[str]]) -> None:
-    with open(path, "w") as f:
-        for row in rows:
-            f.write(SEP_JOIN.join(row) + "\n")
+    text = "".join(SEP_JOIN.join(row) + "\n" for row in rows)
+    utils.atomic_write(path, lambda f: f.write(text), text=True)
 
 
 def shared_videos(entries: Iterable[IndexEntry], others: Iterable[IndexEntry]) -> list[IndexEntry]:
@@ -111,6 +178,14 @@ def split_leaks(list_train: str, list_val: str, list_test: str) -> dict[str, lis
         if split == "train" or os.path.isfile(path)
     }
     return {split: leaked for split, leaked in leaks.items() if leaked}
+
+
+def val_in_train(list_train: str, list_val: str) -> list[IndexEntry]:
+    """Val videos that the train list also holds (none without a val list): the best checkpoint
+    would be chosen on videos the nets were trained on."""
+    if not os.path.isfile(list_val):
+        return []
+    return shared_videos(read_index(list_val), read_index(list_train))
 
 
 def group_by_class(entries: Iterable[IndexEntry]) -> dict[str, list[IndexEntry]]:

@@ -22,8 +22,19 @@ from .index import (
     group_by_class,
     read_index,
     read_sep_list,
+    sep_row_problems,
 )
-from .readers import frame_size, list_frame_ids, load_frame, load_top_boxes, read_audio_window
+from .readers import (
+    SILENCE_PEAK,
+    audio_info,
+    frame_size,
+    list_frame_ids,
+    load_detections,
+    load_frame,
+    load_top_boxes,
+    read_audio_window,
+    window_start,
+)
 from .transforms import (
     crop_resize,
     crop_resized,
@@ -341,14 +352,17 @@ class MUSICMixDataset(torch.utils.data.Dataset):
     def _frames_dir(self, video: IndexEntry) -> str:
         return layout.frames_dir(self.root, video.frames)
 
-    def _video_boxes(self, video: IndexEntry) -> dict[int, tuple[int, int, int, int]]:
-        """Checks the frames folder against the index; returns frame id -> top box (empty in sop).
+    def _video_boxes(
+        self, video: IndexEntry
+    ) -> tuple[tuple[int, int], dict[int, tuple[int, int, int, int]]]:
+        """Checks the frames folder against the index; returns the frames' size (W, H) and frame
+        id -> top box (empty in sop).
 
         Computed once per video per worker (bounded cache), so samples do not reload npy files.
         """
-        top = self._box_cache.get(video.frames)
-        if top is not None:
-            return top
+        cached = self._box_cache.get(video.frames)
+        if cached is not None:
+            return cached
         folder = self._frames_dir(video)
         if not os.path.isdir(folder):
             audio = layout.audio_path(self.root, video.audio)
@@ -366,17 +380,41 @@ class MUSICMixDataset(torch.utils.data.Dataset):
                 f"{len(missing)} of them are absent",
                 path=os.path.join(folder, layout.frame_name(missing[0])),
             )
-        top = {}
+        top, size = {}, frame_size(os.path.join(folder, layout.frame_name(1)))  # (W, H)
         if self.mode == "ccol":
-            size = frame_size(os.path.join(folder, layout.frame_name(1)))  # (W, H)
+            # The boxes hold for one frame size: a video whose frames were partly extracted again
+            # at another size shows it at its last frame already (every frame is checked on load).
+            last = os.path.join(folder, layout.frame_name(video.num_frames))
+            if frame_size(last) != size:
+                raise DataError(
+                    f"frame is {'x'.join(map(str, frame_size(last)))}, the video's first frame "
+                    f"{size[0]}x{size[1]}: frames of two sizes in one video (extracted again?)",
+                    path=last,
+                )
             detections = layout.detection_path(self.root, video.frames)
+            self._check_index_is_current(video, detections, max(present))
             top = load_top_boxes(detections, video.num_frames, size, self.box_rule)
-        self._box_cache.put(video.frames, top)
-        return top
+        self._box_cache.put(video.frames, (size, top))
+        return size, top
+
+    def _check_index_is_current(self, video: IndexEntry, detections: str, on_disk: int) -> None:
+        """Detections past the listed frames, with that many frames on disk: the index is stale
+        (the detection file is right)."""
+        if on_disk <= video.num_frames or not os.path.isfile(detections):
+            return
+        last_detected = int(load_detections(detections)[:, 0].max())
+        if last_detected > video.num_frames:
+            raise DataError(
+                f"index row {video.source} lists {video.num_frames} frames, but "
+                f"{self._frames_dir(video)} holds {on_disk} and its detections reach frame "
+                f"{last_detected}: the index is stale (frames extracted again?); rebuild it "
+                f"with scripts/create_index_files.py --overwrite",
+                path=self.list_file,
+            )
 
     def _load_crops(self, video: IndexEntry, frame_ids: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Fills out (3, T, S, S) with the object's crops; returns the boxes used, (T, 4)."""
-        top = self._video_boxes(video)
+        size, top = self._video_boxes(video)
         S = self.img_size
         if self.split == "train":
             # One crop position (relative) and one flip for all T frames of the object.
@@ -387,7 +425,15 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         folder = self._frames_dir(video)
         boxes = np.empty((len(frame_ids), 4), np.float32)
         for t, frame_id in enumerate(frame_ids.tolist()):
-            image = load_frame(os.path.join(folder, layout.frame_name(frame_id)))  # (3, H, W)
+            path = os.path.join(folder, layout.frame_name(frame_id))
+            image = load_frame(path)  # (3, H, W)
+            if top and (image.shape[2], image.shape[1]) != size:
+                raise DataError(
+                    f"frame is {image.shape[2]}x{image.shape[1]}, the video's first frame "
+                    f"{size[0]}x{size[1]}: its detection boxes do not fit both sizes (frames "
+                    f"extracted again?)",
+                    path=path,
+                )
             box = object_box(top.get(frame_id), (image.shape[2], image.shape[1]))
             crop = (
                 crop_resize(image, box, S, short_side, rel_offset).permute(1, 2, 0).numpy()
@@ -421,12 +467,86 @@ class MUSICMixDataset(torch.utils.data.Dataset):
     def _load_clip(self, video: IndexEntry, center: int) -> np.ndarray:
         """The clip centred on frame `center`, volume-augmented (train), clipped and scaled. (L,)"""
         path = layout.audio_path(self.root, video.audio)
-        clip = read_audio_window(
-            path, layout.frame_time(center, self.frame_rate), self.aud_len, self.aud_rate
-        )
+        time = layout.frame_time(center, self.frame_rate)
+        clip = read_audio_window(path, time, self.aud_len, self.aud_rate)
+        if self.split == "train" and np.abs(clip).max() <= SILENCE_PEAK:
+            # Trained as a sounding object's sound, silence teaches grounding and separation
+            # the opposite of the truth. (Evaluation counts such sources as invalid instead.)
+            raise DataError(
+                f"digital silence in the clip at {time:.2f} s (a muted video?): a sounding "
+                f"object cannot be trained on it",
+                path=path,
+            )
         if self.split == "train":
             clip = clip * random.uniform(0.5, 1.5)
         return np.clip(clip, -1.0, 1.0) * self.audio_scale
+
+    # ------------------------------------------------------------------ up-front checks
+
+    def preflight(self) -> list[DataError]:
+        """Cheap checks of every video this dataset can draw, before any sample is loaded: what
+        the loader would otherwise find only when it first draws the video, hours into a run.
+
+        Per video: its frames folder and listed frames, the size of its first and last frame
+        (headers), its detection file (ccol) and its wav's header (long enough for a clip and for
+        its frames); test: every mixture row. on_error 'raise' raises the first problem, saying
+        how many there are; 'skip' warns and returns them (their samples are skipped, and
+        counted, when drawn).
+        """
+        problems = []
+        videos = self.videos
+        if self.split == "test":
+            problems += [
+                DataError(message, path=self.sep_list)
+                for message in sep_row_problems(
+                    self.mixtures, self.by_audio, self.num_mix, self.list_file
+                )
+            ]
+            used = {path for row in self.mixtures for path in row[: self.num_mix]}
+            videos = [v for v in self.videos if v.audio in used]
+        for video in videos:
+            try:
+                self._video_boxes(video)
+                self._check_audio_length(video)
+            except DataError as err:
+                problems.append(err)
+        if problems and self.on_error == "raise":
+            more = len(problems) - 1
+            if more:
+                raise DataError(
+                    f"{problems[0]} (and {more} more problems with the videos of "
+                    f"{self.list_file}: scripts/check_data.py lists them all)"
+                )
+            raise problems[0]
+        if problems:
+            log.warning(
+                "!!! %d problems with the videos of %s: their samples will be skipped and "
+                "counted (first: %s)",
+                len(problems),
+                self.list_file,
+                problems[0],
+            )
+        return problems
+
+    def _check_audio_length(self, video: IndexEntry) -> None:
+        """The wav, from its header: long enough for one clip, and for the clip of the last frame
+        a clip may centre on (read_audio_window's checks, before any read)."""
+        path = layout.audio_path(self.root, video.audio)
+        samples, rate = audio_info(path)
+        window = self.aud_len if rate == self.aud_rate else -(-self.aud_len * rate // self.aud_rate)
+        if samples < window:
+            raise DataError(
+                f"audio is {samples / rate:.2f} s long, shorter than one clip "
+                f"({self.aud_len / self.aud_rate:.2f} s)",
+                path=path,
+            )
+        last = layout.frame_time(max(video.num_frames - self.margin, 1), self.frame_rate)
+        try:
+            window_start(samples, last, window, rate)
+        except DataError as err:
+            raise DataError(
+                f"{err} ({video.num_frames} frames at {video.source})", path=path
+            ) from None
 
     # ------------------------------------------------------------------ reporting
 

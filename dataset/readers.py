@@ -17,8 +17,14 @@ from .layout import DETECTION_COLUMNS
 
 log = logging.getLogger(__name__)
 
-# Files already warned about for a sample rate that differs from the loader's (once per process).
-_warned_rate = set()
+# Files already warned about (once per process): a sample rate that differs from the loader's,
+# float samples beyond full scale.
+_warned_rate, _warned_peak = set(), set()
+# A clip whose peak is at most one 16-bit step holds no sound: digital silence (a muted video).
+SILENCE_PEAK = 2.0**-15
+# How far (a share of the frame's side, plus a pixel) a box may reach past the frame: every
+# detector writer clips its boxes to the frame, so more means boxes of frames of another size.
+BOX_SLACK = 0.02
 
 
 def window_start(num_samples: int, center_time: float, window: int, rate: int) -> int:
@@ -81,6 +87,19 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
             f"audio holds NaN or inf samples (in the clip at {center_time:.2f} s)", path=path
         )
     window = window.mean(axis=1) if window.shape[1] > 1 else window[:, 0]
+    peak = float(np.abs(window).max())
+    if peak > 1.0 and path not in _warned_peak:
+        # Legitimate in a float wav, but the loader clips every clip to [-1, 1]: say so, once.
+        _warned_peak.add(path)
+        log.warning(
+            "!!! %s: float audio peaks at %.2f, above full scale 1.0: clips are hard-clipped to "
+            "[-1, 1] (%.1f%% of the samples of the clip at %.2f s); rescale the file (divide it "
+            "by its peak) to train on its true waveform",
+            path,
+            peak,
+            100 * float((np.abs(window) > 1.0).mean()),
+            center_time,
+        )
     if native_rate != rate:
         if path not in _warned_rate:
             _warned_rate.add(path)
@@ -88,6 +107,17 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
         g = math.gcd(rate, native_rate)
         window = resample_poly(window, rate // g, native_rate // g).astype(np.float32)[:length]
     return window
+
+
+def audio_info(path: str) -> tuple[int, int]:
+    """(samples, sample rate) of a wav from its header; DataError when missing or unreadable."""
+    if not os.path.isfile(path):
+        raise DataError("audio file not found", path=path)
+    try:
+        info = sf.info(path)
+    except sf.SoundFileError as err:
+        raise DataError(f"unreadable audio ({err})", path=path) from err
+    return info.frames, info.samplerate
 
 
 def load_detections(path: str) -> np.ndarray:
@@ -122,6 +152,12 @@ def load_detections(path: str) -> np.ndarray:
         raise DataError("frame ids (column 0) must be integers >= 1", path=path)
     if (dets[:, 5] <= dets[:, 3]).any() or (dets[:, 6] <= dets[:, 4]).any():
         raise DataError("a box has x2 <= x1 or y2 <= y1", path=path)
+    if dets[:, 3:7].max() <= 1.0:
+        raise DataError(
+            "every box coordinate lies in [0, 1]: boxes normalised by the frame size? They must "
+            "be in the jpg's pixels (multiply x1, x2 by the frame width, y1, y2 by its height)",
+            path=path,
+        )
     return dets
 
 
@@ -138,7 +174,9 @@ def check_detection_frames(dets: np.ndarray, num_frames: int, path: str) -> None
 
 
 def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: str) -> None:
-    """Every box must overlap the W x H frames: clipping one that does not would leave no object."""
+    """Every box must overlap the W x H frames (clipping one that does not would leave no object)
+    and lie in them up to BOX_SLACK: a box reaching further was found on frames of another size,
+    and clipping it would cut the wrong region."""
     width, height = image_size
     outside = (dets[:, 3] >= width) | (dets[:, 4] >= height) | (dets[:, 5] <= 0) | (dets[:, 6] <= 0)
     if outside.any():
@@ -146,6 +184,22 @@ def check_detection_boxes(dets: np.ndarray, image_size: tuple[int, int], path: s
         raise DataError(
             f"{int(outside.sum())} boxes lie outside the {width}x{height} frames "
             f"(first: frame {int(row[0])}, box {[round(float(v), 1) for v in row[3:7]]})",
+            path=path,
+        )
+    slack_x, slack_y = BOX_SLACK * width + 1, BOX_SLACK * height + 1
+    beyond = (
+        (dets[:, 3] < -slack_x)
+        | (dets[:, 4] < -slack_y)
+        | (dets[:, 5] > width + slack_x)
+        | (dets[:, 6] > height + slack_y)
+    )
+    if beyond.any():
+        row = dets[beyond][0]
+        raise DataError(
+            f"{int(beyond.sum())} boxes reach past the {width}x{height} frames (first: frame "
+            f"{int(row[0])}, box {[round(float(v), 1) for v in row[3:7]]}): detections made on "
+            f"frames of another size (frames extracted again?); run scripts/detect_objects.py "
+            f"on these frames",
             path=path,
         )
 

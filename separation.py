@@ -21,7 +21,13 @@ import checkpoints
 import localization
 from arguments import parse_args
 from dataset import layout, normalize_frames
-from dataset.readers import fill_nearest, frame_size, load_frame, top_boxes
+from dataset.readers import (
+    check_detection_frames,
+    fill_nearest,
+    frame_size,
+    load_frame,
+    top_boxes,
+)
 from dataset.transforms import crop_resize, map_frame_size, object_box, resize_frame
 from models.grounding_net import is_sounding
 from stages import STAGES
@@ -91,9 +97,15 @@ def load_run(run_dir: str, device: torch.device):
     return args, model, ckpt["epoch"]
 
 
-def object_tracks(dets: np.ndarray, num_frames: int, class_names: dict[int, str]) -> list[Track]:
-    """One track per detected class, with a box in every frame 1..num_frames."""
-    dets = dets[dets[:, 0] <= num_frames]
+def object_tracks(
+    dets: np.ndarray, num_frames: int, class_names: dict[int, str], path: str = "detections"
+) -> list[Track]:
+    """One track per detected class, with a box in every frame 1..num_frames.
+
+    Rows past the last frame are a DataError naming `path`, as the loader's: they are another
+    video's detections (or of frames extracted at another rate).
+    """
+    check_detection_frames(dets, num_frames, path)
     tracks, used = [], set()
     for class_id in np.unique(dets[:, 1]).astype(int).tolist():
         frame_ids, boxes = top_boxes(dets[dets[:, 1] == class_id])  # (D,), (D, 4)

@@ -6,7 +6,7 @@ from memory-mapped arrays and decodes no JPEG. A cache folder holds
     <cache>/manifest.json           format, img_size, crop kind, data root, complete
     <cache>/<class>/<id>.mp4.npy    uint8 (P,): the views of frames 1..F, flat, one after another
     <cache>/<class>/<id>.mp4.json   per frame: where each view starts, the train view's size,
-                                    the box
+                                    the box; and what the crops were made of (`sources`)
 
 (paths mirror detection_results/). Each frame k is stored as two channels-first views:
     train  the whole box resized so its shorter side is int(1.1 S), the reference's Resize before
@@ -16,12 +16,16 @@ from memory-mapped arrays and decodes no JPEG. A cache folder holds
            each other (tests/test_crop_cache.py bounds the difference).
     eval   the S x S centre crop, computed by the same function as the uncached val/test path:
            cached and uncached val/test samples are bit-identical.
+`sources` records each frame's byte size and the detection file's SHA-1: frames extracted again or
+new detections make a video stale, which the loader refuses and scripts/cache_crops.py rebuilds
+(copying or moving the data root changes neither).
 Storage is about 3 x 1.1 S x (long side) + 3 S^2 bytes per frame: ~470 kB at S = 224 for a
 640 x 360 frame without detection, 5-10 times its JPEG.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -35,7 +39,7 @@ from .index import IndexEntry
 from .readers import frame_size, load_frame, load_top_boxes
 from .transforms import crop_resize, object_box, resize_box, resized_size, train_short_side
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: tables record their sources
 MANIFEST = "manifest.json"
 # What each dataset mode crops: the top detection box (CCoL) or the whole frame (SoP).
 CROP_KINDS = {"ccol": "top_box", "sop": "full_frame"}
@@ -111,13 +115,57 @@ def _temp_path(path: str) -> str:
     return os.path.join(folder, f".tmp{os.getpid()}_{name}")
 
 
-def is_cached(cache_dir: str, video: IndexEntry) -> bool:
-    """The video's files exist and hold at least the frames the index lists."""
+def sources(root: str, video: IndexEntry, detections: bool) -> dict:
+    """What the crops of frames 1..num_frames of `video` are made of: each frame's byte size and,
+    with `detections`, the SHA-1 of its detection file."""
+    folder = layout.frames_dir(root, video.frames)
+    try:
+        made_of = {
+            "frame_bytes": [
+                os.path.getsize(os.path.join(folder, layout.frame_name(k)))
+                for k in range(1, video.num_frames + 1)
+            ]
+        }
+        if detections:
+            with open(layout.detection_path(root, video.frames), "rb") as f:
+                made_of["detections_sha1"] = hashlib.sha1(f.read()).hexdigest()
+    except OSError as err:
+        raise DataError(
+            f"source of the crop cache unreadable ({err.strerror})", err.filename
+        ) from err
+    return made_of
+
+
+def stale_sources(table: dict, root: str, video: IndexEntry) -> str | None:
+    """What changed in the video's sources since its table was written; None if nothing."""
+    recorded = table["sources"]
+    now = sources(root, video, "detections_sha1" in recorded)
+    if now["frame_bytes"] != recorded["frame_bytes"][: video.num_frames]:
+        return "its frames changed (extracted again?)"
+    if now.get("detections_sha1") != recorded.get("detections_sha1"):
+        return "its detection file changed"
+    return None
+
+
+def read_table(cache_dir: str, video: IndexEntry) -> dict | None:
+    """The video's table if its files exist and hold at least the frames the index lists."""
     pixels_path, table_path = video_paths(cache_dir, video.frames)
     if not (os.path.isfile(pixels_path) and os.path.isfile(table_path)):
-        return False
+        return None
     with open(table_path) as f:
-        return json.load(f)["num_frames"] >= video.num_frames
+        table = json.load(f)
+    return table if table["num_frames"] >= video.num_frames else None
+
+
+def is_cached(cache_dir: str, video: IndexEntry, root: str) -> bool:
+    """The video is cached whole, from the sources `root` now holds."""
+    table = read_table(cache_dir, video)
+    if table is None:
+        return False
+    try:
+        return stale_sources(table, root, video) is None
+    except DataError:  # a source is gone: building the video says which
+        return False
 
 
 def build_video(
@@ -176,15 +224,19 @@ def build_video(
         "train": [[int(offsets[2 * i]), h, w] for i, (w, h) in enumerate(sizes)],
         "eval": offsets[1:-1:2].tolist(),
         "boxes": [list(b) for b in boxes],
+        "sources": sources(root, video, detections=mode == "ccol"),
     }
     utils.atomic_write_json(table, table_path)
     return int(offsets[-1])
 
 
 class CachedVideo:
-    """Read access to one cached video; views are numpy views into a memory map (no copy)."""
+    """Read access to one cached video; views are numpy views into a memory map (no copy).
 
-    def __init__(self, cache_dir: str, video: IndexEntry):
+    Refuses a video whose sources in `root` changed since it was cached.
+    """
+
+    def __init__(self, cache_dir: str, video: IndexEntry, root: str):
         pixels_path, table_path = video_paths(cache_dir, video.frames)
         if not os.path.isfile(table_path):
             raise DataError(
@@ -198,6 +250,15 @@ class CachedVideo:
             raise DataError(
                 f"{table['num_frames']} frames cached, the index lists {video.num_frames} "
                 f"({video.source}); rerun scripts/cache_crops.py",
+                path=table_path,
+            )
+        changed = stale_sources(table, root, video)
+        if changed:
+            built_from = (read_manifest(cache_dir) or {}).get("data_root")
+            raise DataError(
+                f"crop cache of {video.frames} is stale: {changed} since it was cached "
+                f"(from {built_from}; this run reads {os.path.abspath(root)}); rerun "
+                f"scripts/cache_crops.py, which rebuilds stale videos",
                 path=table_path,
             )
         try:

@@ -449,7 +449,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         """_load_crops from the crop cache: the same random draws, no image decoding."""
         cached = self._cached_videos.get(video.frames)
         if cached is None:
-            cached = CachedVideo(self.crop_cache, video)
+            cached = CachedVideo(self.crop_cache, video, self.root)
             self._cached_videos.put(video.frames, cached)
         if self.split == "train":
             # Drawn as _load_crops draws them: one relative crop position and one flip per object.
@@ -508,6 +508,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             try:
                 self._video_boxes(video)
                 self._check_audio_length(video)
+                if self.crop_cache is not None:
+                    CachedVideo(self.crop_cache, video, self.root)
             except DataError as err:
                 problems.append(err)
         if problems and self.on_error == "raise":

@@ -79,10 +79,12 @@ def build_cache(
         for video in read_index(path):
             if video.frames not in videos or video.num_frames > videos[video.frames].num_frames:
                 videos[video.frames] = video
-    todo = [v for v in videos.values() if not is_cached(cache_dir, v)]
+    # New, stale (frames or detections changed since) or unfinished videos.
+    todo = [v for v in videos.values() if not is_cached(cache_dir, v, root)]
     print(
         f"{len(videos)} videos in {', '.join(lists)}: {len(videos) - len(todo)} already cached, "
-        f"{len(todo)} to build ({crop_kind(mode, box_rule)} crops, img_size {img_size}) in "
+        f"{len(todo)} to build (new, unfinished, or whose frames or detections changed; "
+        f"{crop_kind(mode, box_rule)} crops, img_size {img_size}) in "
         f"{cache_dir}"
     )
     tasks = [(root, cache_dir, v, img_size, mode, box_rule) for v in todo]

@@ -4,7 +4,9 @@ import argparse
 import glob
 import os
 import random
+import shutil
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -14,12 +16,37 @@ from dataset.index import (  # noqa: E402
     draw_partners,
     format_split_table,
     group_by_class,
+    scan_index,
     write_index,
     write_sep_list,
 )
 from dataset.readers import list_frame_ids  # noqa: E402
 
 SPLITS = ("train", "val", "test")
+INDEX_FILES = tuple(f"{s}.csv" for s in SPLITS) + ("test_sep.csv",)
+
+
+def existing_lists(out: str) -> list[str]:
+    return [name for name in INDEX_FILES if os.path.isfile(os.path.join(out, name))]
+
+
+def back_up(out: str, names: list[str]) -> str:
+    """Copies of the lists about to be replaced, in <out>/index_backup/<time>/: runs trained on
+    them can still be evaluated on the splits they were trained with."""
+    folder = os.path.join(out, "index_backup", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(folder)
+    for name in names:
+        shutil.copy2(os.path.join(out, name), os.path.join(folder, name))
+    return folder
+
+
+def moved_test_videos(out: str, splits: dict) -> list[str]:
+    """Videos of the old test.csv that the new lists train or validate on."""
+    old = os.path.join(out, "test.csv")
+    if not os.path.isfile(old):
+        return []
+    now = {e.audio for s in ("train", "val") for e in splits[s]}
+    return sorted(e.audio for e in scan_index(old)[0] if e.audio in now)
 
 
 def scan_videos(root: str, min_frames: int):
@@ -135,8 +162,22 @@ def main(argv=None):
     parser.add_argument(
         "--sep-num-mix", type=int, default=4, help="videos per test_sep.csv row (default: 4)"
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace index files that exist (copies of them are kept in OUT/index_backup/); "
+        "without it existing lists are never touched",
+    )
     args = parser.parse_args(argv)
     out = args.out or args.root
+    # Runs already trained on these lists would see their test videos move into train.
+    existing = existing_lists(out)
+    if existing and not args.overwrite:
+        sys.exit(
+            f"error: {out} already holds {', '.join(existing)}: runs trained on them would have "
+            f"their test videos moved by a new split. Pass --overwrite to replace them (copies "
+            f"are kept), or --out another folder"
+        )
 
     try:
         kept, dropped = scan_videos(args.root, args.min_frames)
@@ -157,10 +198,21 @@ def main(argv=None):
             sys.exit(f"error: {err}")
 
     os.makedirs(out, exist_ok=True)
+    if existing:
+        moved = moved_test_videos(out, splits)
+        print(f"kept copies of {', '.join(existing)} in {back_up(out, existing)}")
+        if moved:
+            print(
+                f"warning: {len(moved)} videos of the old test.csv are now in train or val "
+                f"(first: {moved[0]}): runs trained on the old lists must be evaluated on "
+                f"those lists, not the new ones"
+            )
     for name, entries in splits.items():
         write_index(os.path.join(out, f"{name}.csv"), entries)
     if sep_rows:
         write_sep_list(os.path.join(out, "test_sep.csv"), sep_rows)
+    elif "test_sep.csv" in existing:  # its rows name the old test videos (a copy is kept)
+        os.remove(os.path.join(out, "test_sep.csv"))
     print(format_split_table(splits))
     print(
         f"kept {len(kept)} videos, dropped {len(dropped)}; {len(sep_rows)} test mixtures; "

@@ -25,6 +25,7 @@ SILENCE_PEAK = 2.0**-15
 # How far (a share of the frame's side, plus a pixel) a box may reach past the frame: every
 # detector writer clips its boxes to the frame, so more means boxes of frames of another size.
 BOX_SLACK = 0.02
+NORMALISED_BOXES = "every box coordinate lies in [0, 1]"
 
 
 def window_start(num_samples: int, center_time: float, window: int, rate: int) -> int:
@@ -154,8 +155,8 @@ def load_detections(path: str) -> np.ndarray:
         raise DataError("a box has x2 <= x1 or y2 <= y1", path=path)
     if dets[:, 3:7].max() <= 1.0:
         raise DataError(
-            "every box coordinate lies in [0, 1]: boxes normalised by the frame size? They must "
-            "be in the jpg's pixels (multiply x1, x2 by the frame width, y1, y2 by its height)",
+            f"{NORMALISED_BOXES}: boxes normalised by the frame size? They must be in the "
+            "jpg's pixels (multiply x1, x2 by the frame width, y1, y2 by its height)",
             path=path,
         )
     return dets

@@ -1,15 +1,19 @@
 """Check a MUSIC data root against its index files and report every problem, grouped and counted.
 
-    python scripts/check_data.py data/synthetic
+    python scripts/check_data.py data/synthetic --profile demo
     python scripts/check_data.py $DATA_ROOT --aud-len 65535 --num-frames 3 --sample-rate 11025
 
-Every video listed in train/val/test.csv is checked once: its wav (present, readable, the loader's
-sample rate, mono, finite, long enough for one clip and for its frames), its frames (folder present,
-frames 1..N of the CSV present and decodable to the end, no frame beyond N), its CoSep detection
-file (present, non-empty, well formed, frame ids inside the video, boxes inside the frames) and
-whether audio and frames last as long. Across files: train and val lists with fewer classes than a
-mixture has objects, test videos that also appear in train or val, and test_sep.csv rows naming
-videos test.csv lacks.
+Every video listed in train/val/test.csv is checked once: its index rows (audio and frames of one
+video, listed once), its wav (present, readable, the loader's sample rate, mono, finite, within full
+scale, not digital silence for a clip or more, long enough for one clip and for its frames), its
+frames (folder present, frames 1..N of the CSV present, of one size and decodable to the end, no
+frame beyond N), its CoSep detection file (present, non-empty, well formed, in pixels rather than
+normalised, frame ids inside the video, boxes inside the frames) and whether audio and frames last
+as long. Across files: train and val lists with fewer classes than a mixture has objects, test
+videos that also appear in train or val, val videos that also appear in train, and test_sep.csv
+rows with fewer videos than a mixture, naming videos test.csv lacks, or repeating a class.
+`--profile` and `--stage` check what that run reads (its clip length, frames, mixture size;
+no detections for SoP); explicit options override them.
 Exit status 0 when the root is clean, 1 when anything is wrong.
 """
 
@@ -26,9 +30,28 @@ import soundfile as sf
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from arguments import (  # noqa: E402
+    DEFAULT_PROFILE,
+    DEFAULT_STAGE,
+    PROFILES,
+    STAGE_DEFAULTS,
+    build_parser,
+)
 from dataset import DataError, layout  # noqa: E402
-from dataset.index import IndexEntry, group_by_class, read_index, read_sep_list, shared_videos  # noqa: E402
+from dataset.index import (  # noqa: E402
+    ROW_DUPLICATE,
+    ROW_MALFORMED,
+    ROW_STEMS,
+    IndexEntry,
+    group_by_class,
+    read_sep_list,
+    scan_index,
+    sep_row_problems,
+    shared_videos,
+)
 from dataset.readers import (  # noqa: E402
+    NORMALISED_BOXES,
+    SILENCE_PEAK,
     check_detection_boxes,
     check_detection_frames,
     frame_size,
@@ -38,28 +61,47 @@ from dataset.readers import (  # noqa: E402
 )
 
 SPLITS = ("train", "val", "test")
+# check_data's options for what a sample reads: (ClipSpec field, main.py option, type, help).
+CLIP_OPTIONS = (
+    ("aud_len", "aud_len", int, "clip length in samples"),
+    ("sample_rate", "aud_rate", int, "expected wav rate in Hz"),
+    ("num_frames", "num_frames", int, "frames per clip"),
+    ("stride_frames", "stride_frames", int, "frames between clip frames"),
+    ("frame_rate", "frame_rate", float, "fps of the extracted frames"),
+    ("num_mix", "num_mix", int, "objects per mixture: train and val need as many classes"),
+)
 
 # Problem kinds in report order, with what each one means for training.
 PROBLEMS = {
     "index file": "index file missing or malformed: nothing it lists can be checked",
+    "index row malformed": "index row that does not parse (the loader refuses the list)",
+    "audio and frames differ": "index row whose audio and frames are of two videos (refused)",
+    "listed twice": "video listed twice in one index file (refused: drawn twice as often)",
     "audio missing": "wav file not found",
     "audio unreadable": "wav file cannot be decoded",
     "audio sample rate": "wav not at --sample-rate (the loader resamples every clip: slow)",
     "audio channels": "wav not mono (the loader averages the channels)",
     "audio not finite": "wav holds NaN or inf samples (the losses become NaN)",
+    "audio out of range": "float wav beyond full scale 1.0 (the loader hard-clips it, warning)",
+    "audio silent": "digital silence for a clip or more (training refuses such clips)",
     "frames missing": "frames folder, or frames the CSV lists, not on disk",
     "frame unreadable": "jpg that cannot be decoded (corrupt or truncated)",
+    "frame sizes differ": "frames of two sizes in one video (the loader refuses them)",
     "frame count mismatch": "frames folder holds more frames than the CSV lists (stale index?)",
     "detections missing": "no detection_results/<class>/<id>.mp4.npy",
     "detections empty": "detection file with no row: no object found in any frame",
     "detections malformed": "detection file that is not a valid (K, 7) CoSep array of this video",
-    "boxes outside the image": "detection boxes that do not overlap the frames (no object to crop)",
+    "boxes normalised": "box coordinates all in [0, 1] instead of pixels (refused)",
+    "boxes outside the image": "detection boxes outside the frames or reaching past them "
+    "(detections of frames of another size; refused)",
     "shorter than a clip": "too short for one training clip (audio samples or frames)",
     "audio shorter than frames": "audio ends over a clip before the frames (the loader refuses it)",
     "durations differ": "audio and frames of a video do not last as long",
     "too few classes": "train or val list with fewer classes than a mixture's objects (refused)",
     "test leak": "test video also listed in train or val (training refuses a train leak)",
-    "mixture list": "test_sep.csv row naming a video that test.csv does not list",
+    "val in train": "val video also listed in train (refused: best checkpoint on training data)",
+    "mixture list": "test_sep.csv row with too few videos, naming a video test.csv lacks, or "
+    "repeating a class (refused)",
 }
 
 
@@ -117,15 +159,50 @@ def check_audio(path: str, clip: ClipSpec, where: str) -> tuple[list[Problem], f
                 f"audio lasts {seconds:.2f} s, a clip {clip.aud_len / clip.sample_rate:.2f} s",
             )
         )
-    # Integer PCM cannot hold NaN; only float files are read through.
-    if info.subtype in ("FLOAT", "DOUBLE"):
-        try:
-            finite = all(np.isfinite(block).all() for block in sf.blocks(path, blocksize=1 << 20))
-        except sf.SoundFileError as err:
-            return problems + [Problem("audio unreadable", path, f"{err} ({where})")], None
-        if not finite:
-            problems.append(Problem("audio not finite", path, "holds NaN or inf samples"))
+    try:
+        finite, peak, quiet = scan_samples(path)
+    except sf.SoundFileError as err:
+        return problems + [Problem("audio unreadable", path, f"{err} ({where})")], None
+    if not finite:
+        problems.append(Problem("audio not finite", path, "holds NaN or inf samples"))
+    elif peak > 1.0:
+        problems.append(
+            Problem("audio out of range", path, f"float samples peak at {peak:.2f} ({where})")
+        )
+    clip_samples = clip.aud_len * info.samplerate / clip.sample_rate
+    if peak <= SILENCE_PEAK:
+        problems.append(Problem("audio silent", path, f"digital silence throughout ({where})"))
+    elif quiet >= clip_samples:
+        problems.append(
+            Problem(
+                "audio silent",
+                path,
+                f"digital silence for {quiet / info.samplerate:.2f} s, a clip lasts "
+                f"{clip.aud_len / clip.sample_rate:.2f} s ({where})",
+            )
+        )
     return problems, seconds
+
+
+def scan_samples(path: str) -> tuple[bool, float, int]:
+    """A whole wav read in blocks: whether every sample is finite, the peak (of the finite ones)
+    and the longest run of samples of digital silence (at most SILENCE_PEAK in every channel)."""
+    finite, peak, run, longest = True, 0.0, 0, 0
+    for block in sf.blocks(path, blocksize=1 << 18, dtype="float32", always_2d=True):
+        level = np.abs(block).max(axis=1)  # (n,)
+        if not np.isfinite(level).all():
+            finite = False
+            level = np.nan_to_num(level, nan=1.0, posinf=1.0)
+        peak = max(peak, float(level.max()))
+        loud = np.flatnonzero(level > SILENCE_PEAK)
+        if len(loud) == 0:
+            run += len(level)
+        else:  # the run carried over from the last block ends at this block's first loud sample
+            gaps = np.diff(loud) - 1
+            longest = max(longest, run + int(loud[0]), int(gaps.max()) if len(gaps) else 0)
+            run = len(level) - 1 - int(loud[-1])
+        longest = max(longest, run)
+    return finite, peak, longest
 
 
 def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem]:
@@ -163,16 +240,28 @@ def check_frames(folder: str, video: IndexEntry, clip: ClipSpec) -> list[Problem
                 f"{clip.min_frames} ({video.source})",
             )
         )
+    first_size = None
     for k in range(1, video.num_frames + 1):
         path = os.path.join(folder, layout.frame_name(k))
         try:
             with Image.open(path) as img:
+                size = img.size
                 # Decoded at 1/8 scale: every byte is still read (a truncated jpg fails), fast.
                 img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
                 img.load()
         except (OSError, SyntaxError, ValueError) as err:
             problems.append(Problem("frame unreadable", path, str(err)))
             break
+        first_size = first_size or size
+        if size != first_size and not any(p.kind == "frame sizes differ" for p in problems):
+            problems.append(
+                Problem(
+                    "frame sizes differ",
+                    path,
+                    f"{size[0]}x{size[1]}, frame 1 is {first_size[0]}x{first_size[1]} "
+                    f"({video.source})",
+                )
+            )
     return problems
 
 
@@ -189,6 +278,8 @@ def check_detections(path: str, video: IndexEntry, first_frame: str) -> list[Pro
     except DataError as err:
         detail = str(err).removeprefix(f"{path}: ")
         kind = "detections empty" if _holds_no_row(path) else "detections malformed"
+        if detail.startswith(NORMALISED_BOXES):
+            kind = "boxes normalised"
         return [Problem(kind, path, detail)]
     checks = [
         ("detections malformed", lambda: check_detection_frames(dets, video.num_frames, path))
@@ -275,11 +366,18 @@ def check_root(
     if sep_list is None and os.path.isfile(os.path.join(root, "test_sep.csv")):
         sep_list = os.path.join(root, "test_sep.csv")
     problems, splits = [], {}
+    row_kinds = {
+        ROW_MALFORMED: "index row malformed",
+        ROW_STEMS: "audio and frames differ",
+        ROW_DUPLICATE: "listed twice",
+    }
     for split, path in index_files.items():
         try:
-            splits[split] = read_index(path)
+            splits[split], bad_rows = scan_index(path)
         except DataError as err:
             problems.append(Problem("index file", path, str(err).removeprefix(f"{path}: ")))
+            continue
+        problems += [Problem(row_kinds[kind], path, detail) for kind, detail in bad_rows]
 
     videos = {}  # audio path -> first entry listing it: each video checked once
     for entries in splits.values():
@@ -306,6 +404,14 @@ def check_root(
                     f"test video listed in {split} at {video.source}",
                 )
             )
+    for video in shared_videos(splits.get("val", []), splits.get("train", [])):
+        problems.append(
+            Problem(
+                "val in train",
+                layout.audio_path(root, video.audio),
+                f"val video ({video.source}) also listed in train",
+            )
+        )
     test = {v.audio for v in splits.get("test", [])}
     num_mixtures = 0
     if sep_list is not None:
@@ -318,16 +424,10 @@ def check_root(
             rows = []
         num_mixtures = len(rows)
         if "test" in splits:
-            for line_no, row in enumerate(rows, 1):
-                missing = [path for path in row if path not in test]
-                if missing:
-                    problems.append(
-                        Problem(
-                            "mixture list",
-                            sep_list,
-                            f"row {line_no} names {missing[0]}, which test.csv does not list",
-                        )
-                    )
+            problems += [
+                Problem("mixture list", sep_list, detail)
+                for detail in sep_row_problems(rows, test, clip.num_mix, "test.csv")
+            ]
     checked = {
         "videos": len(videos),
         "mixtures": num_mixtures,
@@ -376,34 +476,29 @@ def main(argv=None) -> int:
         "--sep-list", help="test mixtures (default: the root's test_sep.csv if present)"
     )
     parser.add_argument(
-        "--aud-len", type=int, default=65535, help="clip length in samples (default: 65535)"
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=sorted(PROFILES),
+        help="the run's main.py --profile: the clip, frames and mixture it reads (default: "
+        f"{DEFAULT_PROFILE})",
     )
     parser.add_argument(
-        "--sample-rate",
-        type=int,
-        default=layout.AUDIO_RATE,
-        help=f"expected wav rate in Hz (default: {layout.AUDIO_RATE})",
+        "--stage",
+        default=DEFAULT_STAGE,
+        choices=list(STAGE_DEFAULTS),
+        help=f"the run's main.py --stage (sop: 2-video mixtures, no detections; default: "
+        f"{DEFAULT_STAGE})",
     )
-    parser.add_argument("--num-frames", type=int, default=3, help="frames per clip (default: 3)")
-    parser.add_argument(
-        "--stride-frames", type=int, default=1, help="frames between clip frames (default: 1)"
-    )
-    parser.add_argument(
-        "--frame-rate",
-        type=float,
-        default=layout.FRAME_RATE,
-        help=f"fps of the extracted frames (default: {layout.FRAME_RATE})",
-    )
-    parser.add_argument(
-        "--num-mix",
-        type=int,
-        default=4,
-        help="objects per mixture: train and val need as many classes (default 4)",
-    )
+    for field, option, kind, what in CLIP_OPTIONS:
+        parser.add_argument(
+            f"--{field.replace('_', '-')}",
+            type=kind,
+            help=f"{what} (default: main.py --{option} of the profile)",
+        )
     parser.add_argument(
         "--no-detections",
         action="store_true",
-        help="do not check detection files (the SoP baseline uses whole frames)",
+        help="do not check detection files (default for --stage sop: whole frames)",
     )
     parser.add_argument(
         "--max-examples", type=int, default=5, help="files shown per problem kind (default: 5)"
@@ -417,17 +512,19 @@ def main(argv=None) -> int:
         if any(not sep or split not in SPLITS for split, sep, _ in pairs):
             parser.error(f"--index takes SPLIT=CSV with SPLIT in {SPLITS}, got {args.index}")
         index_files = {split: path for split, _, path in pairs}
+    # What the run reads: its profile's and stage's values, unless given here.
+    run = build_parser(args.stage, args.profile).parse_args(
+        ["--stage", args.stage, "--profile", args.profile]
+    )
+    given = {field: getattr(args, field) for field, *_ in CLIP_OPTIONS}
     clip = ClipSpec(
-        args.aud_len,
-        args.sample_rate,
-        args.num_frames,
-        args.stride_frames,
-        args.frame_rate,
-        args.num_mix,
+        **{
+            field: getattr(run, option) if given[field] is None else given[field]
+            for field, option, _, _ in CLIP_OPTIONS
+        }
     )
-    problems, checked = check_root(
-        args.root, clip, index_files, args.sep_list, not args.no_detections
-    )
+    detections = not args.no_detections and args.stage != "sop"
+    problems, checked = check_root(args.root, clip, index_files, args.sep_list, detections)
     print(format_report(args.root, problems, checked, args.max_examples))
     return 1 if problems else 0
 

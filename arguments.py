@@ -104,6 +104,7 @@ PROFILES = {
         dup_valset=8,
         workers=1,
         num_val=64,
+        test_clips=4,
         num_vis=12,
         disp_iter=20,
         weights_imagenet=NO_WEIGHTS,
@@ -726,7 +727,6 @@ def build_parser(
     return p
 
 
-def _resolve(args: argparse.Namespace) -> argparse.Namespace:
 # The lowest value of each numeric option (inclusive; None options are nets a stage does not build).
 # A zero or negative size, step, period or rate would otherwise fail deep inside torch after the
 # run has started, or train: a negative learning rate climbs the loss.
@@ -797,9 +797,10 @@ def _validate(args: argparse.Namespace) -> None:
             )
 
 
+def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     """Derived values, computed once here; nothing writes args afterwards."""
-    if not args.id:
     _validate(args)
+    if not args.id:
         args.id = RUN_IDS[args.stage]
     if args.init_from == "auto":
         previous = PREVIOUS_STAGE.get(args.stage)

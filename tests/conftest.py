@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The shared tiny configuration (arguments.TINY) with a batch, epoch and logging for short runs.
 # How the tiny runs run (a few small batches, no loader workers), whatever their sizes.
 TINY_RUN = ["--batch_size", "4", "--dup_trainset", "2", "--workers", "0", "--num_vis", "2",
-            "--disp_iter", "2"]  # fmt: skip
+            "--disp_iter", "2", "--test_clips", "1"]  # fmt: skip
 TINY_ARGS = [*TINY, *TINY_RUN, "--lr_steps", "100"]
 
 

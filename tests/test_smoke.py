@@ -2,10 +2,13 @@
 
 import json
 import os
+import shutil
+import sys
 
 import pytest
 import torch
 from conftest import main_py
+from conftest import run as run_command
 
 import localization
 
@@ -203,3 +206,66 @@ def test_test_every_scores_the_test_mixtures_for_learning_curves(
     assert tests[1]["mixtures_seen"] == 2 * tests[0]["mixtures_seen"] > 0
     assert tests[0]["num_mixtures"] > 0 and tests[0]["sdr_mix"] is not None
     assert 0 <= tests[0]["grounding_acc"] <= 1
+
+
+def _numbers(results: dict) -> dict:
+    """results.json without what names the run or times it."""
+    return {
+        k: v
+        for k, v in results.items()
+        if k not in ("run", "checkpoint", "eval_seconds", "data_root", "split_file")
+    }
+
+
+def test_a_repeated_run_matches_itself(trained_runs, tiny_data_root, tmp_path):
+    """The same seed and command on one machine give the same numbers, to the last digit."""
+    common = dict(ckpt=tmp_path, data_root=tiny_data_root)
+    for name in ("first", "again"):
+        main_py(
+            "--stage", "ccol", "--id", name, "--num_epoch", "1", "--init_from",
+            trained_runs / "col", **common,
+        )  # fmt: skip
+        main_py("--mode", "eval", "--id", name, "--num_val", "-1", "--test_clips", "2", **common)
+
+    def read(name, file):
+        return json.loads((tmp_path / name / file).read_text())
+
+    first, again = read("first", "history.json"), read("again", "history.json")
+    assert first["train"] == again["train"] and first["val"] == again["val"]
+    assert _numbers(read("first", "results.json")) == _numbers(read("again", "results.json"))
+
+
+def test_eval_clips_intervals_and_paired_comparison(trained_runs, tiny_data_root, tmp_path):
+    """--test_clips K scores every test row at K clip positions; results carry intervals over
+    the test videos; results_table --compare pairs two runs on those mixtures."""
+    for name in ("col", "ccol"):
+        shutil.copytree(trained_runs / name, tmp_path / name)
+    common = dict(ckpt=tmp_path, data_root=tiny_data_root)
+    for name in ("col", "ccol"):
+        main_py("--mode", "eval", "--id", name, "--num_val", "-1", "--test_clips", "3", **common)
+    res = json.loads((tmp_path / "ccol" / "results.json").read_text())
+    assert res["num_mixtures"] == 8 * 3 and res["test_clips"] == 3 and res["num_videos"] == 4
+    for key in ("sdr", "sdr_gain", "sir", "sar", "grounding_acc", "grounding_ap",
+                "loc_pointing_acc"):  # fmt: skip
+        low, high = res[key + "_ci95"]
+        assert low <= res[key] <= high, key
+    rows = (tmp_path / "ccol" / "eval_test.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8 * 3 * 2
+    clips = {line.split(",")[rows[0].split(",").index("clip")] for line in rows[1:]}
+    assert clips == {"0", "1", "2"}
+    objects = (tmp_path / "ccol" / "eval_test_objects.csv").read_text().splitlines()
+    assert len(objects) == 1 + 8 * 3 * 4
+    page = (tmp_path / "ccol" / "visualization" / "test" / "index.html").read_text()
+    assert "95% CI" in page
+    out = run_script("scripts/results_table.py", "--ckpt", tmp_path, "--compare", "ccol", "col")
+    assert "sdr_gain" in out and "grounding_acc" in out and "95% interval" in out
+    out = run_script("scripts/results_table.py", "--ckpt", tmp_path, "ccol", "col")
+    assert f"{res['sdr']:.2f} [{res['sdr_ci95'][0]:.2f}, {res['sdr_ci95'][1]:.2f}]" in out
+    # an evaluation on other mixtures is refused, not compared
+    main_py("--mode", "eval", "--id", "col", "--num_val", "-1", **common)
+    with pytest.raises(AssertionError, match="different mixtures"):
+        run_script("scripts/results_table.py", "--ckpt", tmp_path, "--compare", "ccol", "col")
+
+
+def run_script(script, *args):
+    return run_command([sys.executable, script, *map(str, args)]).stdout

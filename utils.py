@@ -272,8 +272,8 @@ def run_lock(folder: str):
     path = os.path.join(folder, LOCK_FILE)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, _file_mode())
-    except OSError as err:
-        raise WriteError(describe_write_error(path, err)) from err
+    except OSError as err:  # the run could write nothing there either: name the folder
+        raise WriteError(describe_write_error(folder, err)) from err
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -285,8 +285,11 @@ def run_lock(folder: str):
             ) from None
         except OSError as err:  # a file system without locks: say what is not protected
             log.warning("cannot lock %s (%s): a second run of this id is not refused", path, err)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as err:
+            raise WriteError(describe_write_error(folder, err)) from err
         yield
     finally:
         os.close(fd)  # releases the lock

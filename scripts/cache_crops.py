@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
 from dataset import DataError  # noqa: E402
 from dataset.crop_cache import (  # noqa: E402
+    CACHE_FORMAT,
     CROP_KINDS,
     MANIFEST,
     build_video,
@@ -68,7 +69,8 @@ def build_cache(
     ):
         sys.exit(
             f"error: {cache_dir} holds a cache for img_size {manifest.get('img_size')}, "
-            f"{manifest.get('crops')} crops (format {manifest.get('format')}); choose another --out"
+            f"{manifest.get('crops')} crops (format {manifest.get('format')}, this build writes "
+            f"format {CACHE_FORMAT}); choose another --out, or delete that folder"
         )
     os.makedirs(cache_dir, exist_ok=True)
     # Marked incomplete while building: a dataset refuses a cache whose build did not finish.

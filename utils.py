@@ -257,9 +257,6 @@ class RunInUse(RuntimeError):
     """Another process holds the lock of a run folder."""
 
 
-LOCK_FILE = ".lock"
-
-
 @contextlib.contextmanager
 def run_lock(folder: str):
     """Holds an exclusive lock on the run folder `folder` for the block.
@@ -267,9 +264,11 @@ def run_lock(folder: str):
     A second training (or evaluation) of the same run would interleave its args.json and
     checkpoints with the first's and lose one of them, so it is refused with RunInUse naming the
     holder's pid. The kernel drops the lock when its holder dies (even by kill -9): a crashed run
-    never leaves a stale lock behind, and `--resume` just works.
+    never leaves a stale lock behind, and `--resume` just works. The lock file, which holds the
+    pid, lies beside the folder (`.<name>.lock`), so that a refused run changes nothing in it.
     """
-    path = os.path.join(folder, LOCK_FILE)
+    parent, name = os.path.split(os.path.abspath(folder))
+    path = os.path.join(parent, f".{name}.lock")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, _file_mode())
     except OSError as err:  # the run could write nothing there either: name the folder

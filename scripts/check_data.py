@@ -133,6 +133,18 @@ class ClipSpec:
         return 2 * self.margin + 1
 
 
+def run_clip(profile: str, stage: str, given: dict) -> ClipSpec:
+    """What a sample of main.py --profile `profile` --stage `stage` reads, but for the fields
+    `given` (None: the run's)."""
+    run = build_parser(stage, profile).parse_args(["--stage", stage, "--profile", profile])
+    return ClipSpec(
+        **{
+            field: getattr(run, option) if given.get(field) is None else given[field]
+            for field, option, _, _ in CLIP_OPTIONS
+        }
+    )
+
+
 def check_audio(path: str, clip: ClipSpec, where: str) -> tuple[list[Problem], float | None]:
     """Problems of one wav, and its duration in seconds (None when it cannot be read)."""
     if not os.path.isfile(path):
@@ -512,17 +524,7 @@ def main(argv=None) -> int:
         if any(not sep or split not in SPLITS for split, sep, _ in pairs):
             parser.error(f"--index takes SPLIT=CSV with SPLIT in {SPLITS}, got {args.index}")
         index_files = {split: path for split, _, path in pairs}
-    # What the run reads: its profile's and stage's values, unless given here.
-    run = build_parser(args.stage, args.profile).parse_args(
-        ["--stage", args.stage, "--profile", args.profile]
-    )
-    given = {field: getattr(args, field) for field, *_ in CLIP_OPTIONS}
-    clip = ClipSpec(
-        **{
-            field: getattr(run, option) if given[field] is None else given[field]
-            for field, option, _, _ in CLIP_OPTIONS
-        }
-    )
+    clip = run_clip(args.profile, args.stage, {f: getattr(args, f) for f, *_ in CLIP_OPTIONS})
     detections = not args.no_detections and args.stage != "sop"
     problems, checked = check_root(args.root, clip, index_files, args.sep_list, detections)
     print(format_report(args.root, problems, checked, args.max_examples))

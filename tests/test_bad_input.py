@@ -287,6 +287,18 @@ def test_test_rows_with_too_few_videos_or_a_repeated_class_are_found(root):
     assert err.value.path == sep
 
 
+def test_check_data_checks_what_the_runs_profile_and_stage_read(root, capsys):
+    assert check_data.run_clip("demo", "ccol", {}) == check_data.ClipSpec(8191, RATE, 2, 1, 1, 4)
+    assert check_data.run_clip("reference", "sop", {"aud_len": 4095}) == check_data.ClipSpec(
+        4095, RATE, 3, 3, 1, 2
+    )
+    os.remove(layout.detection_path(root, video0(root).frames))
+    val = f"val={os.path.join(root, 'val.csv')}"
+    assert check_data.main([root, "--index", val, "--profile", "demo", "--stage", "sop"]) == 0
+    assert check_data.main([root, "--index", val, "--profile", "demo"]) == 1
+    assert "detections missing: 1" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- audio
 
 

@@ -770,6 +770,8 @@ def _validate(args: argparse.Namespace) -> None:
     for name in BINARY:
         if getattr(args, name) not in (0, 1):
             refuse(name, "must be 0 or 1")
+    if args.frame_rate <= 0:
+        refuse("frame_rate", "must be positive")
     if args.num_val == 0:
         refuse("num_val", "must be -1 (all) or at least 1")
     if any(step < 1 for step in args.lr_steps or ()):

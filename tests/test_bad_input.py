@@ -424,6 +424,7 @@ def test_a_crop_cache_of_another_data_root_is_refused(cached, tmp_path):
         (["--lr_sound=-0.001"], "--lr_sound -0.001"),
         (["--lr_frame_ground=-1"], "--lr_frame_ground -1.0"),
         (["--momentum", "1.5"], "--momentum 1.5"),
+        (["--frame_rate", "0"], "--frame_rate 0.0"),
         (["--lr_steps", "0"], "--lr_steps [0]"),
     ],
 )

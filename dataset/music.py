@@ -32,6 +32,7 @@ from .readers import (
     load_detections,
     load_frame,
     load_top_boxes,
+    native_window,
     read_audio_window,
     window_start,
 )
@@ -385,9 +386,10 @@ class MUSICMixDataset(torch.utils.data.Dataset):
             # The boxes hold for one frame size: a video whose frames were partly extracted again
             # at another size shows it at its last frame already (every frame is checked on load).
             last = os.path.join(folder, layout.frame_name(video.num_frames))
-            if frame_size(last) != size:
+            last_size = frame_size(last)
+            if last_size != size:
                 raise DataError(
-                    f"frame is {'x'.join(map(str, frame_size(last)))}, the video's first frame "
+                    f"frame is {last_size[0]}x{last_size[1]}, the video's first frame "
                     f"{size[0]}x{size[1]}: frames of two sizes in one video (extracted again?)",
                     path=last,
                 )
@@ -535,7 +537,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         a clip may centre on (read_audio_window's checks, before any read)."""
         path = layout.audio_path(self.root, video.audio)
         samples, rate = audio_info(path)
-        window = self.aud_len if rate == self.aud_rate else -(-self.aud_len * rate // self.aud_rate)
+        window = native_window(self.aud_len, self.aud_rate, rate)
         if samples < window:
             raise DataError(
                 f"audio is {samples / rate:.2f} s long, shorter than one clip "

@@ -47,6 +47,11 @@ def window_start(num_samples: int, center_time: float, window: int, rate: int) -
     return start
 
 
+def native_window(length: int, rate: int, native_rate: int) -> int:
+    """Samples at `native_rate` whose resampling to `rate` gives at least `length` samples."""
+    return length if native_rate == rate else math.ceil(length * native_rate / rate)
+
+
 def read_audio_window(path: str, center_time: float, length: int, rate: int) -> np.ndarray:
     """Exactly `length` samples at `rate` Hz centred at `center_time`, shifted to lie inside the
     file (by at most one clip, see window_start).
@@ -63,7 +68,7 @@ def read_audio_window(path: str, center_time: float, length: int, rate: int) -> 
         with sf.SoundFile(path) as f:
             native_rate, native_len = f.samplerate, f.frames
             # Window length at the file's rate; resampling it gives at least `length` samples.
-            native_win = length if native_rate == rate else math.ceil(length * native_rate / rate)
+            native_win = native_window(length, rate, native_rate)
             if native_len < native_win:
                 raise DataError(
                     f"audio is {native_len / native_rate:.2f} s long, shorter than one "

@@ -26,6 +26,10 @@ BOX_JITTER = 0.03  # std of each box edge's shift, detect_objects --from-annotat
 # The videos reach the crops through H.264 and 1-fps JPEGs (quality 90); one JPEG round trip at
 # this quality gives the set similar blocking and 4:2:0 colour.
 JPEG_QUALITY = 75
+# Frames that also give a player crop and a clutter crop: each of those classes gets half the crops
+# of an instrument class, enough to learn what is not an instrument (a crop of the player's torso
+# behind a flute is one of the flute's usual looks).
+NON_INSTRUMENT_RATE = 1 / 22
 MAX_TIME = 60.0  # s; frames are drawn at random times of a video this long (the longest made)
 
 
@@ -36,6 +40,18 @@ def jittered_box(box, rng: np.random.Generator, frame_size=FRAME_SIZE, jitter=BO
     size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
     box = np.clip(box + rng.normal(0.0, jitter, 4) * size, 0, [*frame_size, *frame_size])
     return object_box(tuple(np.rint(box).astype(int).tolist()), frame_size)
+
+
+def hidden_share(box, covers) -> float:
+    """The share of `box` [x1, y1, x2, y2] under the boxes `covers` (overlaps counted once each,
+    so at most an over-estimate where covers overlap), clipped to 1."""
+    x1, y1, x2, y2 = box
+    area = max(x2 - x1, 1) * max(y2 - y1, 1)
+    hidden = sum(
+        max(0, min(x2, cx2) - max(x1, cx1)) * max(0, min(y2, cy2) - max(y1, cy1))
+        for cx1, cy1, cx2, cy2 in covers
+    )
+    return min(1.0, hidden / area)
 
 
 def _through_jpeg(frame: Image.Image) -> torch.Tensor:
@@ -51,8 +67,8 @@ def scene_crops(
     and light), filmed at `frames` random times, each object's box jittered as a detector's.
 
     Scene i plays class i mod 11, with a silent second instrument in a third of the scenes as in
-    the videos; each frame gives a crop of every instrument, and in 1 of 11 frames (as often as
-    each instrument class) one of the player and one of a clutter item.
+    the videos; each frame gives a crop of every instrument, and in 1 of 22 frames one of the player
+    and one of a clutter item in view.
 
     Returns uint8 (K, 3, S, S) centre crops of the boxes' shorter side resized to S (the loader's
     val/test crop) and their IMAGE_CLASSES ids, int64 (K,).
@@ -74,10 +90,15 @@ def scene_crops(
         image = _through_jpeg(frame)  # (3, H, W) uint8
         for obj, box in zip(scene.objects, boxes):
             add(image, box, layout.CLASS_TO_ID[obj.class_name])
-        if rng.random() < 1 / len(classes):
+        if rng.random() < NON_INSTRUMENT_RATE:
             add(image, player_box, PLAYER)
-        if scene.clutter and rng.random() < 1 / len(classes):
-            add(image, scene.clutter[rng.integers(len(scene.clutter))][1], CLUTTER)
+        # Only clutter in view: an item behind the player is a crop of the player's torso, which
+        # is how a flute's crop looks.
+        in_view = [
+            box for _, box in scene.clutter if hidden_share(box, [*boxes, player_box]) < 0.25
+        ]
+        if in_view and rng.random() < NON_INSTRUMENT_RATE:
+            add(image, in_view[rng.integers(len(in_view))], CLUTTER)
     return torch.stack(crops).numpy(), np.asarray(labels, np.int64)
 
 

@@ -55,3 +55,11 @@ def test_jittered_box_moves_edges_a_little_and_stays_in_the_frame():
     assert (boxes[:, 2:] > boxes[:, :2]).all()
     shifts = boxes[:, 1] - box[1]  # top edge: 3% of a 160-px height is about 5 px
     assert 3 < shifts.std() < 7 and abs(shifts.mean()) < 1
+
+
+def test_hidden_share_of_a_clutter_box():
+    box = [0, 0, 10, 10]
+    assert image_set.hidden_share(box, []) == 0
+    assert image_set.hidden_share(box, [[5, 0, 20, 10]]) == 0.5
+    assert image_set.hidden_share(box, [[20, 20, 30, 30], [0, 0, 10, 5]]) == 0.5
+    assert image_set.hidden_share(box, [[-5, -5, 15, 15]]) == 1

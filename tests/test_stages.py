@@ -189,6 +189,7 @@ def test_separation_records_reuse_cached_mixture_sdr():
     args = tiny_args("ccol")
     batch = fake_batch(args)
     batch["index"] = torch.arange(4)
+    batch["clip"] = torch.zeros(4, dtype=torch.long)
     batch["infos"] = [[f"audio/violin/v{b}{n}.wav" for n in range(4)] for b in range(4)]
     est = batch["audios"] + 0.05 * torch.randn_like(batch["audios"])
     fresh = separation_records(est, batch, args)

@@ -7,8 +7,8 @@ import torch
 
 import intervals
 from dataset.music import clip_centre
-from tests.test_stages import tiny_args
 from stages import COL, CCoL
+from tests.test_stages import tiny_args
 from training import build_nets
 
 

@@ -94,9 +94,7 @@ def table(seeds: list[int], prefix: str, markdown: bool) -> None:
             if all(r is None or r.get(key) is None for r in per_seed):
                 continue
             values = [None if r is None else r.get(key) for r in per_seed]
-            rows.append(
-                [run, label, *(cell(r, key, spec) for r in per_seed), spread(values, spec)]
-            )
+            rows.append([run, label, *(cell(r, key, spec) for r in per_seed), spread(values, spec)])
     first = next((r for s in seeds for r in [results_of(ckpt_of(prefix, s), RUNS[-1])] if r), {})
     print(
         f"{len(seeds)} seeds; each value with its 95% interval over the test videos; test: "
@@ -117,9 +115,7 @@ def table(seeds: list[int], prefix: str, markdown: bool) -> None:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--seeds", type=int, nargs="+", default=[1234, 2, 3])
-    p.add_argument(
-        "--ckpt-prefix", default="ckpt_seed", help="runs of seed N go to <prefix>N/"
-    )
+    p.add_argument("--ckpt-prefix", default="ckpt_seed", help="runs of seed N go to <prefix>N/")
     p.add_argument("--no-run", action="store_true", help="only tabulate existing runs")
     p.add_argument("--markdown", action="store_true")
     args = p.parse_args(argv)

@@ -21,6 +21,7 @@ import metrics
 import utils
 import viz
 from arguments import active_diagnostics
+from dataset import DataError
 from dataset.layout import class_of
 from models.grounding_net import is_sounding
 from training import to_device
@@ -119,7 +120,7 @@ def evaluate(
     scored = loss_means.count
     total = sum(utils.gather_objects([len(loader.dataset)]))  # every rank's shard
     if scored == 0:
-        raise RuntimeError(
+        raise DataError(
             f"none of the {total} mixtures could be loaded (see the skipped-sample warnings above)"
         )
     if scored < total:

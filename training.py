@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 import checkpoints
 import utils
-from dataset import MUSICMixDataset, collate
+from dataset import DataError, MUSICMixDataset, collate
 from models import ModelBuilder
 from stages import STAGE_NETS, STAGES, Stage
 
@@ -281,9 +281,7 @@ def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch:
                 running.count / (time.perf_counter() - tic),
             )
     if running.count == 0:
-        raise RuntimeError(
-            "no training batch could be loaded (see the skipped-sample warnings above)"
-        )
+        raise DataError("no training batch could be loaded (see the skipped-sample warnings above)")
     means = running.reduce().means()
     check_finite(means, epoch, it + 1, args)
     if skipped:

@@ -271,9 +271,9 @@ def main(argv=None) -> dict:
                 frame_size(first_frame),
                 opts.detections or os.path.join(opts.out, "detections.npy"),
             )
+            tracks = object_tracks(dets, num_frames, class_names)
         except DataError as err:
             raise SystemExit(str(err)) from err
-        tracks = object_tracks(dets, num_frames, class_names)
         if not tracks:
             raise SystemExit(f"no detection falls in the video's {num_frames} frames")
         print(

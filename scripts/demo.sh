@@ -5,16 +5,7 @@
 #   DATA_ROOT=/my/music bash scripts/demo.sh    your own MUSIC-layout root: only what is missing is built
 #   SEED=2 bash scripts/demo.sh                 another seed for the synthetic data and the training
 # A second run reuses whatever is already built or trained. CKPT chooses where the runs go.
-SEED="${SEED:-1234}"
-if [ -z "${DATA_ROOT:-}" ]; then
-  DATA_ROOT=data/synthetic
-  [ "$SEED" = 1234 ] || DATA_ROOT="data/synthetic_seed$SEED"
-fi
-export DATA_ROOT
-source "$(dirname "$0")/_env.sh"
-export PROFILE=demo
-# One compute thread per process: two jobs (each with one light data-loading worker) share 2 cores.
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+source "$(dirname "$0")/_demo_env.sh"
 # 16 videos per class: the index's 10% val and 10% test are 2 videos of each of the 8 classes, so
 # test scores rest on 16 videos (x 10 test_sep.csv rows x the demo profile's 4 clip positions).
 VIDEOS_PER_CLASS="${VIDEOS_PER_CLASS:-16}"
@@ -49,18 +40,9 @@ if ! has_files "$DATA_ROOT/detection_results"; then
     exit 1
   fi
 fi
-# Crops resized once and stored as uint8, so training decodes no JPEG (objects, and whole frames for
-# SoP); beside the data when the root is writable, else under $CKPT.
-CACHE_ROOT="$DATA_ROOT/crop_cache"
-if ! mkdir -p "$CACHE_ROOT" 2>/dev/null || [ ! -w "$CACHE_ROOT" ]; then
-  CACHE_ROOT="$CKPT/crop_cache/$(basename "$DATA_ROOT")"
-fi
-# Object boxes follow the demo profile's --box_rule (arguments.py); its cache is built the same way.
-BOX_RULE=$("$PY" -c "import arguments as a; print(a.PROFILES['demo'].get('box_rule', 'frame'))")
-OBJECT_CACHE="$CACHE_ROOT/$([ "$BOX_RULE" = video ] && echo video_box || echo top_box)_32"
 "$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode ccol --box-rule "$BOX_RULE" \
   --out "$OBJECT_CACHE"
-"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode sop --out "$CACHE_ROOT/full_frame_32"
+"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode sop --out "$FRAME_CACHE"
 "$PY" -c "import sys; from dataset import summarize; print(summarize(sys.argv[1]))" "$DATA_ROOT"
 echo "   data ready after $(( $(date +%s) - start )) s"
 
@@ -77,7 +59,6 @@ case "$DATA_ROOT" in
   data/synthetic | "data/synthetic_seed$SEED") VISUAL_SOURCE=images ;;
   *) VISUAL_SOURCE=both ;;
 esac
-VISUAL="$CKPT/MUSIC_VIS/resnet18.pth"
 [ -f "$VISUAL" ] || "$PY" scripts/pretrain_visual.py --root "$DATA_ROOT" --seed "$SEED" \
   --crop-cache "$OBJECT_CACHE" --box-rule "$BOX_RULE" --source "$VISUAL_SOURCE" --workers 2 \
   --out "$VISUAL"
@@ -86,9 +67,7 @@ echo "   visual features ready after $(( $(date +%s) - start )) s"
 # GRD_EPOCHS, COL_EPOCHS, CCOL_EPOCHS, SOP_EPOCHS, GRD_LR_STEPS, CCOL_LR_STEPS override them.
 # TEST_EVERY=N also scores the test mixtures every N epochs of the chain, for learning curves
 # (scripts/learning_curve.py); it costs time and changes nothing else.
-OBJECTS="--crop_cache $OBJECT_CACHE --seed $SEED --weights_imagenet $VISUAL"
 OBJECTS+="${TEST_EVERY:+ --test_every $TEST_EVERY}"
-FRAMES="--crop_cache $CACHE_ROOT/full_frame_32 --seed $SEED --weights_imagenet $VISUAL"
 # Jobs that nothing downstream waits for run beside the GRD -> COL -> CCoL chain, one core each;
 # their output goes to a log and a failure stops the demo at the end.
 background=()

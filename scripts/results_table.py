@@ -197,14 +197,22 @@ def main():
         return
     if not args.runs:
         p.error("name the runs to tabulate, or --compare A B")
-    rows = [
-        row_of(
-            run,
-            load(os.path.join(args.ckpt, run, "results.json")),
-            load(os.path.join(args.ckpt, run, "results_silent.json")),
+    rows = []
+    for run in args.runs:
+        run_dir = os.path.join(args.ckpt, run)
+        rows.append(
+            row_of(
+                run,
+                load(os.path.join(run_dir, "results.json")),
+                load(os.path.join(run_dir, "results_silent.json")),
+            )
         )
-        for run in args.runs
-    ]
+        # An oracle-mask evaluation of the run (a diagnostic) is shown under it, labelled.
+        oracle = load(os.path.join(run_dir, "results_oracle.json"))
+        if oracle:
+            rows.append(
+                row_of(run, oracle, load(os.path.join(run_dir, "results_silent_oracle.json")))
+            )
     print_table(HEADER, rows, args.markdown)
 
 

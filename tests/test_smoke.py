@@ -261,6 +261,14 @@ def test_eval_clips_intervals_and_paired_comparison(trained_runs, tiny_data_root
     assert "sdr_gain" in out and "grounding_acc" in out and "95% interval" in out
     out = run_script("scripts/results_table.py", "--ckpt", tmp_path, "ccol", "col")
     assert f"{res['sdr']:.2f} [{res['sdr_ci95'][0]:.2f}, {res['sdr_ci95'][1]:.2f}]" in out
+    # the ideal masks (a diagnostic): written beside the run's results, shown under it, labelled
+    main_py("--mode", "eval", "--id", "ccol", "--num_val", "-1", "--test_clips", "3",
+            "--oracle_masks", **common)  # fmt: skip
+    oracle = json.loads((tmp_path / "ccol" / "results_oracle.json").read_text())
+    assert oracle["diagnostic"] == ["oracle_masks"] and oracle["sdr"] > res["sdr"] + 3
+    assert json.loads((tmp_path / "ccol" / "results.json").read_text()) == res
+    out = run_script("scripts/results_table.py", "--ckpt", tmp_path, "ccol")
+    assert "(diagnostic: oracle_masks)" in out and f"{oracle['sdr']:.2f} [" in out
     # an evaluation on other mixtures is refused, not compared
     main_py("--mode", "eval", "--id", "col", "--num_val", "-1", **common)
     with pytest.raises(AssertionError, match="different mixtures"):

@@ -20,6 +20,7 @@ import os
 
 from dataset.readers import BOX_RULES
 from models import (
+    CLASSIFIERS,
     FRAME_GROUND_NETS,
     FRAME_NETS,
     GROUNDING_NETS,
@@ -29,8 +30,9 @@ from models import (
 )
 from models.vision_net import IMAGENET, NO_WEIGHTS, has_weights
 
-# Per stage, as the authors' train_grd.sh / train_col.sh / train_ccol.sh (and Sound of Pixels'
-# script for the SoP baseline) set them. Learning rates of nets a stage does not build are left out.
+# Per stage, as the authors' train_grd.sh / train_col.sh / train_ccol.sh (and Sound of Pixels' and
+# Co-Separation's scripts for the two baselines) set them. Learning rates of nets a stage does not
+# build are left out.
 STAGE_DEFAULTS = {
     "grd": dict(
         num_epoch=40,
@@ -80,6 +82,23 @@ STAGE_DEFAULTS = {
         weight_decay=1e-4,
         spec_input="log",
         sound_init="sop",
+    ),
+    # Co-Separation as its README's training command and its options set it: Adam (beta1 0.9) with
+    # weight decay 1e-4, U-Net 1e-4, visual net 1e-5, classifier 1e-4, classifier loss x 0.05,
+    # weighted L1 on ratio masks, log-magnitude input, batch 80. Its 35000 batches of 80 are 150
+    # epochs of MUSIC's 468 train videos x --dup_trainset 40; its LR drops after 15000 and 30000
+    # batches, epochs 64 and 128.
+    "cosep": dict(
+        num_epoch=150,
+        lr_steps=[64, 128],
+        batch_size=80,
+        lr_sound=1e-4,
+        lr_synthesizer=1e-4,
+        lr_frame=1e-5,
+        lr_classifier=1e-4,
+        classifier_weight=0.05,
+        weight_decay=1e-4,
+        spec_input="log",
     ),
 }
 
@@ -180,12 +199,27 @@ PROFILE_STAGE_DEFAULTS = {
             lr_synthesizer=1e-2,
             lr_frame=1e-3,
         ),
+        # As long as SoP's; Adam at the demo's COL rates, the classifier's too.
+        "cosep": dict(
+            num_epoch=12,
+            lr_steps=[9],
+            lr_sound=1e-3,
+            lr_synthesizer=1e-3,
+            lr_frame=1e-3,
+            lr_classifier=1e-3,
+        ),
     },
 }
 
 # Default run names (the scripts'), and the stage whose run initialises each stage
 # (--init_from auto).
-RUN_IDS = {"grd": "MUSIC_GRD", "col": "MUSIC_COL", "ccol": "MUSIC_CCoL", "sop": "MUSIC_SoP"}
+RUN_IDS = {
+    "grd": "MUSIC_GRD",
+    "col": "MUSIC_COL",
+    "ccol": "MUSIC_CCoL",
+    "sop": "MUSIC_SoP",
+    "cosep": "MUSIC_CoSep",
+}
 PREVIOUS_STAGE = {"col": "grd", "ccol": "col"}
 DEFAULT_STAGE, DEFAULT_PROFILE = "ccol", "reference"
 
@@ -229,6 +263,7 @@ ARCH_KEYS = (
     "arch_frame",
     "arch_synthesizer",
     "arch_grounding",
+    "arch_classifier",
     "num_channels",
     "unet_levels",
     "ngf",
@@ -252,6 +287,9 @@ ARCH_KEYS = (
     "spec_input",
     "ground_audio_norm",
 )
+# The weights of a stage's losses: evaluation reads them back from args.json, so that the losses it
+# reports are the ones the run trained on (the command line's stage table may not set them).
+LOSS_WEIGHTS = ("solo_grounding_weight", "mix_grounding_weight", "classifier_weight")
 # Diagnostics a run is trained with: evaluation reads them back from args.json, so that its
 # results carry the label.
 TRAINING_DIAGNOSTICS = ("diag_true_labels", "diag_true_gate")
@@ -268,7 +306,7 @@ def build_parser(
 ) -> argparse.ArgumentParser:
     """All options, with the defaults of `stage` under `profile` (those --help shows)."""
     p = argparse.ArgumentParser(
-        description="Train or evaluate GRD / COL / CCoL / SoP on MUSIC mixtures.",
+        description="Train or evaluate GRD / COL / CCoL / SoP / CoSep on MUSIC mixtures.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     run = p.add_argument_group("run")
@@ -276,7 +314,8 @@ def build_parser(
         "--stage",
         default=DEFAULT_STAGE,
         choices=list(STAGE_DEFAULTS),
-        help="grounding warm-up, co-learning, cyclic co-learning, or the Sound-of-Pixels baseline",
+        help="grounding warm-up, co-learning, cyclic co-learning, or the Sound-of-Pixels or "
+        "Co-Separation baseline",
     )
     run.add_argument(
         "--mode",
@@ -368,7 +407,7 @@ def build_parser(
         "--num_mix",
         type=int,
         default=4,
-        help="objects per sample: 4 for GRD/COL/CCoL (2 sounding + 2 silent); SoP uses 2",
+        help="objects per sample: 4 for GRD/COL/CCoL/CoSep (2 sounding + 2 silent); SoP uses 2",
     )
     data.add_argument(
         "--num_frames", type=int, default=3, help="frames per object, around the clip's centre"
@@ -536,6 +575,12 @@ def build_parser(
         choices=sorted(GROUNDING_NETS),
         help="grounding head: audio-visual pair -> sounding/silent logits",
     )
+    model.add_argument(
+        "--arch_classifier",
+        default="resnet18",
+        choices=sorted(CLASSIFIERS),
+        help="CoSep: classifier of the separated spectrograms (a ResNet-18 of --vis_width)",
+    )
     model.add_argument("--num_channels", type=int, default=32, help="audio-visual feature channels")
     model.add_argument(
         "--unet_levels", type=int, default=7, help="U-Net levels (must match a unetK name)"
@@ -617,6 +662,7 @@ def build_parser(
         ("lr_sound", "separation U-Net"),
         ("lr_frame", "separation visual net"),
         ("lr_synthesizer", "synthesizer"),
+        ("lr_classifier", "CoSep classifier"),
     ):
         optim.add_argument(
             f"--{key}",
@@ -663,9 +709,16 @@ def build_parser(
         + _table_help("mix_grounding_weight"),
     )
     method.add_argument(
+        "--classifier_weight",
+        type=float,
+        help="CoSep: weight of the object-consistency loss (cross-entropy of the classifier on "
+        "each object's separated spectrogram); " + _table_help("classifier_weight"),
+    )
+    method.add_argument(
         "--eval_silent",
         action="store_true",
-        help="silent-object evaluation: masks gated by grounding, leakage into silent slots",
+        help="silent-object evaluation: leakage into silent slots, masks gated by grounding "
+        "where the stage grounds (CoSep's are scored as they are)",
     )
     method.add_argument(
         "--metrics_backend",
@@ -739,11 +792,11 @@ MINIMA = {
     **dict.fromkeys(("disp_iter", "eval_epoch"), 1),
     **dict.fromkeys(("workers", "num_epoch", "test_every", "num_vis", "weight_decay"), 0),
     **dict.fromkeys(("silent_thres", "grounding_init_std"), 0),
-    **dict.fromkeys(("solo_grounding_weight", "mix_grounding_weight"), 0),
+    **dict.fromkeys(("solo_grounding_weight", "mix_grounding_weight", "classifier_weight"), 0),
     **dict.fromkeys(
         ("lr_sound_ground", "lr_frame_ground", "lr_grounding", "lr_sound", "lr_frame"), 0
     ),
-    "lr_synthesizer": 0,
+    **dict.fromkeys(("lr_synthesizer", "lr_classifier"), 0),
     "unet_levels": 2,
     "stft_frame": 2,
     "map_size": -1,

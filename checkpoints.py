@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 
 import utils
-from arguments import ARCH_KEYS, TRAINING_DIAGNOSTICS
+from arguments import ARCH_KEYS, LOSS_WEIGHTS, TRAINING_DIAGNOSTICS
 
 log = logging.getLogger("ccol")
 
@@ -67,12 +67,11 @@ def saved_args(run_dir: str) -> dict:
 
 
 def run_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
-    """A copy of `args` with the stage and architecture of the run in `run_dir`, so that a user
-    never repeats architecture flags to evaluate or separate with a trained run."""
+    """A copy of `args` with the stage, architecture and loss weights of the run in `run_dir`, so
+    that a user never repeats architecture flags to evaluate or separate with a trained run."""
     saved = saved_args(run_dir)
-    arch = {
-        key: saved[key] for key in ("stage",) + ARCH_KEYS + TRAINING_DIAGNOSTICS if key in saved
-    }
+    kept = ("stage",) + ARCH_KEYS + LOSS_WEIGHTS + TRAINING_DIAGNOSTICS
+    arch = {key: saved[key] for key in kept if key in saved}
     return argparse.Namespace(**{**vars(args), **arch})
 
 

@@ -50,7 +50,9 @@ def evaluate(
     localization scores then fill summary['localization'] (loader built with map_size).
     A sounding object whose clip is digitally silent has no sound to ground or separate: it is
     left out of the grounding scores and named in summary['invalid_sources'] (its mixture's
-    separation scores are invalid already). With --oracle_masks (a diagnostic) the ideal masks
+    separation scores are invalid already). With `silent` (the silent-object protocol) the masks
+    of a stage that grounds are gated by its mixture grounding; a stage without grounding (SoP,
+    CoSep) is scored on its masks as they are. With --oracle_masks (a diagnostic) the ideal masks
     separate instead of the model's.
     Returns (summary, per-source records, per-object records, visualization samples).
     """
@@ -59,7 +61,7 @@ def evaluate(
     loss_means, stat_means = utils.Averager(), utils.Averager()
     records, objects, vis_samples = [], [], []
     solo_prob, silent_leak, ref_silent_sdr = [], [], []
-    sounding_gated_off = 0
+    sounding_gated_off, gated = 0, False
     for batch in tqdm(
         loader, desc="eval", leave=False, disable=not utils.is_main_process(), dynamic_ncols=True
     ):
@@ -85,17 +87,17 @@ def evaluate(
         masks = waves = batch_records = None
         if "pred_masks" in out:  # GRD has grounding only
             masks = out["gt_masks"] if args.oracle_masks else out["pred_masks"]
-            if (
-                silent
-            ):  # every object's mask gated by its mixture grounding (reference main_silent.py)
+            gated = silent and "sounding_prob" in out
+            if gated:  # every object's mask gated by its mixture grounding (main_silent.py)
                 gate = is_sounding(out["sounding_prob"]).to(masks.dtype)  # (B, N)
                 masks = masks * gate[..., None, None, None]
             est = frontend.reconstruct(masks, out, args.aud_len)  # (B, N, L)
             batch_records = separation_records(est, batch, args, mix_sdr_cache)
             records += batch_records
             waves = {"est": est}
-            if silent:
+            if gated:
                 sounding_gated_off += int((~is_sounding(out["sounding_prob"]) & sounding).sum())
+            if silent:
                 est_silent = est[~sounding].view(est.shape[0], -1, est.shape[-1])
                 silent_leak.append(
                     metrics.silent_leakage_db(
@@ -166,9 +168,12 @@ def evaluate(
             np.nanmean(np.concatenate([x.ravel() for x in silent_leak]))
         )
         summary["reference_silent_sdr"] = float(np.mean(np.concatenate(ref_silent_sdr)))
-        # A sounding object whose mask was gated off has an all-zero estimate: SDR is undefined, so
-        # those samples drop out of the SDR means; report how many so the means are not flattering.
-        summary["sounding_gated_off"] = sounding_gated_off
+        summary["silent_gate"] = "grounding" if gated else "none"
+        if gated:
+            # A sounding object whose mask was gated off has an all-zero estimate: SDR is
+            # undefined, so those samples drop out of the SDR means; report how many so the means
+            # are not flattering.
+            summary["sounding_gated_off"] = sounding_gated_off
     return summary, records, objects, vis_samples
 
 
@@ -299,7 +304,8 @@ def headline(summary: dict, args, split: str, checkpoint: str) -> dict:
             silent_leakage_db=summary["silent_leakage_db"],
             silent_acc=out["grounding_acc"],
             reference_silent_sdr=summary["reference_silent_sdr"],
-            sounding_gated_off=summary["sounding_gated_off"],
+            silent_gate=summary["silent_gate"],
+            sounding_gated_off=summary.get("sounding_gated_off"),
         )
     return {k: utils.finite_or_none(v) if isinstance(v, float) else v for k, v in out.items()}
 

@@ -9,6 +9,8 @@ Grounding logits use class 0 = sounding, class 1 = silent, as the reference.
     COL  (stage 2)  grounding-gated separation + grounding
     CCoL (stage 3)  separation chooses the grounding labels
     SoP  baseline   Sound of Pixels: 2 whole-frame videos, binary masks, BCE
+    CoSep baseline  Co-Separation: each pseudo-video's object masks sum to its sound, plus an
+                    object-consistency classifier on every separated spectrogram
 Each is described under its name in docs/method.md, "Stages".
 """
 
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from dataset import color_jitter, normalize_frames
-from models.criterion import LOSSES
+from models.criterion import LOSSES, WeightedBCELoss
 from models.grounding_net import is_sounding, sounding_probability
 from models.spectral import SpectralFrontend
 from models.vision_net import MAP_STRIDE
@@ -31,6 +33,7 @@ STAGE_NETS = {
     "col": ("sound_ground", "frame_ground", "grounding", "sound", "frame", "synthesizer"),
     "ccol": ("sound_ground", "frame_ground", "grounding", "sound", "frame", "synthesizer"),
     "sop": ("sound", "frame", "synthesizer"),
+    "cosep": ("sound", "frame", "synthesizer", "classifier"),
 }
 
 # Grounding audio inputs, run through the audio net once each: the mixture and the two solo tracks.
@@ -438,4 +441,65 @@ class SoP(Stage):
         return {"total": sep, "sep": sep}, {"pred_masks": masks, **spec}
 
 
-STAGES = {"grd": GRD, "col": COL, "ccol": CCoL, "sop": SoP}
+def coseparation_loss(masks, gt_masks, weight, sep_loss, objects_per_video: int = 2):
+    """Co-Separation's loss: the summed masks of each video's objects against that video's mask.
+
+    Objects come grouped by video (objects_per_video consecutive ones each). The target is the sum
+    of the objects' true masks: the loader's silent objects have none, so it is the true mask of
+    the video's sound. Masks of a BCE loss are clipped to [0, 1] after summing, as CoSep's.
+
+    masks, gt_masks (B, N, 1, F, T), weight (B, 1, F, T) -> () mean over videos and samples.
+    """
+    video_masks = masks.unflatten(1, (-1, objects_per_video)).sum(2)  # (B, V, 1, F, T)
+    targets = gt_masks.unflatten(1, (-1, objects_per_video)).sum(2)
+    if isinstance(sep_loss, WeightedBCELoss):
+        video_masks = video_masks.clamp(0, 1)
+    return sep_loss(video_masks, targets, weight).mean()
+
+
+def consistency_loss(logits: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
+    """Co-Separation's object-consistency loss: the cross-entropy of the classifier's guess of
+    each separated spectrogram against its object's class.
+
+    logits (B, N, C), class_ids (B, N) -> () mean over the objects.
+    """
+    return F.cross_entropy(logits.flatten(0, 1).float(), class_ids.flatten())
+
+
+class CoSep(Stage):
+    """Co-Separation baseline (Gao and Grauman, ICCV 2019; docs/method.md, CoSep).
+
+    Pseudo-video A holds objects (0, 1), B objects (2, 3), as CCoL's; CoSep is not told that 1 and
+    3 are silent, so like every detected object of its paper they get a mask and a class to match.
+    L = L_cosep + --classifier_weight L_consistency, with L_cosep the summed masks of each
+    pseudo-video against its sound and L_consistency the classifier's cross-entropy on every
+    object's separated spectrogram, whose gradient also reaches the masks.
+    """
+
+    def separated_logits(self, masks: torch.Tensor, spec: dict) -> torch.Tensor:
+        """The classifier on each object's separated spectrogram, as the nets' input is logged.
+
+        masks (B, N, 1, F, T) -> (B, N, C) class logits.
+        """
+        separated = spec["mag_mix_w"][:, None] * masks  # (B, N, 1, F, T)
+        logits = self.nets["classifier"](self.frontend.log(separated.flatten(0, 1)))
+        return logits.unflatten(0, masks.shape[:2])
+
+    def forward(self, batch):
+        spec, frames = self.prepare(batch)
+        masks = self.object_masks(spec, frames)  # (B, N, 1, F, T)
+        logits = self.separated_logits(masks, spec)  # (B, N, C)
+        losses = {
+            "cosep": coseparation_loss(masks, spec["gt_masks"], spec["weight"], self.sep_loss),
+            "consistency": consistency_loss(logits, batch["class_ids"]),
+        }
+        losses["total"] = losses["cosep"] + self.args.classifier_weight * losses["consistency"]
+        correct = logits.argmax(-1) == batch["class_ids"]  # (B, N)
+        stats = {
+            "class_acc": correct.float().mean(),
+            "class_acc_sounding": correct[batch["sounding"]].float().mean(),
+        }
+        return losses, {"pred_masks": masks, **spec, "stats": stats}
+
+
+STAGES = {"grd": GRD, "col": COL, "ccol": CCoL, "sop": SoP, "cosep": CoSep}

@@ -20,6 +20,7 @@ from tqdm import tqdm
 import checkpoints
 import utils
 from dataset import DataError, MUSICMixDataset, collate
+from dataset.layout import CLASS_TO_ID
 from models import ModelBuilder
 from stages import STAGE_NETS, STAGES, Stage
 
@@ -67,6 +68,13 @@ def build_nets(args) -> torch.nn.ModuleDict:
         "synthesizer": lambda: ModelBuilder.build_synthesizer(
             args.arch_synthesizer, fc_dim=args.num_channels
         ),
+        # Co-Separation's classifier: the visual nets' ResNet-18 width and starting weights.
+        "classifier": lambda: ModelBuilder.build_classifier(
+            len(CLASS_TO_ID),
+            args.arch_classifier,
+            width=args.vis_width,
+            weights_imagenet=args.weights_imagenet,
+        ),
     }
     return torch.nn.ModuleDict({name: builders[name]() for name in STAGE_NETS[args.stage]})
 
@@ -113,6 +121,7 @@ def param_groups(nets, args) -> list[dict]:
         "sound": args.lr_sound,
         "frame": args.lr_frame,
         "synthesizer": args.lr_synthesizer,
+        "classifier": args.lr_classifier,
         "frame_fc": args.lr_sound,
     }
     modules = dict(nets.items())

@@ -1,4 +1,5 @@
-"""Network builders: architecture name -> constructor for every net of CCoL and Sound-of-Pixels."""
+"""Network builders: architecture name -> constructor for every net of CCoL, Sound of Pixels and
+Co-Separation."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import partial
 import torch.nn as nn
 
 from .audio_net import UNet, VGGishGround
+from .classifier_net import SpectrogramClassifier
 from .criterion import LOSSES
 from .grounding_net import GroundingHead
 from .synthesizer_net import InnerProd
@@ -22,6 +24,7 @@ GROUNDING_NETS = {"base": GroundingHead}
 SOUND_NETS = {"unet": UNet, **{f"unet{k}": partial(UNet, levels=k) for k in (5, 6, 7)}}
 FRAME_NETS = {"resnet18dilated": ResNet18Dilated}
 SYNTHESIZERS = {"linear": InnerProd}
+CLASSIFIERS = {"resnet18": SpectrogramClassifier}
 
 
 def _lookup(registry: dict, arch: str, role: str):
@@ -112,6 +115,17 @@ class ModelBuilder:
     @staticmethod
     def build_synthesizer(arch: str = "linear", fc_dim: int = 32) -> nn.Module:
         return _lookup(SYNTHESIZERS, arch, "synthesizer")(fc_dim=fc_dim)
+
+    @staticmethod
+    def build_classifier(
+        num_classes: int,
+        arch: str = "resnet18",
+        width: int = 64,
+        weights_imagenet: str = NO_WEIGHTS,
+    ) -> nn.Module:
+        """Co-Separation's classifier of separated spectrograms; weights as build_frame's."""
+        net_class = _lookup(CLASSIFIERS, arch, "classifier")
+        return net_class(num_classes=num_classes, width=width, weights=weights_imagenet)
 
     @staticmethod
     def build_criterion(arch: str = "l1", reduction: str = "none") -> nn.Module:

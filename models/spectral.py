@@ -226,7 +226,8 @@ class SpectralFrontend(torch.nn.Module):
         wav = self.istft(est_mag[:, :, 0], phase_mix.expand(-1, N, -1, -1), length)
         return wav.clamp(-1, 1)
 
-    def _log(self, mag: torch.Tensor) -> torch.Tensor:
+    def log(self, mag: torch.Tensor) -> torch.Tensor:
+        """The networks' input transform (`log_input`) of a magnitude, shape preserved."""
         # Silent sources have zero magnitude: the plain log is floored where log1p needs nothing.
         return torch.log1p(mag) if self.log_input == "log1p" else torch.log(mag.clamp_min(MAG_EPS))
 
@@ -262,8 +263,8 @@ class SpectralFrontend(torch.nn.Module):
             "phase_mix": phase_mix,
             "mag_mix_w": mag_mix_w,
             "mags_w": mags_w,
-            "log_mag_mix": self._log(mag_mix_w),
-            "log_mags": self._log(mags_w),
+            "log_mag_mix": self.log(mag_mix_w),
+            "log_mags": self.log(mags_w),
             "gt_masks": gt_masks,
             "weight": weight,
         }

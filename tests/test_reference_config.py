@@ -66,7 +66,8 @@ def test_stage_tables_set_the_defaults_and_the_command_line_wins(stage, profile)
         if key != "batch_size" or profile == "reference":
             assert getattr(args, key) == value, key
     assert parse_args(["--stage", stage, "--profile", profile, "--num_epoch", "7"]).num_epoch == 7
-    ids = {"grd": "MUSIC_GRD", "col": "MUSIC_COL", "ccol": "MUSIC_CCoL", "sop": "MUSIC_SoP"}
+    ids = {"grd": "MUSIC_GRD", "col": "MUSIC_COL", "ccol": "MUSIC_CCoL", "sop": "MUSIC_SoP",
+           "cosep": "MUSIC_CoSep"}  # fmt: skip
     assert args.id == ids[stage]
 
 

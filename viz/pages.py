@@ -102,7 +102,12 @@ def _summary_table(summary: dict) -> str:
             if key in loc:
                 row(label, fmt(loc[key], 3) + _ci(ci.get(f"{key}_ci95"), 3), note=note)
     if "silent_leakage_db" in summary or "reference_silent_sdr" in summary:
-        group("silent-object protocol (masks gated by grounding)")
+        gate = summary.get("silent_gate", "grounding")
+        group(
+            "silent-object protocol (masks gated by grounding)"
+            if gate == "grounding"
+            else "silent-object protocol (masks as separated: no grounding gate)"
+        )
         if "silent_leakage_db" in summary:
             row(
                 "silent-slot leakage",

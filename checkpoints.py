@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 
 import utils
-from arguments import ARCH_KEYS, LOSS_WEIGHTS, TRAINING_DIAGNOSTICS
+from arguments import ARCH_KEYS, LOSS_WEIGHTS, TRAINING_DIAGNOSTICS, build_parser
 
 log = logging.getLogger("ccol")
 
@@ -113,8 +113,12 @@ def load(path: str) -> dict:
 
 def check_arch(saved: dict, args, path: str) -> None:
     """Refuse weights trained with other architecture flags or for another stage."""
+    # A key the run lacks is an option added after it was trained: the run had its default.
+    parser = build_parser(saved.get("stage", args.stage), saved.get("profile", args.profile))
     diff = {
-        k: (saved.get(k), getattr(args, k)) for k in ARCH_KEYS if saved.get(k) != getattr(args, k)
+        k: (saved.get(k), getattr(args, k))
+        for k in ARCH_KEYS
+        if saved.get(k, parser.get_default(k)) != getattr(args, k)
     }
     if saved.get("stage") != args.stage:
         diff["stage"] = (saved.get("stage"), args.stage)

@@ -235,7 +235,12 @@ def run(args, device: torch.device, local_rank: int, world_size: int) -> None:
         if utils.is_main_process():
             utils.make_dirs(args.run_dir)
     # One process per run folder for the whole run; under DDP rank 0 holds it for all ranks.
-    lock = utils.run_lock(args.run_dir) if utils.is_main_process() else contextlib.nullcontext()
+    # Evaluations share it: they write their own files and may run side by side.
+    lock = (
+        utils.run_lock(args.run_dir, shared=args.mode == "eval")
+        if utils.is_main_process()
+        else contextlib.nullcontext()
+    )
     with lock:
         _run_locked(args, device, local_rank, world_size, leaks)
 

@@ -258,14 +258,18 @@ class RunInUse(RuntimeError):
 
 
 @contextlib.contextmanager
-def run_lock(folder: str):
-    """Holds an exclusive lock on the run folder `folder` for the block.
+def run_lock(folder: str, shared: bool = False):
+    """Holds a lock on the run folder `folder` for the block: exclusive for a training, shared for
+    an evaluation.
 
-    A second training (or evaluation) of the same run would interleave its args.json and
-    checkpoints with the first's and lose one of them, so it is refused with RunInUse naming the
-    holder's pid. The kernel drops the lock when its holder dies (even by kill -9): a crashed run
-    never leaves a stale lock behind, and `--resume` just works. The lock file, which holds the
-    pid, lies beside the folder (`.<name>.lock`), so that a refused run changes nothing in it.
+    A second training of the same run would interleave its args.json and checkpoints with the
+    first's and lose one of them, and an evaluation beside a training would score weights that
+    change under it, so either is refused with RunInUse (naming the training's pid). Evaluations
+    of one run write different files (results.json, results_silent.json, ...) and may run side by
+    side, as the demo runs them. The kernel drops the lock when its holder dies (even by kill -9):
+    a crashed run never leaves a stale lock behind, and `--resume` just works. The lock file, which
+    holds a training's pid while it runs, lies beside the folder (`.<name>.lock`), so that a
+    refused run changes nothing in it.
     """
     parent, name = os.path.split(os.path.abspath(folder))
     path = os.path.join(parent, f".{name}.lock")
@@ -273,24 +277,31 @@ def run_lock(folder: str):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, _file_mode())
     except OSError as err:  # the run could write nothing there either: name the folder
         raise WriteError(describe_write_error(folder, err)) from err
+    locked = False
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             raise RunInUse(
-                f"{folder} is in use by pid {holder} (another training or evaluation of this "
-                f"run): wait for it to finish, or choose another --id"
+                f"{folder} is in use by "
+                + (f"pid {holder} (a training of this run)" if holder else "an evaluation of it")
+                + ": wait for it to finish, or choose another --id"
             ) from None
         except OSError as err:  # a file system without locks: say what is not protected
             log.warning("cannot lock %s (%s): a second run of this id is not refused", path, err)
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError as err:
-            raise WriteError(describe_write_error(folder, err)) from err
+        if not shared:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError as err:
+                raise WriteError(describe_write_error(folder, err)) from err
         yield
     finally:
+        if locked and not shared:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # no pid left behind for evaluations to be mistaken for
         os.close(fd)  # releases the lock
 
 

@@ -140,6 +140,22 @@ def test_the_lock_goes_with_its_holder_even_killed(tmp_path):
         pass
 
 
+def test_evaluations_share_a_run_and_a_training_excludes_them(tmp_path):
+    """The demo scores one run with two evaluations at once; neither may run beside a training."""
+    with utils.run_lock(str(tmp_path), shared=True), utils.run_lock(str(tmp_path), shared=True):
+        with pytest.raises(utils.RunInUse, match="in use by an evaluation"):
+            with utils.run_lock(str(tmp_path)):
+                pass
+    with utils.run_lock(str(tmp_path)):
+        with pytest.raises(utils.RunInUse, match=f"in use by pid {os.getpid()} \\(a training"):
+            with utils.run_lock(str(tmp_path), shared=True):
+                pass
+    with utils.run_lock(str(tmp_path), shared=True):  # the training left no pid behind
+        with pytest.raises(utils.RunInUse, match="in use by an evaluation"):
+            with utils.run_lock(str(tmp_path)):
+                pass
+
+
 @pytest.fixture
 def index_root(tmp_path):
     for class_name in ("accordion", "cello", "flute", "tuba", "violin"):

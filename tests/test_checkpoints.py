@@ -158,3 +158,16 @@ def test_initialise_from_latest_or_best(tmp_path):
         checkpoints.initialise_from(
             torch.nn.ModuleDict({"frame": torch.nn.Linear(2, 2)}), str(run_dir)
         )
+
+
+def test_a_run_made_before_an_option_existed_had_its_default():
+    """An architecture option added after a run was trained is absent from its arguments: the run
+    is accepted while the option keeps its default, and refused when it is set otherwise."""
+    from arguments import parse_args
+
+    args = parse_args(["--stage", "sop", "--profile", "demo"])
+    saved = {k: v for k, v in vars(args).items() if k != "arch_classifier"}
+    checkpoints.check_arch(saved, args, "old.pt")
+    other = parse_args(["--stage", "sop", "--profile", "demo", "--ngf", "16"])
+    with pytest.raises(checkpoints.CheckpointError, match="'ngf': \\(8, 16\\)"):
+        checkpoints.check_arch(saved, other, "old.pt")

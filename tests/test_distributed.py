@@ -167,12 +167,15 @@ def run_rank(rank: int, store: str, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def ddp_results(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("ddp")
-    # Forked, not spawned: each spawned process would spend ~10 s importing torch and main again.
+    # Not forked from this process: after the suite's earlier tests it holds OpenMP and loader
+    # threads, and a child forked while one of them held a lock waits on it for ever (the suite
+    # hung here). A fork server is a fresh process: the ranks are forked from it, importing torch
+    # once, not once per rank as spawned processes would.
     mp.start_processes(
         run_rank,
         args=(str(out_dir / "store"), str(out_dir)),
         nprocs=WORLD_SIZE,
-        start_method="fork",
+        start_method="forkserver",
     )
     return torch.load(out_dir / "rank0.pt", weights_only=False)
 

@@ -10,12 +10,14 @@ method the same and trains on two CPU cores in minutes. Defaults are layered, la
         < PROFILE_STAGE_DEFAULTS[profile][stage] < command line
 
 `python main.py --stage col --profile demo --help` shows the defaults that result. The resolved
-arguments are saved to `ckpt/<id>/args.json`; evaluation reads the architecture back from there.
+arguments are saved to `ckpt/<id>/args.json`; evaluation reads every option back from there but
+its own (EVAL_OPTIONS).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 from dataset.readers import BOX_RULES
@@ -253,8 +255,8 @@ def _table_help(key: str) -> str:
     return "per stage: " + "; ".join(parts)
 
 
-# What defines a trained model. Evaluation and later stages take these from the run's args.json,
-# so a user never has to repeat architecture flags (and cannot get them wrong).
+# What defines a trained model: a checkpoint loads only into nets built with these values
+# (checkpoints.check_arch names the ones that differ).
 ARCH_KEYS = (
     "num_mix",
     "arch_sound_ground",
@@ -287,13 +289,24 @@ ARCH_KEYS = (
     "spec_input",
     "ground_audio_norm",
 )
-# The weights of a stage's losses: evaluation reads them back from args.json, so that the losses it
-# reports are the ones the run trained on (the command line's stage table may not set them).
-LOSS_WEIGHTS = ("solo_grounding_weight", "mix_grounding_weight", "classifier_weight")
-# Diagnostics a run is trained with: evaluation reads them back from args.json, so that its
-# results carry the label.
-TRAINING_DIAGNOSTICS = ("diag_true_labels", "diag_true_gate")
-DIAGNOSTICS = (*TRAINING_DIAGNOSTICS, "oracle_masks")
+DIAGNOSTICS = ("diag_true_labels", "diag_true_gate", "oracle_masks")
+# What an evaluation of a trained run (--mode eval, separation.load_run) chooses: where the run and
+# the data are, what is scored and how, and the hardware (batch size included: evaluation scores do
+# not depend on it). Every other option is the run's, read back from its args.json, so that a run
+# is evaluated as it was trained; a command line that sets one otherwise is refused.
+EVAL_OPTIONS = (
+    *("mode", "id", "ckpt", "device", "num_gpus", "amp", "compile", "channels_last"),
+    *("data_root", "list_val", "list_test", "list_sep", "crop_cache", "workers", "batch_size"),
+    *("on_error", "split", "num_val", "test_clips", "num_vis", "metrics_backend", "eval_silent"),
+    "oracle_masks",
+)
+# Index files a run reads when no --list_* names one: these names in its --data_root.
+DEFAULT_LISTS = {
+    "list_train": "train.csv",
+    "list_val": "val.csv",
+    "list_test": "test.csv",
+    "list_sep": "test_sep.csv",
+}
 
 
 def active_diagnostics(args) -> list[str]:
@@ -862,11 +875,8 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
         args.init_from = os.path.join(args.ckpt, RUN_IDS[previous]) if previous else ""
     elif args.init_from == "none":
         args.init_from = ""
-    root = args.data_root
-    args.list_train = args.list_train or os.path.join(root, "train.csv")
-    args.list_val = args.list_val or os.path.join(root, "val.csv")
-    args.list_test = args.list_test or os.path.join(root, "test.csv")
-    args.list_sep = args.list_sep or os.path.join(root, "test_sep.csv")
+    for key, name in DEFAULT_LISTS.items():
+        setattr(args, key, getattr(args, key) or os.path.join(args.data_root, name))
     if args.stage == "sop":
         if args.num_mix != 2:
             raise SystemExit(
@@ -911,5 +921,70 @@ def stage_and_profile(argv=None) -> tuple[str, str]:
     return known.stage, known.profile
 
 
+def saved_args(run_dir: str) -> dict:
+    """The arguments a run was trained with, from its args.json."""
+    path = os.path.join(run_dir, "args.json")
+    if not os.path.isdir(run_dir):
+        raise SystemExit(
+            f"no run folder {run_dir}: train first or pass --id/--ckpt of a trained run"
+        )
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path} not found: is {run_dir} a trained run?")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{path} is unreadable ({err})") from err
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return " ".join(map(str, value)) or "none"
+    return str(value)
+
+
+def _evaluated_run(args: argparse.Namespace, argv) -> argparse.Namespace:
+    """The run <ckpt>/<id> as it was trained, with the EVAL_OPTIONS the command line gives.
+
+    An option the run's args.json lacks (added after it was trained) had its default under the
+    run's stage and profile. Any other option given with a value other than the run's is refused.
+    """
+    run_id = args.id or RUN_IDS[args.stage]
+    run_dir = os.path.join(args.ckpt, run_id)
+    saved = saved_args(run_dir)
+    parser = build_parser(saved.get("stage", DEFAULT_STAGE), saved.get("profile", DEFAULT_PROFILE))
+    defaults = vars(parser.parse_args([]))
+    # Parsed over placeholders: what is still a placeholder was not on the command line.
+    unset = object()
+    given = {
+        key: value
+        for key, value in vars(
+            parser.parse_args(argv, argparse.Namespace(**dict.fromkeys(defaults, unset)))
+        ).items()
+        if value is not unset
+    }
+    run = {**defaults, **{key: value for key, value in saved.items() if key in defaults}}
+    conflicts = [
+        f"--{key}: given {_shown(value)}, the run's {_shown(run[key])}"
+        for key, value in given.items()
+        if key not in EVAL_OPTIONS and value != run[key]
+    ]
+    if conflicts:
+        raise SystemExit(
+            f"{run_dir} was trained with other values ({'; '.join(conflicts)}). An evaluation "
+            f"takes every option from {os.path.join(run_dir, 'args.json')} except "
+            f"{', '.join('--' + key for key in EVAL_OPTIONS)}: leave these out"
+        )
+    for key in ("list_val", "list_test", "list_sep"):
+        # The run root's own index files follow --data_root when the data has moved.
+        if key not in given and run[key] == os.path.join(run["data_root"], DEFAULT_LISTS[key]):
+            run[key] = ""
+    chosen = {key: value for key, value in given.items() if key in EVAL_OPTIONS}
+    return argparse.Namespace(**{**run, **chosen, "mode": "eval", "ckpt": args.ckpt, "id": run_id})
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    return _resolve(build_parser(*stage_and_profile(argv)).parse_args(argv))
+    """The resolved arguments: of a training run from the command line; of an evaluation
+    (--mode eval), the trained run's own with the command line's EVAL_OPTIONS."""
+    args = build_parser(*stage_and_profile(argv)).parse_args(argv)
+    return _resolve(_evaluated_run(args, argv) if args.mode == "eval" else args)

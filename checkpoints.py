@@ -19,7 +19,7 @@ from typing import NamedTuple
 import torch
 
 import utils
-from arguments import ARCH_KEYS, LOSS_WEIGHTS, TRAINING_DIAGNOSTICS, build_parser
+from arguments import ARCH_KEYS, build_parser
 
 log = logging.getLogger("ccol")
 
@@ -46,33 +46,13 @@ def path_of(run_dir: str, tag: str) -> str:
 # args.json
 # ----------------------------------------------------------------------------------------------
 def save_args(args: argparse.Namespace) -> None:
-    """<run_dir>/args.json: every resolved argument (evaluation and later stages read it back)."""
+    """<run_dir>/args.json: every resolved argument (an evaluation reads them back:
+    arguments.parse_args)."""
     utils.atomic_write(
         os.path.join(args.run_dir, "args.json"),
         lambda f: json.dump(vars(args), f, indent=2, sort_keys=True),
         text=True,
     )
-
-
-def saved_args(run_dir: str) -> dict:
-    """The arguments a run was trained with, from its args.json."""
-    path = os.path.join(run_dir, "args.json")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path} not found: is {run_dir} a trained run?")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is unreadable ({err})") from err
-
-
-def run_args(args: argparse.Namespace, run_dir: str) -> argparse.Namespace:
-    """A copy of `args` with the stage, architecture and loss weights of the run in `run_dir`, so
-    that a user never repeats architecture flags to evaluate or separate with a trained run."""
-    saved = saved_args(run_dir)
-    kept = ("stage",) + ARCH_KEYS + LOSS_WEIGHTS + TRAINING_DIAGNOSTICS
-    arch = {key: saved[key] for key in kept if key in saved}
-    return argparse.Namespace(**{**vars(args), **arch})
 
 
 # ----------------------------------------------------------------------------------------------

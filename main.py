@@ -210,13 +210,7 @@ def main(argv=None) -> None:
 
 def run(args, device: torch.device, local_rank: int, world_size: int) -> None:
     leaks = {}
-    if args.mode == "eval":
-        if not os.path.isdir(args.run_dir):
-            raise SystemExit(
-                f"no run folder {args.run_dir}: train first or pass --id/--ckpt of a trained run"
-            )
-        args = checkpoints.run_args(args, args.run_dir)
-    else:
+    if args.mode == "train":
         leaks = split_leaks(args.list_train, args.list_val, args.list_test)
         if leaks.get("train") and not args.allow_test_leak:
             raise SystemExit(

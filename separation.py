@@ -59,31 +59,23 @@ class WindowMaps:
 # Run, tracks, crops
 # ----------------------------------------------------------------------------------------------
 def load_run(run_dir: str, device: torch.device):
-    """The stage module of a trained run with its best weights, architecture from its args.json.
+    """The stage module of a trained run with its best weights, configured as the run was trained
+    (its args.json).
 
     Returns (args, stage module in eval mode, checkpoint epoch).
     """
-    stage = checkpoints.saved_args(run_dir)["stage"]
-    if stage == "grd":
+    folder = os.path.abspath(run_dir)
+    args = parse_args(
+        [
+            *("--mode", "eval", "--device", str(device)),
+            *("--ckpt", os.path.dirname(folder), "--id", os.path.basename(folder)),
+        ]
+    )
+    if args.stage == "grd":
         raise SystemExit(
             f"{run_dir} is a GRD run (grounding only): it cannot separate; use a COL, CCoL "
             f"or SoP run"
         )
-    parsed = parse_args(
-        [
-            "--mode",
-            "eval",
-            "--stage",
-            stage,
-            "--device",
-            str(device),
-            "--ckpt",
-            os.path.dirname(os.path.abspath(run_dir)),
-            "--id",
-            os.path.basename(os.path.abspath(run_dir)),
-        ]
-    )
-    args = checkpoints.run_args(parsed, run_dir)
     # The builders warn that the ResNets start random; the checkpoint replaces those weights.
     models_log = logging.getLogger("models")
     level = models_log.level
@@ -93,7 +85,7 @@ def load_run(run_dir: str, device: torch.device):
     finally:
         models_log.setLevel(level)
     ckpt = checkpoints.load_run(nets, args, "best")
-    model = STAGES[stage](nets, args).to(device).eval()
+    model = STAGES[args.stage](nets, args).to(device).eval()
     return args, model, ckpt["epoch"]
 
 

@@ -140,14 +140,6 @@ def test_truncated_latest_says_what_to_do(tmp_path):
     assert "start a new run with another --id" in message
 
 
-def test_run_args_takes_the_architecture_without_touching_the_given_args(tmp_path):
-    run_dir, *_ = saved_run(tmp_path)
-    given = run_namespace(run_dir, argv=["--ngf", "32", "--stage", "col"])
-    args = checkpoints.run_args(given, str(run_dir))
-    assert (args.ngf, args.stage) == (8, "ccol")
-    assert (given.ngf, given.stage) == (32, "col")
-
-
 def test_initialise_from_latest_or_best(tmp_path):
     run_dir, _, nets, optimizer, scheduler = saved_run(tmp_path, epochs=(1, 2))
     fresh = torch.nn.ModuleDict({"sound": torch.nn.Linear(2, 2), "frame": torch.nn.Linear(2, 2)})

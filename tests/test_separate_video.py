@@ -17,6 +17,7 @@ from conftest import run
 from PIL import Image
 
 import separation
+import stages
 from dataset import layout
 from dataset.readers import frame_size, list_frame_ids
 from scripts import detect_objects, separate_video
@@ -302,3 +303,24 @@ def test_a_failed_run_leaves_no_output_folder(trained_runs, video, tmp_path):
             ]
         )
     assert os.listdir(out) == ["mine.txt"]
+
+
+def test_a_demo_run_draws_the_maps_it_was_trained_for(trained_runs, video, tmp_path, monkeypatch):
+    """The tiny runs are of the demo profile (--ground_map window, --box_rule video): inference
+    takes both from the run's args.json, with no --profile, and draws window maps."""
+    args, _, _ = separation.load_run(str(trained_runs / "ccol"), torch.device("cpu"))
+    assert (args.profile, args.ground_map, args.box_rule) == ("demo", "window", "video")
+    windows = []
+    window_grounding = stages.Stage._window_grounding
+
+    def counted(self, *inputs, **kw):
+        windows.append(inputs[1].shape)  # frames (B, N, 3, T, H, W)
+        return window_grounding(self, *inputs, **kw)
+
+    monkeypatch.setattr(stages.Stage, "_window_grounding", counted)
+    mp4, _, _, npy = video
+    out = tmp_path / "sep"
+    separate_video.main(["--run", str(trained_runs / "ccol"), "--video", mp4, "--detections", npy,
+                         "--out", str(out)])  # fmt: skip
+    assert windows, "the grounding maps were not of windows"
+    assert (out / "index.html").is_file()

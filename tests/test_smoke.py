@@ -83,20 +83,21 @@ def test_eval_writes_results(trained_runs, tiny_data_root):
         assert measured and 0 <= (sop[key] or 0) <= 1, (key, sop)
 
 
-def test_eval_reads_architecture_from_the_run(trained_runs, tiny_data_root):
-    """Eval passes no architecture flags: a conflicting flag on the command line is overridden."""
-    main_py(
-        "--mode",
-        "eval",
-        "--id",
-        "ccol",
-        "--num_val",
-        "4",
-        "--ngf",
-        "64",
-        ckpt=trained_runs,
-        data_root=tiny_data_root,
+def test_eval_script_reads_the_run_and_refuses_other_values(
+    trained_runs, tiny_data_root, tmp_path, monkeypatch
+):
+    """eval_ccol.sh passes no --profile: the demo run's configuration comes from its args.json; a
+    flag set otherwise is refused, naming the option, the value given and the run's."""
+    shutil.copytree(
+        trained_runs / "ccol", tmp_path / "ccol", ignore=shutil.ignore_patterns("visualization")
     )
+    for name, value in dict(CKPT=tmp_path, ID="ccol", DATA_ROOT=tiny_data_root, NUM_VAL=4).items():
+        monkeypatch.setenv(name, str(value))
+    run_command(["bash", "scripts/eval_ccol.sh", "--workers", "0"])
+    result = json.loads((tmp_path / "ccol" / "results.json").read_text())
+    assert result["num_mixtures"] == 4 and result["stage"] == "ccol"
+    with pytest.raises(AssertionError, match="--ngf: given 64, the run's 8"):
+        run_command(["bash", "scripts/eval_ccol.sh", "--workers", "0", "--ngf", "64"])
 
 
 def test_existing_run_is_never_overwritten(trained_runs, tiny_data_root):

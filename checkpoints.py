@@ -2,9 +2,9 @@
 resuming.
 
 A run folder <ckpt>/<id>/ holds args.json (the resolved arguments), checkpoint_latest.pt and
-checkpoint_best.pt (nets, optimizer, scheduler, epoch, history, best value, arguments, RNG state)
-and per-network <net>_<tag>.pth weights named as the reference's files. Everything here is written
-with utils.atomic_write, so a killed or failed write never replaces a good file.
+checkpoint_best.pt (nets, optimizer, scheduler, epoch, history, best value, arguments, RNG state):
+one file format, each network's weights under 'nets'. Everything here is written with
+utils.atomic_write, so a killed or failed write never replaces a good file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Collection
-from typing import NamedTuple
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -30,10 +30,16 @@ class CheckpointError(RuntimeError):
     pass
 
 
-class Resumed(NamedTuple):
-    history: dict
-    best: float | None
-    epoch: int  # epochs done; training continues with this epoch index
+@dataclass
+class RunState:
+    """Where a training run stands: what a checkpoint holds besides the arguments and RNG state."""
+
+    nets: torch.nn.ModuleDict
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    epoch: int = 0  # epochs done; training continues with this epoch index
+    history: dict = field(default_factory=lambda: {"train": [], "val": []})
+    best: float | None = None  # the best validation value so far (evaluation.is_better)
 
 
 def path_of(run_dir: str, tag: str) -> str:
@@ -58,22 +64,20 @@ def save_args(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------
 # Saving
 # ----------------------------------------------------------------------------------------------
-def save(nets, optimizer, scheduler, epoch: int, history: dict, best, args, tag: str) -> None:
-    """checkpoint_<tag>.pt with everything a resume needs, and each network's <name>_<tag>.pth."""
-    state = {
-        "nets": {k: v.state_dict() for k, v in nets.items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "epoch": epoch,
-        "history": history,
-        "best": best,
+def save(state: RunState, args, tag: str) -> None:
+    """checkpoint_<tag>.pt: everything a resume, an evaluation or the next stage needs."""
+    checkpoint = {
+        "nets": {k: v.state_dict() for k, v in state.nets.items()},
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "epoch": state.epoch,
+        "history": state.history,
+        "best": state.best,
         "stage": args.stage,
         "args": vars(args),
         "rng": utils.rng_state(),
     }
-    utils.atomic_torch_save(state, path_of(args.run_dir, tag))
-    for name, net in nets.items():
-        utils.atomic_torch_save(net.state_dict(), os.path.join(args.run_dir, f"{name}_{tag}.pth"))
+    utils.atomic_torch_save(checkpoint, path_of(args.run_dir, tag))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,18 +218,19 @@ def load_latest(args) -> dict | None:
     return ckpt
 
 
-def resume(nets, optimizer, scheduler, args) -> Resumed | None:
-    """Nets, optimizer, scheduler and RNG restored from checkpoint_latest.pt; None without one."""
+def resume(state: RunState, args) -> RunState | None:
+    """The run as checkpoint_latest.pt left it: `state`'s nets, optimizer and scheduler (and the
+    RNG) restored in place, with the checkpoint's epoch, history and best; None without one."""
     ckpt = load_latest(args)
     if ckpt is None:
         if args.resume:
             log.warning("--resume: %s holds no checkpoint yet, starting a fresh run", args.run_dir)
         return None
     path = path_of(args.run_dir, "latest")
-    for name, net in nets.items():
+    for name, net in state.nets.items():
         load_state_strict(net, ckpt["nets"][name], f"{name} in {path}")
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
     utils.set_rng_state(ckpt["rng"])
     log.info("resumed %s at epoch %d", path, ckpt["epoch"])
-    return Resumed(ckpt["history"], ckpt["best"], ckpt["epoch"])
+    return replace(state, epoch=ckpt["epoch"], history=ckpt["history"], best=ckpt["best"])

@@ -50,10 +50,10 @@ def train(args, model, nets, device: torch.device) -> None:
     run_dir = args.run_dir
     optimizer = make_optimizer(nets, args)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_steps, gamma=0.1)
-    history, best, start_epoch = {"train": [], "val": []}, None, 0
-    resumed = checkpoints.resume(nets, optimizer, scheduler, args)
+    state = checkpoints.RunState(nets, optimizer, scheduler)
+    resumed = checkpoints.resume(state, args)
     if resumed is not None:
-        history, best, start_epoch = resumed
+        state = resumed
     elif args.init_from:
         previous = PREVIOUS_STAGE.get(args.stage)
         needed = [name for name in STAGE_NETS.get(previous, ()) if name in nets]
@@ -87,7 +87,8 @@ def train(args, model, nets, device: torch.device) -> None:
         else None
     )
     test_mix_sdr = {}
-    for epoch in range(start_epoch, args.num_epoch):
+    history = state.history  # each epoch appends to it
+    for epoch in range(state.epoch, args.num_epoch):
         utils.seed_everything(args.seed + epoch)
         train_loader = make_loader(train_set, args, device, train=True, epoch=epoch)
         train_means = train_one_epoch(model, train_loader, optimizer, args, device, epoch)
@@ -107,9 +108,9 @@ def train(args, model, nets, device: torch.device) -> None:
             history["val"].append({"epoch": epoch + 1, **flat_metrics(summary)})
             log.info("[val] epoch %d %s", epoch + 1, format_flat(history["val"][-1]))
             value = selection_metric(summary, args)
-            improved = is_better(value, best, args)
+            improved = is_better(value, state.best, args)
             if improved:
-                best = value
+                state.best = value
             if utils.is_main_process():
                 viz.write_run_page(
                     args, summary, vis_samples, history, title=f"validation, epoch {epoch + 1}"
@@ -128,14 +129,15 @@ def train(args, model, nets, device: torch.device) -> None:
                 }
             )
             log.info("[test] epoch %d %s", epoch + 1, format_flat(history["test"][-1]))
+        state.epoch = epoch + 1
         if utils.is_main_process():
-            checkpoints.save(nets, optimizer, scheduler, epoch + 1, history, best, args, "latest")
+            checkpoints.save(state, args, "latest")
             if improved or not os.path.exists(checkpoints.path_of(run_dir, "best")):
-                checkpoints.save(nets, optimizer, scheduler, epoch + 1, history, best, args, "best")
+                checkpoints.save(state, args, "best")
             utils.atomic_write_json(history, os.path.join(run_dir, "history.json"))
             viz.plot_history(history, run_dir)
             viz.write_runs_index(args.ckpt)
-    log.info("training done: %s (best %s)", run_dir, best)
+    log.info("training done: %s (best %s)", run_dir, state.best)
 
 
 def run_eval(args, model, nets, device: torch.device) -> dict:

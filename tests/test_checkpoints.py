@@ -109,12 +109,8 @@ def saved_run(tmp_path, epochs=(1,)):
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[5])
     checkpoints.save_args(args)
     for epoch in epochs:
-        checkpoints.save(
-            nets, optimizer, scheduler, epoch, {"train": [], "val": []}, None, args, "latest"
-        )
-    checkpoints.save(
-        nets, optimizer, scheduler, epochs[0], {"train": [], "val": []}, None, args, "best"
-    )
+        checkpoints.save(checkpoints.RunState(nets, optimizer, scheduler, epoch), args, "latest")
+    checkpoints.save(checkpoints.RunState(nets, optimizer, scheduler, epochs[0]), args, "best")
     return run_dir, args, nets, optimizer, scheduler
 
 
@@ -124,7 +120,7 @@ def test_resume_on_a_run_without_checkpoint_says_it_starts_fresh(tmp_path, caplo
     nets = tiny_nets()
     optimizer = torch.optim.Adam(nets.parameters())
     with caplog.at_level(logging.WARNING, logger="ccol"):
-        assert checkpoints.resume(nets, optimizer, None, args) is None
+        assert checkpoints.resume(checkpoints.RunState(nets, optimizer, None), args) is None
     assert f"{run_dir} holds no checkpoint yet, starting a fresh run" in caplog.text
 
 
@@ -138,6 +134,24 @@ def test_truncated_latest_says_what_to_do(tmp_path):
     assert "checkpoint_latest.pt is unreadable" in message
     assert f"copy {run_dir / 'checkpoint_best.pt'} over it and run again with --resume" in message
     assert "start a new run with another --id" in message
+
+
+def test_a_run_folder_holds_one_checkpoint_format(tmp_path):
+    """Each checkpoint is one file with every net: no per-network weight files beside it."""
+    run_dir, args, nets, optimizer, scheduler = saved_run(tmp_path, epochs=(1, 2))
+    assert sorted(os.listdir(run_dir)) == [
+        "args.json",
+        "checkpoint_best.pt",
+        "checkpoint_latest.pt",
+    ]
+    latest = checkpoints.load(str(run_dir / "checkpoint_latest.pt"))
+    assert (latest["epoch"], sorted(latest["nets"])) == (2, ["grounding", "sound"])
+    history = {"train": [{"epoch": 1}], "val": []}
+    state = checkpoints.RunState(nets, optimizer, scheduler, 1, history, best=0.5)
+    checkpoints.save(state, args, "latest")
+    resumed = checkpoints.resume(checkpoints.RunState(tiny_nets(), optimizer, scheduler), args)
+    assert (resumed.epoch, resumed.history, resumed.best) == (1, history, 0.5)
+    assert torch.equal(resumed.nets["sound"].weight, nets["sound"].weight)
 
 
 def test_initialise_from_latest_or_best(tmp_path):

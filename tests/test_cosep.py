@@ -10,6 +10,7 @@ from conftest import main_py
 from test_reference_config import assert_trunk_is, fake_torch_home, resnet_key
 from test_stages import fake_batch, tiny_args
 
+import checkpoints
 import localization
 from dataset.layout import CLASS_TO_ID
 from models import ModelBuilder
@@ -170,7 +171,7 @@ def test_cosep_end_to_end(tiny_data_root, tmp_path):
     history = json.loads((run / "history.json").read_text())
     assert len(history["train"]) == 2
     assert {"cosep", "consistency", "class_acc"} <= set(history["train"][-1])
-    assert (run / "classifier_best.pth").exists()
+    assert "classifier" in checkpoints.load(str(run / "checkpoint_best.pt"))["nets"]
     main_py("--mode", "eval", "--id", "cosep", "--num_val", "-1", **common)
     main_py("--mode", "eval", "--id", "cosep", "--num_val", "-1", "--eval_silent", **common)
     result = json.loads((run / "results.json").read_text())

@@ -15,6 +15,7 @@ import torch
 import torchvision
 from conftest import REPO, TINY_ARGS, TINY_RUN, main_py, run
 
+import checkpoints
 from arguments import (
     PROFILE_STAGE_DEFAULTS,
     STAGE_DEFAULTS,
@@ -221,7 +222,7 @@ def test_train_grd_script_uses_frozen_imagenet_and_train_col_script_is_main_py(
     run(["bash", "scripts/train_grd.sh", *TINY_REFERENCE, "--num_epoch", "1"])
     grd = ckpt / "MUSIC_GRD"
     assert "ResNet-18 features: imagenet weights, frozen" in (grd / "train.log").read_text()
-    trained = torch.load(grd / "frame_ground_latest.pth", weights_only=True)
+    trained = checkpoints.load(str(grd / "checkpoint_latest.pt"))["nets"]["frame_ground"]
     assert_trunk_is({k[len("features.") :]: v for k, v in trained.items()}, state, resnet_key)
 
     # Both runs start from the GRD run's latest weights; no epoch is needed to compare the configs.

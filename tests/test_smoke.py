@@ -10,6 +10,7 @@ import torch
 from conftest import main_py
 from conftest import run as run_command
 
+import checkpoints
 import localization
 
 RESULT_KEYS = {
@@ -49,9 +50,11 @@ def test_stages_chain_and_write_runs(trained_runs):
         assert all(torch.isfinite(torch.tensor(h["total"])) for h in history["train"])
         ckpt = torch.load(folder / "checkpoint_latest.pt", weights_only=False)
         assert ckpt["stage"] == stage
-    # per-network weights named like the reference's files
-    assert (trained_runs / "ccol" / "sound_ground_best.pth").exists()
-    assert (trained_runs / "ccol" / "synthesizer_latest.pth").exists()
+    # one checkpoint format: every net in checkpoint_<tag>.pt, no per-network weight files
+    assert not list(trained_runs.glob("*/*.pth"))
+    assert (
+        "synthesizer" in checkpoints.load(str(trained_runs / "ccol" / "checkpoint_best.pt"))["nets"]
+    )
     log = (trained_runs / "col" / "train.log").read_text()
     assert "initialised sound_ground, frame_ground, grounding from" in log
     assert (trained_runs / "index.html").exists()

@@ -898,8 +898,6 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
         raise SystemExit(f"--batch_size {args.batch_size} does not split evenly over {gpus} GPUs")
     args.batch_size_per_gpu = args.batch_size // gpus
     args.map_height = 2 * args.img_size if args.map_size == 0 else max(args.map_size, 0)
-    if args.mode == "eval":
-        args.weights_imagenet = NO_WEIGHTS  # the trained run's checkpoint holds every weight
     if args.weights_imagenet == IMAGENET and args.vis_width != 64:
         raise SystemExit(
             f"ImageNet ResNet-18 weights need --vis_width 64 (got {args.vis_width}); "

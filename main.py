@@ -34,6 +34,7 @@ from stages import STAGE_NETS
 from training import (
     NonFiniteLoss,
     build_stage,
+    log_visual_weights,
     make_dataset,
     make_loader,
     make_optimizer,
@@ -51,13 +52,16 @@ def train(args, model, nets, device: torch.device) -> None:
     optimizer = make_optimizer(nets, args)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_steps, gamma=0.1)
     state = checkpoints.RunState(nets, optimizer, scheduler)
-    resumed = checkpoints.resume(state, args)
+    resumed, loaded = checkpoints.resume(state, args), {}
     if resumed is not None:
         state = resumed
+        loaded = dict.fromkeys(nets, checkpoints.path_of(run_dir, "latest"))
     elif args.init_from:
         previous = PREVIOUS_STAGE.get(args.stage)
         needed = [name for name in STAGE_NETS.get(previous, ()) if name in nets]
-        checkpoints.initialise_from(nets, args.init_from, args.init_checkpoint, needed)
+        ckpt = checkpoints.initialise_from(nets, args.init_from, args.init_checkpoint, needed)
+        loaded = {name: ckpt["path"] for name in nets if name in ckpt["nets"]}
+    log_visual_weights(nets, args, loaded)
 
     # Validation maps only the samples its page shows; the learning-curve test scores map nothing.
     train_set = make_dataset(args, "train")
@@ -143,6 +147,7 @@ def train(args, model, nets, device: torch.device) -> None:
 def run_eval(args, model, nets, device: torch.device) -> dict:
     ckpt = checkpoints.load_run(nets, args, "best")
     best = ckpt["path"]
+    log_visual_weights(nets, args, dict.fromkeys(nets, best))
     dataset = make_dataset(args, args.split)
     dataset.preflight()
     loader = make_loader(dataset, args, device, train=False)
@@ -281,12 +286,6 @@ def _run_locked(args, device: torch.device, local_rank: int, world_size: int, le
     )
 
     nets, stage = build_stage(args, device)
-    if args.mode == "train" and args.stage != "sop":  # SoP always fine-tunes its frame net
-        log.info(
-            "ResNet-18 features: %s weights, %s",
-            args.weights_imagenet,
-            "trained (--train_visual yes)" if args.train_visual == "yes" else "frozen",
-        )
     for name, net in nets.items():
         log.info(
             "  %-13s %9d parameters, %9d trainable",

@@ -9,7 +9,6 @@ scripts/separate_video.py is the command line; viz/video_page.py shows the resul
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from dataset.readers import (
 from dataset.transforms import crop_resize, map_frame_size, object_box, resize_frame
 from models.grounding_net import is_sounding
 from stages import STAGES
-from training import build_nets
+from training import build_nets, log_visual_weights
 
 
 @dataclass
@@ -76,15 +75,9 @@ def load_run(run_dir: str, device: torch.device):
             f"{run_dir} is a GRD run (grounding only): it cannot separate; use a COL, CCoL "
             f"or SoP run"
         )
-    # The builders warn that the ResNets start random; the checkpoint replaces those weights.
-    models_log = logging.getLogger("models")
-    level = models_log.level
-    models_log.setLevel(logging.ERROR)
-    try:
-        nets = build_nets(args)
-    finally:
-        models_log.setLevel(level)
+    nets = build_nets(args, starting_weights=False)
     ckpt = checkpoints.load_run(nets, args, "best")
+    log_visual_weights(nets, args, dict.fromkeys(nets, ckpt["path"]))
     model = STAGES[args.stage](nets, args).to(device).eval()
     return args, model, ckpt["epoch"]
 

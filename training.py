@@ -22,6 +22,7 @@ import utils
 from dataset import DataError, MUSICMixDataset, collate
 from dataset.layout import CLASS_TO_ID
 from models import ModelBuilder
+from models.vision_net import IMAGENET, NO_WEIGHTS
 from stages import STAGE_NETS, STAGES, Stage
 
 log = logging.getLogger("ccol")
@@ -34,7 +35,10 @@ class NonFiniteLoss(RuntimeError):
 # ----------------------------------------------------------------------------------------------
 # Networks, optimiser
 # ----------------------------------------------------------------------------------------------
-def build_nets(args) -> torch.nn.ModuleDict:
+def build_nets(args, starting_weights: bool = True) -> torch.nn.ModuleDict:
+    """The stage's networks. starting_weights: the ResNets load --weights_imagenet; False where a
+    checkpoint replaces every weight (evaluation, inference), which then needs no ImageNet file."""
+    visual = args.weights_imagenet if starting_weights else NO_WEIGHTS
     builders = {
         "sound_ground": lambda: ModelBuilder.build_sound_ground(
             args.arch_sound_ground, width=args.vggish_width, init=args.sound_ground_init
@@ -42,7 +46,7 @@ def build_nets(args) -> torch.nn.ModuleDict:
         "frame_ground": lambda: ModelBuilder.build_frame_ground(
             args.arch_frame_ground,
             width=args.vis_width,
-            weights_imagenet=args.weights_imagenet,
+            weights_imagenet=visual,
             pool=args.img_pool,
         ),
         "grounding": lambda: ModelBuilder.build_grounding(
@@ -63,7 +67,7 @@ def build_nets(args) -> torch.nn.ModuleDict:
             width=args.vis_width,
             fc_dim=args.num_channels,
             pool=args.img_pool,
-            weights_imagenet=args.weights_imagenet,
+            weights_imagenet=visual,
         ),
         "synthesizer": lambda: ModelBuilder.build_synthesizer(
             args.arch_synthesizer, fc_dim=args.num_channels
@@ -73,7 +77,7 @@ def build_nets(args) -> torch.nn.ModuleDict:
             len(CLASS_TO_ID),
             args.arch_classifier,
             width=args.vis_width,
-            weights_imagenet=args.weights_imagenet,
+            weights_imagenet=visual,
         ),
     }
     return torch.nn.ModuleDict({name: builders[name]() for name in STAGE_NETS[args.stage]})
@@ -89,6 +93,37 @@ def frozen_modules(nets, args) -> list:
     return frozen
 
 
+# The nets built on a ResNet-18 trunk (their `features`), which --weights_imagenet starts.
+RESNETS = ("frame_ground", "frame", "classifier")
+
+
+def log_visual_weights(nets, args, loaded: dict[str, str]) -> None:
+    """Say once what the ResNet-18 trunks hold, after every weight is in place: `loaded` names the
+    checkpoint each net was loaded from (a resume, --init_from, an evaluation); the others have
+    their starting weights (--weights_imagenet). Silent for a stage without a ResNet."""
+    trunks = [name for name in RESNETS if name in nets]
+    if not trunks:
+        return
+    start = {IMAGENET: "imagenet weights", NO_WEIGHTS: "random init (--weights_imagenet none)"}
+    sources: dict[str, list[str]] = {}
+    for name in trunks:
+        if name in loaded:
+            source = f"weights of {loaded[name]}"
+        else:
+            source = start.get(args.weights_imagenet, f"weights of {args.weights_imagenet}")
+        sources.setdefault(source, []).append(name)
+    where = "; ".join(
+        source if len(sources) == 1 else f"{', '.join(names)}: {source}"
+        for source, names in sources.items()
+    )
+    frozen = set(frozen_modules(nets, args))
+    learns = {name: not {nets[name], nets[name].features} & frozen for name in trunks}
+    how = ", ".join(f"{name} {'trained' if learn else 'frozen'}" for name, learn in learns.items())
+    if len(set(learns.values())) == 1:
+        how = "trained" if learns[trunks[0]] else "frozen"
+    log.info("ResNet-18 features: %s, %s", where, how)
+
+
 def configure_cuda() -> None:
     torch.backends.cudnn.benchmark = True  # input sizes are fixed
     torch.set_float32_matmul_precision("high")  # TF32 matmuls when not under --amp
@@ -99,7 +134,7 @@ def build_stage(args, device: torch.device) -> tuple[torch.nn.ModuleDict, Stage]
 
     Returns (nets, stage): the stage holds the nets, so both see the same weights.
     """
-    nets = build_nets(args)
+    nets = build_nets(args, starting_weights=args.mode == "train")
     stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(device)
     if args.channels_last:
         stage = stage.to(memory_format=torch.channels_last)

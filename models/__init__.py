@@ -3,7 +3,6 @@ Co-Separation."""
 
 from __future__ import annotations
 
-import logging
 from functools import partial
 
 import torch.nn as nn
@@ -13,9 +12,7 @@ from .classifier_net import SpectrogramClassifier
 from .criterion import LOSSES
 from .grounding_net import GroundingHead
 from .synthesizer_net import InnerProd
-from .vision_net import NO_WEIGHTS, ResNet18Dilated, ResNet18Ground, has_weights
-
-log = logging.getLogger(__name__)
+from .vision_net import NO_WEIGHTS, ResNet18Dilated, ResNet18Ground
 
 SOUND_GROUND_NETS = {"vggish": VGGishGround}
 FRAME_GROUND_NETS = {"resnet18": ResNet18Ground}
@@ -35,16 +32,6 @@ def _lookup(registry: dict, arch: str, role: str):
     return registry[arch]
 
 
-def _warn_random(role: str, weights_imagenet: str) -> None:
-    if not has_weights(weights_imagenet):
-        log.warning(
-            "%s: no ImageNet weights (--weights_imagenet %s), the ResNet-18 features are "
-            "RANDOMLY initialised",
-            role,
-            NO_WEIGHTS,
-        )
-
-
 def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters of `net` (only those with requires_grad when `trainable_only`)."""
     return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
@@ -53,7 +40,8 @@ def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
 class ModelBuilder:
     """Builds each net from its architecture name.
 
-    Loading a previous stage's weights is the caller's job.
+    Loading a previous stage's weights is the caller's job, and so is saying which weights the
+    ResNets end up with (training.log_visual_weights).
     """
 
     @staticmethod
@@ -71,7 +59,6 @@ class ModelBuilder:
     ) -> nn.Module:
         """weights_imagenet: 'imagenet' (torchvision's cache), a state_dict path, or 'none'."""
         net_class = _lookup(FRAME_GROUND_NETS, arch, "frame_ground")
-        _warn_random("frame_ground", weights_imagenet)
         return net_class(width=width, pool=pool, weights=weights_imagenet)
 
     @staticmethod
@@ -109,7 +96,6 @@ class ModelBuilder:
         weights_imagenet: str = NO_WEIGHTS,
     ) -> nn.Module:
         net_class = _lookup(FRAME_NETS, arch, "frame")
-        _warn_random("frame", weights_imagenet)
         return net_class(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet)
 
     @staticmethod

@@ -16,7 +16,6 @@ throughput.py's; this script prepares the data root and the stages' arguments an
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import platform
 import shutil
@@ -367,9 +366,6 @@ def main(argv=None) -> int:
     config["threads"] = torch.get_num_threads()
     report = Report(config)
     output = opts.json or os.path.join(REPO, "ckpt", f"benchmark_{sizes}_{device.type}.json")
-    # Every stage built would repeat models' "RANDOMLY initialised" warning; config records the
-    # weights.
-    logging.getLogger("models").setLevel(logging.ERROR)
     started = time.perf_counter()
     temp_root = (
         tempfile.mkdtemp(prefix="ccol_benchmark_") if opts.quick and not opts.data_root else None

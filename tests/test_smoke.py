@@ -62,7 +62,11 @@ def test_stages_chain_and_write_runs(trained_runs):
 
 def test_eval_writes_results(trained_runs, tiny_data_root):
     common = dict(ckpt=trained_runs, data_root=tiny_data_root)
-    main_py("--mode", "eval", "--id", "ccol", "--num_val", "-1", **common)
+    out = main_py("--mode", "eval", "--id", "ccol", "--num_val", "-1", **common).stdout
+    # The run's trunks started random and trained; the evaluation loads them from its checkpoint.
+    best = trained_runs / "ccol" / "checkpoint_best.pt"
+    assert f"ResNet-18 features: weights of {best}, trained" in out
+    assert "random" not in out.lower()
     main_py("--mode", "eval", "--id", "ccol", "--num_val", "-1", "--eval_silent", **common)
     result = json.loads((trained_runs / "ccol" / "results.json").read_text())
     assert RESULT_KEYS <= set(result)

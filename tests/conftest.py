@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny synthetic MUSIC root built by the real preprocessing scripts, and tiny
 trained GRD -> COL -> CCoL runs on it (built once per test session)."""
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -10,6 +11,12 @@ import pytest
 from arguments import TINY
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Worker pools and loader workers that tests start in this process come from a fork server, not
+# from this process: after earlier tests it holds torch and loader threads, and a child forked
+# while one of them held a lock waits on it for ever (the suite hung so in CI). Python 3.14 makes
+# this the default on Linux; the scripts' own processes are fresh and keep fork.
+multiprocessing.set_start_method("forkserver", force=True)
 
 # The shared tiny configuration (arguments.TINY) with a batch, epoch and logging for short runs.
 # How the tiny runs run (a few small batches, no loader workers), whatever their sizes.

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import main_py
 from test_reference_config import assert_trunk_is, fake_torch_home, resnet_key
-from test_stages import fake_batch, tiny_args
+from test_stages import fake_batch, fit, tiny_args
 
 import checkpoints
 import localization
@@ -99,15 +99,7 @@ def test_cosep_losses_fall_when_training():
     assert args.classifier_weight == 0.05  # CoSep's published weight, the demo's too
     optimizer = torch.optim.Adam(param_groups(nets, args))
     batch = _labelled_batch(args)
-    model.train()
-    history = []
-    for _ in range(20):
-        losses, out = model(batch)
-        assert all(torch.isfinite(v) for v in losses.values()), losses
-        optimizer.zero_grad()
-        losses["total"].backward()
-        optimizer.step()
-        history.append({k: float(v.detach()) for k, v in losses.items()})
+    history, out = fit(model, batch, optimizer, steps=20)
     first, last = history[0], history[-1]
     assert last["consistency"] < 0.5 * first["consistency"], history
     assert last["cosep"] < 0.8 * first["cosep"], history

@@ -62,15 +62,8 @@ def test_loss_finite_and_falls_when_overfitting(stage):
     model = STAGES[stage](nets, args, frozen=frozen_modules(nets, args))
     optimizer = torch.optim.Adam(param_groups(nets, args))
     batch = fake_batch(args)
-    model.train()
-    history = []
-    for _ in range(25):
-        losses, out = model(batch)
-        assert all(torch.isfinite(v) for v in losses.values()), losses
-        optimizer.zero_grad()
-        losses["total"].backward()
-        optimizer.step()
-        history.append(float(losses["total"].detach()))
+    steps, out = fit(model, batch, optimizer, steps=25)
+    history = [losses["total"] for losses in steps]
     assert min(history[-5:]) < 0.8 * history[0], history
     if stage != "grd":
         assert out["pred_masks"].shape == (4, args.num_mix, 1, args.warp_bins, 32)
@@ -252,3 +245,18 @@ def test_ground_audio_norm_makes_grounding_level_invariant():
             .mean()
         )
     assert (quiet_logits - loud_logits).abs().mean() < 0.2 * plain_gap
+
+
+def fit(model, batch, optimizer, steps: int) -> tuple[list[dict], dict]:
+    """`steps` optimizer steps on one batch: each step's losses as floats (all finite), and the
+    last step's outputs."""
+    model.train()
+    history = []
+    for _ in range(steps):
+        losses, out = model(batch)
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        optimizer.zero_grad()
+        losses["total"].backward()
+        optimizer.step()
+        history.append({k: float(v.detach()) for k, v in losses.items()})
+    return history, out

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole method on CPU in about 15 minutes: data, GRD -> COL -> CCoL and the SoP baseline with the
-# small-compute profile, evaluation, one results table.
+# The whole method on CPU: data, GRD -> COL -> CCoL and the two baselines (Sound of Pixels and
+# Co-Separation) with the small-compute profile, evaluation on the same test mixtures, one table.
 #   bash scripts/demo.sh                        the embedded synthetic MUSIC stand-in (built on first use)
 #   DATA_ROOT=/my/music bash scripts/demo.sh    your own MUSIC-layout root: only what is missing is built
 #   SEED=2 bash scripts/demo.sh                 another seed for the synthetic data and the training
@@ -64,7 +64,8 @@ esac
   --out "$VISUAL"
 echo "   visual features ready after $(( $(date +%s) - start )) s"
 # Schedules and learning rates are the demo profile's (arguments.py, PROFILE_STAGE_DEFAULTS);
-# GRD_EPOCHS, COL_EPOCHS, CCOL_EPOCHS, SOP_EPOCHS, GRD_LR_STEPS, CCOL_LR_STEPS override them.
+# GRD_EPOCHS, COL_EPOCHS, CCOL_EPOCHS, SOP_EPOCHS, COSEP_EPOCHS, GRD_LR_STEPS, CCOL_LR_STEPS,
+# COSEP_LR_STEPS override them.
 # TEST_EVERY=N also scores the test mixtures every N epochs of the chain, for learning curves
 # (scripts/learning_curve.py); it costs time and changes nothing else.
 OBJECTS+="${TEST_EVERY:+ --test_every $TEST_EVERY}"
@@ -86,7 +87,13 @@ evaluate_both() {  # RUN: the plain and the silent-object evaluation
   ID=$1 bash scripts/eval_ccol.sh $OBJECTS
   ID=$1 bash scripts/eval_ccol_silent.sh $OBJECTS
 }
-in_background sop sop
+cosep() {
+  EPOCHS="${COSEP_EPOCHS:-}" LR_STEPS="${COSEP_LR_STEPS:-}" bash scripts/train_cosep.sh --resume $OBJECTS
+  evaluate_both MUSIC_CoSep
+}
+# The baselines need nothing from the chain: one after the other on the second core.
+baselines() { sop && cosep; }
+in_background baselines baselines
 EPOCHS="${GRD_EPOCHS:-}" LR_STEPS="${GRD_LR_STEPS:-}" bash scripts/train_grd.sh --resume $OBJECTS
 EPOCHS="${COL_EPOCHS:-}" bash scripts/train_col.sh --resume $OBJECTS
 in_background col_eval evaluate_both MUSIC_COL
@@ -103,5 +110,8 @@ done
 [ "$failed" = 0 ] || exit 1
 
 echo "== 3/3 results (demo finished after $(( $(date +%s) - start )) s)"
-"$PY" scripts/results_table.py --ckpt "$CKPT" MUSIC_SoP MUSIC_COL MUSIC_CCoL
+"$PY" scripts/results_table.py --ckpt "$CKPT" MUSIC_SoP MUSIC_CoSep MUSIC_COL MUSIC_CCoL
+# Where CCoL beats Co-Separation, on the same mixtures: paired differences with intervals.
+"$PY" scripts/results_table.py --ckpt "$CKPT" --compare MUSIC_CCoL MUSIC_CoSep
+"$PY" scripts/results_table.py --ckpt "$CKPT" --compare MUSIC_CCoL MUSIC_CoSep --silent
 echo "Open $CKPT/index.html in a browser to look at every run."

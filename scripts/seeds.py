@@ -6,6 +6,9 @@ interval (test videos resampled), and the mean, standard deviation and range ove
     python scripts/seeds.py --seeds 1234 2 3 --no-run   the table of runs already made
     python scripts/seeds.py ... --markdown              the table as Markdown (the README's)
 
+After the table, the paired comparisons of the methods (CCoL - COL, CCoL - CoSep, COL - SoP,
+CoSep - SoP): per seed, the mean difference on the same test mixtures and its interval.
+
 A seed whose runs are all evaluated is not run again (demo.sh would reuse them anyway). Seeds run
 one after another: each demo already keeps both cores busy.
 """
@@ -22,7 +25,20 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUNS = ("MUSIC_SoP", "MUSIC_COL", "MUSIC_CCoL")
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+sys.path.insert(0, REPO)
+
+from results_table import evaluation_rows  # noqa: E402
+
+import intervals  # noqa: E402
+
+RUNS = ("MUSIC_SoP", "MUSIC_CoSep", "MUSIC_COL", "MUSIC_CCoL")
+PAIRS = (
+    ("MUSIC_CCoL", "MUSIC_COL"),
+    ("MUSIC_CCoL", "MUSIC_CoSep"),
+    ("MUSIC_COL", "MUSIC_SoP"),
+    ("MUSIC_CoSep", "MUSIC_SoP"),
+)
 METRICS = (
     ("sdr_gain", "SDR − mixture (dB)", ".2f"),
     ("sdr", "SDR (dB)", ".2f"),
@@ -101,6 +117,51 @@ def table(seeds: list[int], prefix: str, markdown: bool) -> None:
         f"{first.get('num_mixtures', '?')} mixture-clips of {first.get('num_videos', '?')} "
         f"videos per seed"
     )
+    print_rows(header, rows, markdown)
+
+
+def paired(ckpt: str, run_a: str, run_b: str) -> dict:
+    """{metric: paired difference} of two runs of one seed, {} where either is not evaluated."""
+    if not (results_of(ckpt, run_a) and results_of(ckpt, run_b)):
+        return {}
+    rows_a = evaluation_rows(os.path.join(REPO, ckpt, run_a), "test")
+    rows_b = evaluation_rows(os.path.join(REPO, ckpt, run_b), "test")
+    return intervals.paired_differences(*rows_a, *rows_b)
+
+
+def paired_table(seeds: list[int], prefix: str, markdown: bool) -> None:
+    header = ["A - B", "metric", *(f"seed {s}" for s in seeds), "seeds where A > B / A < B"]
+    rows = []
+    for run_a, run_b in PAIRS:
+        per_seed = [paired(ckpt_of(prefix, s), run_a, run_b) for s in seeds]
+        for key, label, spec in METRICS:
+            diffs = [d.get(key) for d in per_seed]
+            if all(d is None for d in diffs):
+                continue
+            cells, wins, losses = [], 0, 0
+            for d in diffs:
+                if d is None or d["diff"] is None:
+                    cells.append("–")
+                    continue
+                ci = d["ci95"]
+                text = format(d["diff"], "+" + spec)
+                if ci:
+                    text += f" [{format(ci[0], '+' + spec)}, {format(ci[1], '+' + spec)}]"
+                    wins += ci[0] > 0
+                    losses += ci[1] < 0
+                cells.append(text)
+            name = f"{run_a.removeprefix('MUSIC_')} - {run_b.removeprefix('MUSIC_')}"
+            rows.append([name, label, *cells, f"{wins} / {losses}"])
+    if not rows:
+        return
+    print(
+        "\npaired differences on the same test mixtures (95% interval, test videos resampled); "
+        "the last column counts the seeds whose interval is above / below zero"
+    )
+    print_rows(header, rows, markdown)
+
+
+def print_rows(header: list[str], rows: list[list[str]], markdown: bool) -> None:
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
@@ -127,6 +188,7 @@ def main(argv=None) -> None:
                 continue
             print(f"seed {seed}: finished in {run_seed(seed, ckpt):.0f} s", flush=True)
     table(args.seeds, args.ckpt_prefix, args.markdown)
+    paired_table(args.seeds, args.ckpt_prefix, args.markdown)
 
 
 if __name__ == "__main__":

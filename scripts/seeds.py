@@ -168,7 +168,7 @@ def print_rows(header: list[str], rows: list[list[str]], markdown: bool) -> None
         for r in rows:
             print("| " + " | ".join(r) + " |")
         return
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
     for r in [header] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 

@@ -1,6 +1,6 @@
 """Bad input, round 3: each way users get data, options and runs wrong that once ran to exit 0 with
 wrong data, gave a cryptic error, or destroyed files, now a clear error, a counted skip or a loud
-warning (README, "Robust runs")."""
+warning (docs/robust_runs.md)."""
 
 import logging
 import os

@@ -62,8 +62,8 @@ stamp "data and crop cache ready"
   | tee "$OUT_DIR/benchmark.log"
 stamp "benchmark done"
 
-RUNS="$OUT_DIR/runs"
-rm -rf "$RUNS"   # a fresh short run each time: this folder holds only this script's runs
+# A fresh short run each time, in a folder of its own: run folders are never deleted.
+RUNS="$OUT_DIR/runs_$(date +%Y%m%d_%H%M%S)"
 # shellcheck disable=SC2086
 "$PY" main.py --stage ccol --init_from none --id ccol_short --ckpt "$RUNS" \
   --data_root "$DATA_ROOT" --device "$DEVICE" $SIZE_ARGS --batch_size "$BATCH" \

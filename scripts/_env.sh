@@ -30,12 +30,22 @@ PROFILE="${PROFILE:-reference}"
 NUM_GPUS="${NUM_GPUS:-1}"
 CKPT="${CKPT:-ckpt}"
 
-# One process per GPU under torchrun (DDP) when NUM_GPUS > 1; set LAUNCHER=dataparallel for the
-# original scripts' single-process DataParallel. The global batch (--batch_size, 48 for the paper)
-# is the same whatever NUM_GPUS: each GPU gets its share.
+# One process per GPU under torchrun (DDP) when NUM_GPUS > 1 or NNODES > 1; set
+# LAUNCHER=dataparallel for the original scripts' single-process DataParallel. The global batch
+# (--batch_size, 48 for the paper) is the same whatever the number of processes: each gets its share.
+# Several machines: the same command on every node with NNODES (number of nodes), NODE_RANK (this
+# node's, 0 on the one that logs and writes the run) and MASTER_ADDR / MASTER_PORT (node 0's
+# address and a free port), torchrun's static rendezvous; the run folder must be on a shared disk.
 run_main() {
-  if [ "$NUM_GPUS" -gt 1 ] && [ "${LAUNCHER:-torchrun}" = torchrun ]; then
-    "$REPO_ROOT/.venv/bin/torchrun" --standalone --nproc_per_node "$NUM_GPUS" main.py "$@"
+  local nnodes="${NNODES:-1}"
+  if { [ "$NUM_GPUS" -gt 1 ] || [ "$nnodes" -gt 1 ]; } && [ "${LAUNCHER:-torchrun}" = torchrun ]; then
+    local where=(--standalone)
+    if [ "$nnodes" -gt 1 ]; then
+      where=(--nnodes "$nnodes" --node_rank "${NODE_RANK:?NNODES=$nnodes: set NODE_RANK on each node}"
+             --master_addr "${MASTER_ADDR:?NNODES=$nnodes: set MASTER_ADDR to the address of node 0}"
+             --master_port "${MASTER_PORT:-29500}")
+    fi
+    "$REPO_ROOT/.venv/bin/torchrun" "${where[@]}" --nproc_per_node "$NUM_GPUS" main.py "$@"
   else
     "$PY" main.py --num_gpus "$NUM_GPUS" "$@"
   fi

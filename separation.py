@@ -29,7 +29,7 @@ from dataset.readers import (
 )
 from dataset.transforms import crop_resize, map_frame_size, object_box, resize_frame
 from models.grounding_net import is_sounding
-from stages import STAGES
+from stages import STAGES, StageConfig
 from training import build_nets, log_visual_weights
 
 
@@ -78,7 +78,7 @@ def load_run(run_dir: str, device: torch.device):
     nets = build_nets(args, starting_weights=False)
     ckpt = checkpoints.load_run(nets, args, "best")
     log_visual_weights(nets, args, dict.fromkeys(nets, ckpt["path"]))
-    model = STAGES[args.stage](nets, args).to(device).eval()
+    model = STAGES[args.stage](nets, StageConfig.from_args(args)).to(device).eval()
     return args, model, ckpt["epoch"]
 
 

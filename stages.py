@@ -16,6 +16,9 @@ Each is described under its name in docs/method.md, "Stages".
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,37 +43,84 @@ STAGE_NETS = {
 AUDIO_MIX, AUDIO_SOLO_A, AUDIO_SOLO_B = 0, 1, 2
 
 
+@dataclass(frozen=True)
+class StageConfig:
+    """What a stage reads of the run's options: the stage is built from this alone, not argparse.
+
+    Built from the parsed command line by `from_args`; tests may build it by keyword.
+    """
+
+    # Spectrogram front end and separation loss (the SpectralFrontend and models.criterion.LOSSES).
+    stft_frame: int
+    stft_hop: int
+    warp_bins: int
+    log_freq: bool
+    binary_mask: bool
+    mask_thres: float
+    weighted_loss: bool
+    spec_input: str
+    loss: str
+    # Visual input: crop side (pixels) of the window grounding map, training colour jitter, and
+    # the reference's BatchNorm behaviour of frozen ResNets.
+    img_size: int
+    color_jitter: float
+    reference_bn_drift: bool
+    # Grounding: the audio input's normalisation and the kind of sounding map.
+    ground_audio_norm: str
+    ground_map: str
+    # Loss weights; None where the stage has no such term (resolved per stage by arguments.py).
+    solo_grounding_weight: float | None
+    mix_grounding_weight: float | None
+    classifier_weight: float | None
+    # CCoL's labels: the silent threshold and the reference's broadcast bug.
+    silent_thres: float
+    ccol_broadcast_bug: bool
+    # Diagnostics: the truth instead of mixture grounding's gate / separation's labels.
+    diag_true_gate: bool
+    diag_true_labels: bool
+
+    @classmethod
+    def from_args(cls, args) -> StageConfig:
+        """The options of resolved arguments (arguments.parse_args), by field name; the 0/1 int
+        flags become bools."""
+        values = {}
+        for field in dataclasses.fields(cls):
+            value = getattr(args, field.name)
+            values[field.name] = bool(value) if field.type == "bool" else value
+        return cls(**values)
+
+
 class Stage(nn.Module):
     """Shared machinery: spectrogram front end, frozen nets, grounding grid and separation masks.
 
     Args:
         nets: ModuleDict with the networks in STAGE_NETS[stage].
-        args: resolved arguments (spectrogram, loss and method options).
+        config: the options the stage reads (StageConfig.from_args of the run's arguments).
         frozen: modules that stay in eval() with requires_grad False (frozen BatchNorm stats too).
     """
 
-    def __init__(self, nets: nn.ModuleDict, args, frozen: list[nn.Module] = ()):
+    def __init__(self, nets: nn.ModuleDict, config: StageConfig, frozen: list[nn.Module] = ()):
         super().__init__()
         self.nets = nets
         self.frontend = SpectralFrontend(
-            n_fft=args.stft_frame,
-            hop=args.stft_hop,
-            warp_bins=args.warp_bins,
-            log_freq=bool(args.log_freq),
-            binary_mask=bool(args.binary_mask),
-            mask_thres=args.mask_thres,
-            weighted_loss=bool(args.weighted_loss),
-            log_input=args.spec_input,
+            n_fft=config.stft_frame,
+            hop=config.stft_hop,
+            warp_bins=config.warp_bins,
+            log_freq=config.log_freq,
+            binary_mask=config.binary_mask,
+            mask_thres=config.mask_thres,
+            weighted_loss=config.weighted_loss,
+            log_input=config.spec_input,
         )
-        self.sep_loss = LOSSES[args.loss](reduction="none")
-        self.args = args
+        self.sep_loss = LOSSES[config.loss](reduction="none")
+        self.config = config
         self._frozen = list(frozen)
         for module in self._frozen:
             module.requires_grad_(False)
 
     def train(self, mode: bool = True):
         super().train(mode)
-        if not self.args.reference_bn_drift:
+        if not self.config.reference_bn_drift:
             for module in self._frozen:
                 module.eval()  # frozen means frozen: BatchNorm statistics must not drift
         return self
@@ -80,15 +130,15 @@ class Stage(nn.Module):
         with torch.autocast(batch["mix"].device.type, enabled=False):
             spec = self.frontend(batch["audios"].float(), batch["mix"].float())
         frames = batch["frames"]  # (B, N, 3, T, H, W) uint8
-        if self.training and self.args.color_jitter > 0:
-            frames = color_jitter(frames, self.args.color_jitter)
+        if self.training and self.config.color_jitter > 0:
+            frames = color_jitter(frames, self.config.color_jitter)
         frames = normalize_frames(frames)  # float
         return spec, frames
 
     # ------------------------------------------------------------------ grounding
     def grounding_audio(self, log_mags: torch.Tensor) -> torch.Tensor:
         """The grounding audio feature of each spectrogram: (M, 1, F, T) -> (M, Da)."""
-        if self.args.ground_audio_norm == "instance":
+        if self.config.ground_audio_norm == "instance":
             # Each spectrogram standardised on its own: a recording's level and noise floor stop
             # dominating the (BatchNorm-free) audio encoder's features.
             mean = log_mags.mean(dim=(-2, -1), keepdim=True)
@@ -121,7 +171,7 @@ class Stage(nn.Module):
         R = audio_in.shape[1]
         audio_feat = self.grounding_audio(audio_in.flatten(0, 1)).view(B, R, -1)  # (B, R, Da)
         visual_feat = self.nets["frame_ground"].forward_objects(
-            frames, separately=self.args.reference_bn_drift
+            frames, separately=self.config.reference_bn_drift
         )  # (B, N, Dv)
         pairs_a = audio_feat[:, :, None].expand(-1, -1, N, -1)  # (B, R, N, Da)
         pairs_v = visual_feat[:, None].expand(-1, R, -1, -1)  # (B, R, N, Dv)
@@ -135,7 +185,7 @@ class Stage(nn.Module):
         """
         sound_feat = self.nets["sound"](spec["log_mag_mix"])  # (B, C, F, T)
         visual_vec = self.nets["frame"].forward_objects(
-            frames, separately=self.args.reference_bn_drift
+            frames, separately=self.config.reference_bn_drift
         )  # (B, N, C)
         logits = self.nets["synthesizer"](visual_vec, sound_feat)  # (B, N, 1, F, T)
         return torch.sigmoid(logits)
@@ -170,7 +220,7 @@ class Stage(nn.Module):
         maps = {}
         if "grounding" in self.nets and "grounding" in kinds:
             audio = self.grounding_audio(spec["log_mag_mix"])  # (B, Da)
-            if self.args.ground_map == "window" and boxes is not None:
+            if self.config.ground_map == "window" and boxes is not None:
                 maps["grounding"] = self._window_grounding(audio, frames, boxes)
             else:
                 feat = self.nets["frame_ground"].forward_pixelwise(frames)  # (B, N, Dv, h, w)
@@ -212,7 +262,7 @@ class Stage(nn.Module):
         the pixelwise grid (cell centres every MAP_STRIDE pixels).
         """
         B, N, _, T, H, W = frames.shape
-        S = self.args.img_size
+        S = self.config.img_size
         ys = torch.arange(MAP_STRIDE / 2, H, MAP_STRIDE, device=frames.device)
         xs = torch.arange(MAP_STRIDE / 2, W, MAP_STRIDE, device=frames.device)
         cy, cx = (c.flatten() for c in torch.meshgrid(ys, xs, indexing="ij"))  # (C,)
@@ -310,7 +360,7 @@ class COL(Stage):
         --diag_true_gate (a diagnostic), d_n is the truth, `true_sounding` (B, N).
         """
         B, N = masks.shape[:2]
-        gate = true_sounding if self.args.diag_true_gate else is_sounding(sounding_prob)
+        gate = true_sounding if self.config.diag_true_gate else is_sounding(sounding_prob)
         gate = gate.to(masks.dtype).detach()  # (B, N)
         pseudo_masks = (
             (gate[..., None, None, None] * masks).unflatten(1, (2, 2)).sum(2)
@@ -356,8 +406,8 @@ class COL(Stage):
         solo = losses["grd_pos"] + losses["grd_neg"]
         return (
             losses["sep"]
-            + self.args.solo_grounding_weight * solo
-            + self.args.mix_grounding_weight * losses["grd_mix"]
+            + self.config.solo_grounding_weight * solo
+            + self.config.mix_grounding_weight * losses["grd_mix"]
         )
 
 
@@ -376,7 +426,7 @@ class CCoL(COL):
         Returns (w_pos, w_neg), each (B, N). With --diag_true_labels (a diagnostic) they are the
         truth, `true_sounding` (B, N), instead of separation's choice.
         """
-        if self.args.diag_true_labels:
+        if self.config.diag_true_labels:
             w_pos = true_sounding.to(masks.dtype)
             return w_pos, 1 - w_pos
         with torch.no_grad():
@@ -385,7 +435,7 @@ class CCoL(COL):
             pairs = mask_error.unflatten(1, (2, 2))  # (B, 2, 2)
             first_sounds = torch.round(pairs[..., 1] / (pairs.sum(-1) + 1e-12))  # (B, 2): r1, r2
             w_pos = torch.stack([first_sounds, 1 - first_sounds], -1).flatten(1)  # (B, N)
-            above_thres = (1 + torch.sign(mask_error - self.args.silent_thres)) / 2
+            above_thres = (1 + torch.sign(mask_error - self.config.silent_thres)) / 2
             w_neg = (1 - w_pos) * above_thres
         return w_pos, w_neg
 
@@ -405,7 +455,7 @@ class CCoL(COL):
         w_pos, w_neg = labels if labels is not None else self.sounding_labels(masks, spec)
         first_sounds = w_pos[:, 0]  # r1 for pseudo-video A
         ce_first, ce_second = ce_sounding[:, AUDIO_SOLO_A, 0], ce_sounding[:, AUDIO_SOLO_A, 1]
-        if self.args.ccol_broadcast_bug:
+        if self.config.ccol_broadcast_bug:
             # The reference's (B,) * (B, 1) turns the per-sample choice into a batch average.
             solo_positive = (
                 ce_first.mean() * first_sounds.mean() + ce_second.mean() * (1 - first_sounds).mean()
@@ -423,8 +473,8 @@ class CCoL(COL):
         mixture = losses["grd_pos"] + losses["grd_neg"]
         return (
             losses["sep"]
-            + self.args.mix_grounding_weight * mixture
-            + self.args.solo_grounding_weight * losses["grd_solo"]
+            + self.config.mix_grounding_weight * mixture
+            + self.config.solo_grounding_weight * losses["grd_solo"]
         )
 
 
@@ -493,7 +543,7 @@ class CoSep(Stage):
             "cosep": coseparation_loss(masks, spec["gt_masks"], spec["weight"], self.sep_loss),
             "consistency": consistency_loss(logits, batch["class_ids"]),
         }
-        losses["total"] = losses["cosep"] + self.args.classifier_weight * losses["consistency"]
+        losses["total"] = losses["cosep"] + self.config.classifier_weight * losses["consistency"]
         correct = logits.argmax(-1) == batch["class_ids"]  # (B, N)
         stats = {
             "class_acc": correct.float().mean(),

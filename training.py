@@ -23,7 +23,7 @@ from dataset import DataError, MUSICMixDataset, collate
 from dataset.layout import CLASS_TO_ID
 from models import ModelBuilder
 from models.vision_net import IMAGENET, NO_WEIGHTS
-from stages import STAGE_NETS, STAGES, Stage
+from stages import STAGE_NETS, STAGES, Stage, StageConfig
 
 log = logging.getLogger("ccol")
 
@@ -135,7 +135,9 @@ def build_stage(args, device: torch.device) -> tuple[torch.nn.ModuleDict, Stage]
     Returns (nets, stage): the stage holds the nets, so both see the same weights.
     """
     nets = build_nets(args, starting_weights=args.mode == "train")
-    stage = STAGES[args.stage](nets, args, frozen=frozen_modules(nets, args)).to(device)
+    stage = STAGES[args.stage](
+        nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args)
+    ).to(device)
     if args.channels_last:
         stage = stage.to(memory_format=torch.channels_last)
     if device.type == "cuda":

@@ -15,7 +15,7 @@ import localization
 from dataset.layout import CLASS_TO_ID
 from models import ModelBuilder
 from models.criterion import WeightedBCELoss, WeightedL1Loss
-from stages import CoSep, consistency_loss, coseparation_loss
+from stages import CoSep, StageConfig, consistency_loss, coseparation_loss
 from training import build_nets, frozen_modules, param_groups
 
 logging.disable(logging.WARNING)
@@ -80,7 +80,7 @@ def test_classifier_starts_from_the_visual_weights_but_its_one_channel_stem(requ
 def _cosep(*extra):
     args = tiny_args("cosep", *extra)
     nets = build_nets(args)
-    return CoSep(nets, args, frozen=frozen_modules(nets, args)), nets, args
+    return CoSep(nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args)), nets, args
 
 
 def _labelled_batch(args, seed=0):

@@ -22,7 +22,7 @@ from test_stages import fake_batch, tiny_args
 import training
 import utils
 from metrics import one_cpu_thread
-from stages import STAGE_NETS, STAGES
+from stages import STAGE_NETS, STAGES, StageConfig
 from training import build_nets, frozen_modules, param_groups
 
 pytestmark = pytest.mark.slow  # forks worker processes
@@ -55,7 +55,7 @@ def train_steps(stage: str, batch_slice: slice, wrap=None) -> tuple[list, dict, 
     torch.manual_seed(0)
     args = tiny_args(stage)
     nets = build_nets(args)
-    model = STAGES[stage](nets, args, frozen=frozen_modules(nets, args))
+    model = STAGES[stage](nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args))
     # SGD, whose step is linear in the gradient: Adam's first steps are lr * sign(gradient), so a
     # gradient that is zero up to rounding (a dead ReLU's) moves by +-lr in either run, which
     # measures float rounding, not whether DDP averaged the right gradients.
@@ -111,7 +111,7 @@ def epoch_with_a_bad_batch_on_one_rank(rank: int) -> None:
     must skip that step and finish the epoch (a lone skip left rank 0 waiting in the all-reduce)."""
     args = tiny_args("grd", "--disp_iter", "100", "--batch_size", "4")
     nets = build_nets(args)
-    stage = STAGES["grd"](nets, args, frozen_modules(nets, args))
+    stage = STAGES["grd"](nets, StageConfig.from_args(args), frozen_modules(nets, args))
     model = nn.parallel.DistributedDataParallel(stage)
     optimizer = torch.optim.SGD(param_groups(nets, args), momentum=0.9)
     batch = fake_batch(args, batch_size=2, seed=rank)

@@ -15,7 +15,7 @@ from dataset.truth import VideoTruth
 from models.grounding_net import GroundingHead
 from models.synthesizer_net import InnerProd
 from models.vision_net import ResNet18Dilated, ResNet18Ground
-from stages import STAGES
+from stages import STAGES, StageConfig
 from training import build_nets
 
 logging.disable(logging.WARNING)
@@ -70,7 +70,7 @@ def test_heads_pixelwise_match_their_forward_at_each_location():
 def test_stage_maps_one_per_net(stage, names):
     torch.manual_seed(0)
     args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", stage])
-    model = STAGES[stage](build_nets(args), args).eval()
+    model = STAGES[stage](build_nets(args), StageConfig.from_args(args)).eval()
     B, N, L = 2, args.num_mix, args.aud_len
     audios = 0.1 * torch.randn(B, N, L)
     spec = model.frontend(audios, audios.sum(1))
@@ -222,7 +222,7 @@ def test_window_grounding_map_follows_the_object():
     torch.manual_seed(0)
     args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", "grd"])
     assert args.ground_map == "window"  # the demo profile's
-    model = STAGES["grd"](build_nets(args), args).eval()
+    model = STAGES["grd"](build_nets(args), StageConfig.from_args(args)).eval()
     audios = 0.1 * torch.randn(1, args.num_mix, args.aud_len)
     spec = model.frontend(audios, audios.sum(1))
     H, W = 48, 64
@@ -241,7 +241,7 @@ def test_window_grounding_map_follows_the_object():
 def test_separation_map_is_the_energy_through_each_locations_mask_in_any_chunks():
     torch.manual_seed(0)
     args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", "sop"])
-    model = STAGES["sop"](build_nets(args), args).eval()
+    model = STAGES["sop"](build_nets(args), StageConfig.from_args(args)).eval()
     B, N, C, h, w = 2, 2, args.num_channels, 3, 4
     feat = torch.rand(B, N, C, h, w)
     sound_feat = torch.randn(B, C, 16, 9)

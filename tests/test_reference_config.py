@@ -27,7 +27,7 @@ from arguments import (
 from dataset import layout
 from dataset.index import read_index
 from models.vision_net import IMAGENET_WEIGHTS, ResNet18Dilated, ResNet18Ground, imagenet_cache_path
-from stages import STAGES
+from stages import STAGES, StageConfig
 from training import build_nets, frozen_modules
 
 # The reference profile at tiny sizes: the ResNets keep the width ImageNet weights need (64).
@@ -144,7 +144,9 @@ def test_resnets_carry_the_cached_imagenet_weights_frozen(fake_torch_home):
     _, state = fake_torch_home
     args = parse_args(["--stage", "col", *TINY_REFERENCE])
     nets = build_nets(args)
-    stage = STAGES["col"](nets, args, frozen=frozen_modules(nets, args)).train()
+    stage = STAGES["col"](
+        nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args)
+    ).train()
     assert_trunk_is(nets["frame_ground"].features.state_dict(), state, resnet_key)
     assert_trunk_is(nets["frame"].features.state_dict(), state, resnet_key)
     for net in (nets["frame_ground"], nets["frame"].features):
@@ -199,7 +201,9 @@ def test_objects_run_separately_through_train_mode_batchnorm(make_net):
 def test_reference_bn_drift_runs_frozen_batchnorm_in_train_mode_per_object(fake_torch_home):
     args = parse_args(["--stage", "grd", *TINY_REFERENCE, "--reference_bn_drift"])
     nets = build_nets(args)
-    stage = STAGES["grd"](nets, args, frozen=frozen_modules(nets, args)).train()
+    stage = STAGES["grd"](
+        nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args)
+    ).train()
     calls = []
     bn1 = nets["frame_ground"].features[1]
     bn1.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))

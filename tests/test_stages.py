@@ -1,12 +1,13 @@
 """Stage modules: losses are finite and fall when overfitting one batch; CCoL labels; gating."""
 
+import dataclasses
 import logging
 
 import pytest
 import torch
 
 from arguments import TINY, parse_args
-from stages import COL, STAGES, CCoL
+from stages import COL, STAGES, CCoL, StageConfig
 from training import build_nets, frozen_modules, param_groups
 
 logging.disable(logging.WARNING)
@@ -59,7 +60,7 @@ def test_loss_finite_and_falls_when_overfitting(stage):
         "1e-3",
     )
     nets = build_nets(args)
-    model = STAGES[stage](nets, args, frozen=frozen_modules(nets, args))
+    model = STAGES[stage](nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args))
     optimizer = torch.optim.Adam(param_groups(nets, args))
     batch = fake_batch(args)
     steps, out = fit(model, batch, optimizer, steps=25)
@@ -79,7 +80,7 @@ def test_grounding_grid_without_mixture_row_is_the_solo_rows():
     """GRD training skips the mixture row; the solo rows must be exactly those of the full grid."""
     torch.manual_seed(0)
     args = tiny_args("grd")
-    model = STAGES["grd"](build_nets(args), args).eval()
+    model = STAGES["grd"](build_nets(args), StageConfig.from_args(args)).eval()
     with torch.no_grad():
         spec, frames = model.prepare(fake_batch(args))
         full = model.grounding_grid(spec, frames)
@@ -88,9 +89,19 @@ def test_grounding_grid_without_mixture_row_is_the_solo_rows():
     torch.testing.assert_close(solo, full[:, 1:])
 
 
+def test_stage_config_takes_what_the_stages_read_as_typed_frozen_values():
+    args = tiny_args("ccol", "--weighted_loss", "0")
+    config = StageConfig.from_args(args)
+    assert config.weighted_loss is False and config.log_freq is True  # the 0/1 int flags
+    assert config.solo_grounding_weight == args.solo_grounding_weight == 0.5
+    assert StageConfig(**dataclasses.asdict(config)) == config  # tests may build it by keyword
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.silent_thres = 0.2
+
+
 def _ccol(*extra):
     args = tiny_args("ccol", *extra)
-    return CCoL(build_nets(args), args), args
+    return CCoL(build_nets(args), StageConfig.from_args(args)), args
 
 
 def test_ccol_label_choice_and_silent_threshold_by_hand():
@@ -134,7 +145,7 @@ def test_ccol_broadcast_flag_restores_reference_loss():
 
 def test_gating_selects_masks_by_mixture_grounding():
     args = tiny_args("col", "--weighted_loss", "0")
-    model = COL(build_nets(args), args)
+    model = COL(build_nets(args), StageConfig.from_args(args))
     gt = torch.zeros(1, 4, 1, 2, 2)
     gt[:, 0], gt[:, 2] = 1.0, 1.0
     spec = {"gt_masks": gt, "weight": torch.ones(1, 1, 2, 2)}
@@ -156,7 +167,7 @@ def test_gating_selects_masks_by_mixture_grounding():
 def test_frozen_nets_stay_in_eval_and_get_no_gradient():
     args = tiny_args("col", "--train_visual", "no")
     nets = build_nets(args)
-    model = COL(nets, args, frozen=frozen_modules(nets, args))
+    model = COL(nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args))
     model.train()
     assert not nets["frame_ground"].training and not nets["frame"].features.training
     assert nets["frame"].fc.training and nets["sound"].training
@@ -227,14 +238,14 @@ def test_ground_audio_norm_makes_grounding_level_invariant():
     (log1p is nearly a shift for loud bins, and the shift is standardised away)."""
     torch.manual_seed(0)
     args = tiny_args("grd", "--ground_audio_norm", "instance")
-    model = STAGES["grd"](build_nets(args), args).eval()
+    model = STAGES["grd"](build_nets(args), StageConfig.from_args(args)).eval()
     batch = fake_batch(args)
     loud = {**batch, "audios": 40 * batch["audios"], "mix": 40 * batch["mix"]}
     with torch.no_grad():
         quiet_logits = model.grounding_grid(*model.prepare(batch))
         loud_logits = model.grounding_grid(*model.prepare(loud))
     plain = tiny_args("grd")
-    plain_model = STAGES["grd"](build_nets(plain), plain).eval()
+    plain_model = STAGES["grd"](build_nets(plain), StageConfig.from_args(plain)).eval()
     with torch.no_grad():
         plain_gap = (
             (

@@ -43,12 +43,33 @@ CACHE_FORMAT = 2  # 2: tables record their sources
 MANIFEST = "manifest.json"
 # What each dataset mode crops: the top detection box (CCoL) or the whole frame (SoP).
 CROP_KINDS = {"ccol": "top_box", "sop": "full_frame"}
+CACHE_FOLDER = "crop_cache"  # a root's caches, one folder per kind of crops and size
 
 
 def crop_kind(mode: str, box_rule: str = "frame") -> str:
     """The crops a cache holds: 'top_box' (readers.BOX_RULES 'frame'), 'video_box' ('video') or
     'full_frame' (SoP)."""
     return "video_box" if mode == "ccol" and box_rule == "video" else CROP_KINDS[mode]
+
+
+def default_cache_dir(
+    root: str, img_size: int, mode: str, box_rule: str = "frame", fallback: str | None = None
+) -> str:
+    """The folder of a root's cache of these crops: <root>/crop_cache/<crops>_<S>, beside the data.
+
+    With `fallback`, a root whose crop_cache/ cannot be made or written (read-only data) has its
+    caches under <fallback>/crop_cache/<the root's name>/ instead (making <root>/crop_cache is how
+    this finds out).
+    """
+    parent = os.path.join(root, CACHE_FOLDER)
+    if fallback is not None:
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError:
+            pass
+        if not (os.path.isdir(parent) and os.access(parent, os.W_OK)):
+            parent = os.path.join(fallback, CACHE_FOLDER, os.path.basename(os.path.abspath(root)))
+    return os.path.join(parent, f"{crop_kind(mode, box_rule)}_{img_size}")
 
 
 def video_paths(cache_dir: str, frames_rel: str) -> tuple[str, str]:

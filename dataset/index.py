@@ -159,33 +159,46 @@ def write_sep_list(path: str, rows: Iterable[Sequence[str]]) -> None:
     utils.atomic_write(path, lambda f: f.write(text), text=True)
 
 
-def shared_videos(entries: Iterable[IndexEntry], others: Iterable[IndexEntry]) -> list[IndexEntry]:
-    """The entries whose video (audio path) `others` also lists."""
-    keys = {e.audio for e in others}
-    return [e for e in entries if e.audio in keys]
+# The splits that must not share a video, as (split, the split it must not share one with): else
+# test scores are measured on training data, the best checkpoint is chosen on test videos, or on
+# training videos. The one leak check of training (main.py), scripts/check_data.py, summarize and
+# scripts/create_index_files.py.
+LEAKS = (("train", "test"), ("val", "test"), ("val", "train"))
+
+
+def split_overlaps(
+    splits: Mapping[str, Sequence[IndexEntry]],
+) -> dict[tuple[str, str], list[IndexEntry]]:
+    """For each pair (split, other) of LEAKS whose two splits `splits` holds, the entries of
+    `split` whose video (audio path) `other` also lists (empty when they share none)."""
+    overlaps = {}
+    for split, other in LEAKS:
+        if split in splits and other in splits:
+            listed = {e.audio for e in splits[other]}
+            overlaps[split, other] = [e for e in splits[split] if e.audio in listed]
+    return overlaps
+
+
+def _overlaps_of_lists(**paths: str) -> dict[tuple[str, str], list[IndexEntry]]:
+    """split_overlaps of the index files `paths` ({split: path}) that exist."""
+    return split_overlaps(
+        {split: read_index(path) for split, path in paths.items() if os.path.isfile(path)}
+    )
 
 
 def split_leaks(list_train: str, list_val: str, list_test: str) -> dict[str, list[IndexEntry]]:
     """Train and val videos that the test list also holds: {'train': [...], 'val': [...]}, only the
     splits that leak. No test list (or no val list) means nothing to compare."""
-    if not os.path.isfile(list_test):
-        return {}
-    test = read_index(list_test)
-    lists = {"train": list_train, "val": list_val}
-    leaks = {
-        split: shared_videos(read_index(path), test)
-        for split, path in lists.items()
-        if split == "train" or os.path.isfile(path)
+    overlaps = _overlaps_of_lists(train=list_train, val=list_val, test=list_test)
+    return {
+        split: leaked for (split, other), leaked in overlaps.items() if other == "test" and leaked
     }
-    return {split: leaked for split, leaked in leaks.items() if leaked}
 
 
 def val_in_train(list_train: str, list_val: str) -> list[IndexEntry]:
     """Val videos that the train list also holds (none without a val list): the best checkpoint
     would be chosen on videos the nets were trained on."""
-    if not os.path.isfile(list_val):
-        return []
-    return shared_videos(read_index(list_val), read_index(list_train))
+    return _overlaps_of_lists(train=list_train, val=list_val).get(("val", "train"), [])
 
 
 def group_by_class(entries: Iterable[IndexEntry]) -> dict[str, list[IndexEntry]]:

@@ -10,6 +10,7 @@ A data root (real MUSIC or the synthetic stand-in) looks like the authors' layou
     <root>/gt_boxes/<class>/<id>.mp4.npy                optional true boxes, CoSep rows whose
                                                         score is 1 (sounding) or 0 (silent)
     <root>/{train,val,test,test_sep}.csv                index files in the authors' format
+                                                        (LIST_FILES)
 
 CSV paths start with '/' and are relative to the `audio/` and `frames/` folders
 (`/cello/abc.wav,/cello/abc.mp4,87`).
@@ -64,6 +65,23 @@ VIDEOS, FRAMES, AUDIO, DETECTIONS, ANNOTATIONS, GT_BOXES = (
     "annotations",
     "gt_boxes",
 )
+
+# The splits a root's videos are listed in, one index file each, and the test mixtures drawn from
+# the test videos: the index files of a root, named once ("sep" is the mixture list). A run's
+# --list_<name> options default to these files in its --data_root.
+SPLITS = ("train", "val", "test")
+LIST_FILES = {**{split: f"{split}.csv" for split in SPLITS}, "sep": "test_sep.csv"}
+
+
+def list_path(root: str, name: str) -> str:
+    """A root's own index file `name` (a split, or "sep" for the test mixtures)."""
+    return os.path.join(root, LIST_FILES[name])
+
+
+def root_lists(root: str) -> dict[str, str]:
+    """{split: path} of the root's index files that exist, in SPLITS order."""
+    paths = {split: list_path(root, split) for split in SPLITS}
+    return {split: path for split, path in paths.items() if os.path.isfile(path)}
 
 
 def frame_time(frame_id: int, fps: float = FRAME_RATE) -> float:

@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import default_collate
 
 from . import layout
+from .clips import clip_centre, clip_margin, frame_offsets, last_centre, min_video_frames
 from .crop_cache import CachedVideo, check_manifest
 from .errors import DataError
 from .index import (
@@ -23,6 +24,7 @@ from .index import (
     read_index,
     read_sep_list,
     sep_row_problems,
+    split_overlaps,
 )
 from .readers import (
     SILENCE_PEAK,
@@ -48,25 +50,10 @@ from .truth import TRUTH_COLUMNS, VideoTruth
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 # True boxes kept per whole frame (NaN-padded so that samples stack).
 MAX_TRUE_BOXES = 8
 MODES = ("ccol", "sop")
 ON_ERROR = ("raise", "skip")
-
-
-def clip_centre(num_frames: int, position: int, positions: int, margin: int) -> int:
-    """Centre frame (1-based) of evaluation clip `position` of `positions` in a video.
-
-    One position is the authors' centre clip, frame num_frames // 2 + 1. K positions split the
-    frames a training clip may centre on, [margin + 1, num_frames - margin], into K equal parts and
-    take the middle of each: K clips spread over the whole video, so a test video contributes K
-    different stretches of its audio instead of one.
-    """
-    if positions == 1:
-        return num_frames // 2 + 1
-    low, high = margin + 1, num_frames - margin
-    return low + int((position + 0.5) * (high - low + 1) / positions)
 
 
 class _LRU(OrderedDict):
@@ -161,7 +148,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         test_clips: int = 1,
     ):
         for name, value, allowed in (
-            ("split", split, SPLITS),
+            ("split", split, layout.SPLITS),
             ("mode", mode, MODES),
             ("on_error", on_error, ON_ERROR),
         ):
@@ -185,9 +172,8 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         self.map_size = map_size if split != "train" else 0
         self.box_rule = box_rule
         self.test_clips = test_clips
-        # The reference's margin keeps every frame id and the clip centre inside the video.
-        self.margin = max(int(frame_rate), (num_frames // 2) * stride_frames)
-        self.frame_offsets = (np.arange(num_frames) - num_frames // 2) * stride_frames  # (T,)
+        self.margin = clip_margin(num_frames, stride_frames, frame_rate)
+        self.frame_offsets = frame_offsets(num_frames, stride_frames)  # (T,)
 
         self.list_file = list_file
         self.videos = read_index(list_file)
@@ -275,15 +261,15 @@ class MUSICMixDataset(torch.utils.data.Dataset):
         return [first] + draw_partners(first, self.by_class, self.num_mix - 1, rng)
 
     def _center_frame(self, video: IndexEntry, position: int = 0) -> int:
-        if video.num_frames < 2 * self.margin + 1:
+        if video.num_frames < min_video_frames(self.margin):
             raise DataError(
                 f"{video.num_frames} frames listed ({video.source}), a clip of "
                 f"{self.num_frames} frames with stride {self.stride} needs "
-                f"{2 * self.margin + 1}",
+                f"{min_video_frames(self.margin)}",
                 path=self._frames_dir(video),
             )
         if self.split == "train":
-            return random.randint(self.margin + 1, video.num_frames - self.margin)
+            return random.randint(self.margin + 1, last_centre(video.num_frames, self.margin))
         return clip_centre(video.num_frames, position, self.test_clips, self.margin)
 
     # ------------------------------------------------------------------ loading
@@ -544,7 +530,7 @@ class MUSICMixDataset(torch.utils.data.Dataset):
                 f"({self.aud_len / self.aud_rate:.2f} s)",
                 path=path,
             )
-        last = layout.frame_time(max(video.num_frames - self.margin, 1), self.frame_rate)
+        last = layout.frame_time(last_centre(video.num_frames, self.margin), self.frame_rate)
         try:
             window_start(samples, last, window, rate)
         except DataError as err:
@@ -617,22 +603,15 @@ def summarize(
     sep_list: default the root's test_sep.csv if it exists.
     """
     if index_files is None:
-        index_files = {
-            s: os.path.join(root, f"{s}.csv")
-            for s in SPLITS
-            if os.path.isfile(os.path.join(root, f"{s}.csv"))
-        }
-    if sep_list is None and os.path.isfile(os.path.join(root, "test_sep.csv")):
-        sep_list = os.path.join(root, "test_sep.csv")
+        index_files = layout.root_lists(root)
+    if sep_list is None and os.path.isfile(layout.list_path(root, "sep")):
+        sep_list = layout.list_path(root, "sep")
     if not index_files:
         return f"{root}: no index file (run scripts/create_index_files.py)"
     splits = {name: read_index(path) for name, path in index_files.items()}
     lines = [f"data root {root}", format_split_table(splits)]
-    keys = {name: {v.audio for v in videos} for name, videos in splits.items()}
-    names = list(splits)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            lines.append(f"videos in both {a} and {b}: {len(keys[a] & keys[b])}")
+    for (split, other), shared in split_overlaps(splits).items():
+        lines.append(f"videos in both {split} and {other}: {len(shared)}")
     if sep_list is not None:
         rows = read_sep_list(sep_list)
         lines.append(

@@ -11,15 +11,14 @@ export PROFILE=demo
 # One compute thread per process: two jobs (each with one light data-loading worker) share 2 cores.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 # Crops resized once and stored as uint8, so training decodes no JPEG (objects, and whole frames for
-# SoP); beside the data when the root is writable, else under $CKPT.
-CACHE_ROOT="$DATA_ROOT/crop_cache"
-if ! mkdir -p "$CACHE_ROOT" 2>/dev/null || [ ! -w "$CACHE_ROOT" ]; then
-  CACHE_ROOT="$CKPT/crop_cache/$(basename "$DATA_ROOT")"
-fi
-# Object boxes follow the demo profile's --box_rule (arguments.py); its cache is built the same way.
-BOX_RULE=$("$PY" -c "import arguments as a; print(a.PROFILES['demo'].get('box_rule', 'frame'))")
-OBJECT_CACHE="$CACHE_ROOT/$([ "$BOX_RULE" = video ] && echo video_box || echo top_box)_32"
-FRAME_CACHE="$CACHE_ROOT/full_frame_32"
+# SoP): the demo profile's crop size and object box rule (arguments.py), and the caches' folders
+# (dataset/crop_cache.py), beside the data when the root is writable, else under $CKPT.
+CROPS=$("$PY" -c "import sys; from arguments import build_parser; \
+from dataset.crop_cache import default_cache_dir; root, ckpt = sys.argv[1:]; \
+a = build_parser('ccol', 'demo').parse_args([]); print(a.img_size, a.box_rule); \
+print(default_cache_dir(root, a.img_size, 'ccol', a.box_rule, fallback=ckpt)); \
+print(default_cache_dir(root, a.img_size, 'sop', fallback=ckpt))" "$DATA_ROOT" "$CKPT")
+{ read -r IMG_SIZE BOX_RULE; read -r OBJECT_CACHE; read -r FRAME_CACHE; } <<< "$CROPS"
 # The frozen visual trunk every stage loads (scripts/pretrain_visual.py, run by demo.sh).
 VISUAL="$CKPT/MUSIC_VIS/resnet18.pth"
 OBJECTS="--crop_cache $OBJECT_CACHE --seed $SEED --weights_imagenet $VISUAL"

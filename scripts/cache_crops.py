@@ -20,23 +20,20 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import utils  # noqa: E402
-from dataset import DataError  # noqa: E402
+from dataset import DataError, layout  # noqa: E402
 from dataset.crop_cache import (  # noqa: E402
     CACHE_FORMAT,
     CROP_KINDS,
     MANIFEST,
     build_video,
     crop_kind,
+    default_cache_dir,
     is_cached,
     make_manifest,
     read_manifest,
 )
 from dataset.index import read_index  # noqa: E402
 from dataset.readers import BOX_RULES  # noqa: E402
-
-
-def default_cache_dir(root: str, img_size: int, mode: str, box_rule: str = "frame") -> str:
-    return os.path.join(root, "crop_cache", f"{crop_kind(mode, box_rule)}_{img_size}")
 
 
 def _build_task(task) -> tuple[int, str | None]:
@@ -155,11 +152,7 @@ def main(argv=None) -> int:
         help="parallel processes (default: os.cpu_count())",
     )
     args = parser.parse_args(argv)
-    lists = args.lists or [
-        p
-        for p in (os.path.join(args.root, f"{s}.csv") for s in ("train", "val", "test"))
-        if os.path.isfile(p)
-    ]
+    lists = args.lists or list(layout.root_lists(args.root).values())
     if not lists:
         parser.error(
             f"no index file in {args.root}; run scripts/create_index_files.py or pass --lists"

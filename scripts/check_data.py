@@ -1,6 +1,7 @@
 """Check a MUSIC data root against its index files and report every problem, grouped and counted.
 
     python scripts/check_data.py data/synthetic --profile demo
+    python scripts/check_data.py --run ckpt/MUSIC_CCoL
     python scripts/check_data.py $DATA_ROOT --aud-len 65535 --num-frames 3 --sample-rate 11025
 
 Every video listed in train/val/test.csv is checked once: its index rows (audio and frames of one
@@ -12,8 +13,11 @@ normalised, frame ids inside the video, boxes inside the frames) and whether aud
 as long. Across files: train and val lists with fewer classes than a mixture has objects, test
 videos that also appear in train or val, val videos that also appear in train, and test_sep.csv
 rows with fewer videos than a mixture, naming videos test.csv lacks, or repeating a class.
-`--profile` and `--stage` check what that run reads (its clip length, frames, mixture size;
-no detections for SoP); explicit options override them.
+`--profile` and `--stage` check what a run of that profile and stage reads (its clip length,
+frames per clip and the stride between them, mixture size; no detections for SoP); `--run` checks
+what a trained run reads, from its args.json: its data root (or ROOT, where the data moved), its
+index files, clip, frames and mixture. Explicit options override either. Without them the
+reference profile's CCoL is checked.
 Exit status 0 when the root is clean, 1 when anything is wrong.
 """
 
@@ -36,8 +40,11 @@ from arguments import (  # noqa: E402
     PROFILES,
     STAGE_DEFAULTS,
     build_parser,
+    parse_args,
+    saved_args,
 )
 from dataset import DataError, layout  # noqa: E402
+from dataset.clips import clip_margin, last_centre, min_video_frames  # noqa: E402
 from dataset.index import (  # noqa: E402
     ROW_DUPLICATE,
     ROW_MALFORMED,
@@ -47,7 +54,7 @@ from dataset.index import (  # noqa: E402
     read_sep_list,
     scan_index,
     sep_row_problems,
-    shared_videos,
+    split_overlaps,
 )
 from dataset.readers import (  # noqa: E402
     NORMALISED_BOXES,
@@ -60,7 +67,6 @@ from dataset.readers import (  # noqa: E402
     window_start,
 )
 
-SPLITS = ("train", "val", "test")
 # check_data's options for what a sample reads: (ClipSpec field, main.py option, type, help).
 CLIP_OPTIONS = (
     ("aud_len", "aud_len", int, "clip length in samples"),
@@ -125,18 +131,42 @@ class ClipSpec:
 
     @property
     def margin(self) -> int:
-        # The loader's margin keeps every frame of a clip and its centre inside the video.
-        return max(int(self.frame_rate), (self.num_frames // 2) * self.stride_frames)
+        return clip_margin(self.num_frames, self.stride_frames, self.frame_rate)
 
     @property
     def min_frames(self) -> int:
-        return 2 * self.margin + 1
+        return min_video_frames(self.margin)
+
+    def describe(self) -> str:
+        return (
+            f"clips of {self.aud_len} samples ({self.aud_len / self.sample_rate:.2f} s at "
+            f"{self.sample_rate} Hz), {self.num_frames} frames {self.stride_frames} apart at "
+            f"{self.frame_rate:g} fps, mixtures of {self.num_mix}"
+        )
 
 
-def run_clip(profile: str, stage: str, given: dict) -> ClipSpec:
-    """What a sample of main.py --profile `profile` --stage `stage` reads, but for the fields
-    `given` (None: the run's)."""
-    run = build_parser(stage, profile).parse_args(["--stage", stage, "--profile", profile])
+def profile_args(profile: str, stage: str):
+    """The arguments of a main.py run of --profile `profile` --stage `stage`."""
+    return build_parser(stage, profile).parse_args(["--stage", stage, "--profile", profile])
+
+
+def trained_run_args(run_dir: str, root: str | None = None):
+    """The arguments of the trained run in `run_dir` as its evaluation resolves them (its
+    args.json, and its stage's and profile's defaults for options it lacks); `root`, if given,
+    stands for the run's data root, and the run's own index files follow it."""
+    ckpt, run_id = os.path.split(os.path.normpath(run_dir))
+    argv = ["--mode", "eval", "--ckpt", ckpt or ".", "--id", run_id]
+    args = parse_args(argv + (["--data_root", root] if root else []))
+    # The evaluation reads no train list, so it does not move it with the root: moved here alike.
+    trained_root = saved_args(run_dir).get("data_root", args.data_root)
+    if root and args.list_train == layout.list_path(trained_root, "train"):
+        args.list_train = layout.list_path(root, "train")
+    return args
+
+
+def run_clip(run, given: dict) -> ClipSpec:
+    """What a sample of the run with arguments `run` reads, but for the fields `given` (None:
+    the run's)."""
     return ClipSpec(
         **{
             field: getattr(run, option) if given.get(field) is None else given[field]
@@ -336,9 +366,9 @@ def check_video(root: str, video: IndexEntry, clip: ClipSpec, detections: bool) 
     if seconds is None:
         return problems
     # The last clip the loader may centre: the read refuses it if the audio ends a clip too early.
-    last_centre = layout.frame_time(video.num_frames - clip.margin, clip.frame_rate)
+    last = layout.frame_time(last_centre(video.num_frames, clip.margin), clip.frame_rate)
     try:
-        window_start(round(seconds * clip.sample_rate), last_centre, clip.aud_len, clip.sample_rate)
+        window_start(round(seconds * clip.sample_rate), last, clip.aud_len, clip.sample_rate)
     except DataError as err:
         return problems + [
             Problem(
@@ -374,9 +404,9 @@ def check_root(
     sep_list: default the root's test_sep.csv when it exists.
     """
     if index_files is None:
-        index_files = {s: os.path.join(root, f"{s}.csv") for s in SPLITS}
-    if sep_list is None and os.path.isfile(os.path.join(root, "test_sep.csv")):
-        sep_list = os.path.join(root, "test_sep.csv")
+        index_files = {split: layout.list_path(root, split) for split in layout.SPLITS}
+    if sep_list is None and os.path.isfile(layout.list_path(root, "sep")):
+        sep_list = layout.list_path(root, "sep")
     problems, splits = [], {}
     row_kinds = {
         ROW_MALFORMED: "index row malformed",
@@ -408,22 +438,13 @@ def check_root(
                     f"{classes} classes, a mixture of {clip.num_mix} objects needs {clip.num_mix}",
                 )
             )
-        for video in shared_videos(splits.get(split, []), splits.get("test", [])):
-            problems.append(
-                Problem(
-                    "test leak",
-                    layout.audio_path(root, video.audio),
-                    f"test video listed in {split} at {video.source}",
-                )
-            )
-    for video in shared_videos(splits.get("val", []), splits.get("train", [])):
-        problems.append(
-            Problem(
-                "val in train",
-                layout.audio_path(root, video.audio),
-                f"val video ({video.source}) also listed in train",
-            )
-        )
+    for (split, other), shared in split_overlaps(splits).items():
+        for video in shared:
+            if other == "train":
+                kind, detail = "val in train", f"val video ({video.source}) also listed in train"
+            else:
+                kind, detail = "test leak", f"test video listed in {split} at {video.source}"
+            problems.append(Problem(kind, layout.audio_path(root, video.audio), detail))
     test = {v.audio for v in splits.get("test", [])}
     num_mixtures = 0
     if sep_list is not None:
@@ -449,7 +470,7 @@ def check_root(
 
 
 def format_report(root: str, problems: list[Problem], checked: dict, max_examples: int) -> str:
-    splits = ", ".join(f"{s} {checked[s]}" for s in SPLITS if s in checked)
+    splits = ", ".join(f"{s} {checked[s]}" for s in layout.SPLITS if s in checked)
     lines = [
         f"data root {root}: {checked['videos']} videos ({splits}), "
         f"{checked['mixtures']} test mixtures"
@@ -476,36 +497,46 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("root", help="data root (frames/, audio/, detection_results/, *.csv)")
+    parser.add_argument(
+        "root",
+        nargs="?",
+        help="data root (frames/, audio/, detection_results/, *.csv); with --run, default the "
+        "run's --data_root",
+    )
     parser.add_argument(
         "--index",
         nargs="+",
         metavar="SPLIT=CSV",
         help="index files to check, e.g. train=my_train.csv test=my_test.csv "
-        "(default: the root's train/val/test.csv)",
+        "(default: the root's train/val/test.csv, or the run's --list_*)",
     )
     parser.add_argument(
-        "--sep-list", help="test mixtures (default: the root's test_sep.csv if present)"
+        "--sep-list",
+        help="test mixtures (default: the root's test_sep.csv if present, or the run's --list_sep)",
     )
-    parser.add_argument(
+    reads = parser.add_mutually_exclusive_group()
+    reads.add_argument(
         "--profile",
-        default=DEFAULT_PROFILE,
         choices=sorted(PROFILES),
-        help="the run's main.py --profile: the clip, frames and mixture it reads (default: "
-        f"{DEFAULT_PROFILE})",
+        help="main.py --profile of the runs to check for: the clip, frames and mixture they read "
+        f"(default: {DEFAULT_PROFILE})",
+    )
+    reads.add_argument(
+        "--run",
+        metavar="RUN_DIR",
+        help="a trained run's folder (CKPT/ID): check what it reads, from its args.json",
     )
     parser.add_argument(
         "--stage",
-        default=DEFAULT_STAGE,
         choices=list(STAGE_DEFAULTS),
-        help=f"the run's main.py --stage (sop: 2-video mixtures, no detections; default: "
-        f"{DEFAULT_STAGE})",
+        help=f"main.py --stage of the runs to check for (sop: 2-video mixtures, no detections; "
+        f"default: {DEFAULT_STAGE}; with --run, the run's)",
     )
     for field, option, kind, what in CLIP_OPTIONS:
         parser.add_argument(
             f"--{field.replace('_', '-')}",
             type=kind,
-            help=f"{what} (default: main.py --{option} of the profile)",
+            help=f"{what} (default: main.py --{option} of the profile or the run)",
         )
     parser.add_argument(
         "--no-detections",
@@ -516,18 +547,31 @@ def main(argv=None) -> int:
         "--max-examples", type=int, default=5, help="files shown per problem kind (default: 5)"
     )
     args = parser.parse_args(argv)
-    if not os.path.isdir(args.root):
-        parser.error(f"data root {args.root} is not a folder")
-    index_files = None
+    index_files, sep_list = None, args.sep_list
+    if args.run:
+        if args.stage:
+            parser.error("--stage comes from the run's args.json with --run")
+        run = trained_run_args(args.run, args.root)
+        index_files = {split: getattr(run, f"list_{split}") for split in layout.SPLITS}
+        sep_list = sep_list or run.list_sep
+    else:
+        if args.root is None:
+            parser.error("give a data root, or --run with a trained run's folder")
+        run = profile_args(args.profile or DEFAULT_PROFILE, args.stage or DEFAULT_STAGE)
+    root = args.root or run.data_root
+    if not os.path.isdir(root):
+        parser.error(f"data root {root} is not a folder")
     if args.index:
         pairs = [item.partition("=") for item in args.index]
-        if any(not sep or split not in SPLITS for split, sep, _ in pairs):
-            parser.error(f"--index takes SPLIT=CSV with SPLIT in {SPLITS}, got {args.index}")
+        if any(not sep or split not in layout.SPLITS for split, sep, _ in pairs):
+            parser.error(f"--index takes SPLIT=CSV with SPLIT in {layout.SPLITS}, got {args.index}")
         index_files = {split: path for split, _, path in pairs}
-    clip = run_clip(args.profile, args.stage, {f: getattr(args, f) for f, *_ in CLIP_OPTIONS})
-    detections = not args.no_detections and args.stage != "sop"
-    problems, checked = check_root(args.root, clip, index_files, args.sep_list, detections)
-    print(format_report(args.root, problems, checked, args.max_examples))
+    clip = run_clip(run, {f: getattr(args, f) for f, *_ in CLIP_OPTIONS})
+    detections = not args.no_detections and run.stage != "sop"
+    problems, checked = check_root(root, clip, index_files, sep_list, detections)
+    reads_what = f"run {args.run}" if args.run else f"profile {run.profile}, stage {run.stage}"
+    print(f"checking what {reads_what} reads: {clip.describe()}")
+    print(format_report(root, problems, checked, args.max_examples))
     return 1 if problems else 0
 
 

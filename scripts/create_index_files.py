@@ -17,17 +17,17 @@ from dataset.index import (  # noqa: E402
     format_split_table,
     group_by_class,
     scan_index,
+    split_overlaps,
     write_index,
     write_sep_list,
 )
 from dataset.readers import list_frame_ids  # noqa: E402
 
-SPLITS = ("train", "val", "test")
-INDEX_FILES = tuple(f"{s}.csv" for s in SPLITS) + ("test_sep.csv",)
+SEP_FILE = layout.LIST_FILES["sep"]
 
 
 def existing_lists(out: str) -> list[str]:
-    return [name for name in INDEX_FILES if os.path.isfile(os.path.join(out, name))]
+    return [name for name in layout.LIST_FILES.values() if os.path.isfile(os.path.join(out, name))]
 
 
 def back_up(out: str, names: list[str]) -> str:
@@ -42,11 +42,11 @@ def back_up(out: str, names: list[str]) -> str:
 
 def moved_test_videos(out: str, splits: dict) -> list[str]:
     """Videos of the old test.csv that the new lists train or validate on."""
-    old = os.path.join(out, "test.csv")
+    old = layout.list_path(out, "test")
     if not os.path.isfile(old):
         return []
-    now = {e.audio for s in ("train", "val") for e in splits[s]}
-    return sorted(e.audio for e in scan_index(old)[0] if e.audio in now)
+    overlaps = split_overlaps({**splits, "test": scan_index(old)[0]})
+    return sorted(e.audio for split in ("train", "val") for e in overlaps[split, "test"])
 
 
 def scan_videos(root: str, min_frames: int):
@@ -95,7 +95,7 @@ def split_by_class(entries, val_frac: float, test_frac: float, seed: int) -> dic
     """Disjoint splits, stratified: per class round(frac * n) videos, at least 1 where the class
     has 3 or more (so every such class is in val and test); smaller classes go to train."""
     rng = random.Random(seed)
-    splits = {s: [] for s in SPLITS}
+    splits = {s: [] for s in layout.SPLITS}
     for class_name, videos in sorted(group_by_class(entries).items()):
         videos = sorted(videos)
         rng.shuffle(videos)
@@ -208,16 +208,16 @@ def main(argv=None):
                 f"those lists, not the new ones"
             )
     for name, entries in splits.items():
-        write_index(os.path.join(out, f"{name}.csv"), entries)
+        write_index(layout.list_path(out, name), entries)
     if sep_rows:
-        write_sep_list(os.path.join(out, "test_sep.csv"), sep_rows)
-    elif "test_sep.csv" in existing:  # its rows name the old test videos (a copy is kept)
-        os.remove(os.path.join(out, "test_sep.csv"))
+        write_sep_list(layout.list_path(out, "sep"), sep_rows)
+    elif SEP_FILE in existing:  # its rows name the old test videos (a copy is kept)
+        os.remove(layout.list_path(out, "sep"))
     print(format_split_table(splits))
+    written = [layout.LIST_FILES[s] for s in layout.SPLITS] + [SEP_FILE] * bool(sep_rows)
     print(
         f"kept {len(kept)} videos, dropped {len(dropped)}; {len(sep_rows)} test mixtures; "
-        f"wrote {', '.join(f'{s}.csv' for s in SPLITS)}"
-        f"{', test_sep.csv' if sep_rows else ''} to {out}"
+        f"wrote {', '.join(written)} to {out}"
     )
 
 

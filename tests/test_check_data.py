@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import checkpoints
+from arguments import parse_args
 from dataset import layout
 from dataset.index import read_index
 from scripts import check_data
@@ -34,7 +36,8 @@ PLANTED_ACROSS = ("test leak", "mixture list")
 
 
 def run_check(root, capsys, *flags):
-    status = check_data.main([str(root), *flags])
+    """check_data's exit status and output on `root` (None: no root given)."""
+    status = check_data.main([*([] if root is None else [str(root)]), *flags])
     return status, capsys.readouterr().out
 
 
@@ -240,3 +243,69 @@ def test_each_problem_the_loader_refuses_is_reported(tiny_data_root, tmp_path, c
     )
     status, out = run_check(root, capsys, "--aud-len", "4095", "--num-frames", "2")
     assert status == 1 and f"  {ALONE[damage]}: 1 " in out
+
+
+# ------------------------------------------------------------ what a profile or a trained run reads
+
+
+def trained_run(ckpt, run_id, data_root, *flags):
+    """A run folder as training leaves it, args.json only: the resolved arguments of main.py
+    with `flags`, on `data_root`."""
+    args = parse_args(
+        ["--id", run_id, "--ckpt", str(ckpt), "--data_root", str(data_root), *map(str, flags)]
+    )
+    os.makedirs(args.run_dir)
+    checkpoints.save_args(args)
+    return args.run_dir
+
+
+def test_profile_decides_the_clip_checked(tiny_data_root, capsys):
+    status, out = run_check(tiny_data_root, capsys, "--profile", "demo")
+    assert status == 0, out
+    assert "profile demo, stage ccol reads: clips of 8191 samples" in out
+    status, out = run_check(tiny_data_root, capsys)
+    assert "profile reference, stage ccol reads: clips of 65535 samples" in out
+
+
+def test_run_is_checked_with_its_own_clip_and_data_root(tiny_data_root, tmp_path, capsys):
+    """Videos of 9-10 s are too short for the 12.6 s clips this run was trained on: --run reads
+    its clip (and its data root) from args.json, whatever the profile's defaults."""
+    demo = ("--profile", "demo")
+    run_dir = trained_run(tmp_path, "long", tiny_data_root, *demo, "--aud_len", 139263)
+    status, out = run_check(None, capsys, "--run", run_dir)
+    assert status == 1
+    assert f"checking what run {run_dir} reads: clips of 139263 samples" in out
+    assert "shorter than a clip: 12 " in out and str(tiny_data_root) in out
+    # A stride of 5 between 3 frames needs 11 frames: a clip of the run's frames and hop.
+    run_dir = trained_run(tmp_path, "hop", tiny_data_root, "--num_frames", 3, "--stride_frames", 5)
+    status, out = run_check(None, capsys, "--run", run_dir)
+    assert status == 1 and "3 frames 5 apart" in out and "shorter than a clip: 12 " in out
+    with pytest.raises(SystemExit):
+        run_check(None, capsys, "--run", run_dir, "--stage", "sop")
+
+
+def test_run_reads_its_own_index_files_and_follows_moved_data(tiny_data_root, tmp_path, capsys):
+    """A SoP run reads no detections; its test list, named in args.json, is the one checked; a
+    run whose data moved is checked on the root given (the run's own lists follow it)."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_data_root, root, ignore=shutil.ignore_patterns("videos"))
+    train = read_index(root / "train.csv")
+    os.remove(layout.detection_path(str(root), train[0].frames))
+    leaky_test = tmp_path / "leaky_test.csv"
+    shutil.copy(root / "test.csv", leaky_test)
+    with open(leaky_test, "a") as f:
+        f.write(f"{train[0].audio},{train[0].frames},{train[0].num_frames}\n")
+    sop = trained_run(tmp_path / "ckpt", "sop", root, "--stage", "sop")
+    status, out = run_check(None, capsys, "--run", sop)
+    assert status == 0 and "mixtures of 2" in out, out
+    status, out = run_check(root, capsys)  # the reference CCoL needs every detection file
+    assert status == 1 and "detections missing: 1 " in out
+    leaky = trained_run(
+        tmp_path / "ckpt", "leaky", root, "--stage", "sop", "--list_test", leaky_test
+    )
+    status, out = run_check(None, capsys, "--run", leaky)
+    assert status == 1 and "test leak: 1 " in out
+    moved = tmp_path / "moved"
+    shutil.move(root, moved)
+    status, out = run_check(moved, capsys, "--run", sop)
+    assert status == 0 and f"data root {moved}:" in out, out

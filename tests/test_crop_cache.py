@@ -14,10 +14,10 @@ from test_dataset import IMG, make, make_root
 from test_transforms import as_tensor
 
 from dataset import DataError, collate, layout
-from dataset.crop_cache import MANIFEST, video_paths
+from dataset.crop_cache import MANIFEST, default_cache_dir, video_paths
 from dataset.index import read_index
 from dataset.transforms import crop_resize, crop_resized, resize_box
-from scripts.cache_crops import build_cache, default_cache_dir
+from scripts.cache_crops import build_cache
 from scripts.cache_crops import main as cache_crops_main
 
 MODES = {"ccol": 4, "sop": 2}  # mode -> num_mix
@@ -295,3 +295,20 @@ def test_video_box_cache_is_its_own_kind(cached_root, tmp_path):
     assert torch.equal(plain[0]["frames"], cached[0]["frames"])
     with pytest.raises(DataError, match="crops 'video_box' .needed 'top_box'."):
         make(root, "val", crop_cache=cache_dir)
+
+
+def test_cache_folders_are_named_by_their_crops_beside_the_data_or_under_the_fallback(tmp_path):
+    root = str(tmp_path / "music")
+    assert default_cache_dir(root, 32, "ccol") == os.path.join(root, "crop_cache", "top_box_32")
+    assert default_cache_dir(root, 32, "ccol", "video").endswith("video_box_32")
+    assert default_cache_dir(root, 224, "sop", "video").endswith("full_frame_224")
+    # A root that cannot hold its crop_cache/ (here a file stands where the folder would go).
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "crop_cache").write_text("not a folder")
+    assert default_cache_dir(str(blocked), 32, "sop", fallback=str(tmp_path / "ckpt")) == str(
+        tmp_path / "ckpt" / "crop_cache" / "blocked" / "full_frame_32"
+    )
+    assert default_cache_dir(root, 32, "sop", fallback="unused") == os.path.join(
+        root, "crop_cache", "full_frame_32"
+    )

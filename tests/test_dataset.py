@@ -23,7 +23,14 @@ from dataset import (  # noqa: E402
     normalize_frames,
     summarize,
 )
-from dataset.index import read_index, read_sep_list  # noqa: E402
+from dataset.clips import clip_margin, frame_offsets, last_centre, min_video_frames  # noqa: E402
+from dataset.index import (  # noqa: E402
+    read_index,
+    read_sep_list,
+    split_leaks,
+    split_overlaps,
+    val_in_train,
+)
 
 CLASSES = ("accordion", "cello", "flute", "tuba", "violin")
 VIDEOS_PER_CLASS = 2
@@ -418,6 +425,27 @@ def test_constructor_rejects_bad_arguments(clean_root):
         make(clean_root, "val", num_mix=3)
 
 
+@pytest.mark.parametrize("num_frames, stride", [(1, 1), (2, 3), (3, 1), (3, 4), (4, 2)])
+def test_every_clip_frame_stays_inside_the_video(num_frames, stride):
+    """The loader's frames of a clip centred anywhere it may centre lie in 1..F, with the clip's
+    audio centre at least a second (one frame at 1 fps) from either end."""
+    margin = clip_margin(num_frames, stride, 1)
+    offsets = frame_offsets(num_frames, stride)
+    assert len(offsets) == num_frames and offsets[num_frames // 2] == 0
+    assert np.all(np.diff(offsets) == stride)
+    for video_frames in range(min_video_frames(margin), min_video_frames(margin) + 4):
+        for centre in (margin + 1, last_centre(video_frames, margin)):
+            assert 1 <= (centre + offsets).min() and (centre + offsets).max() <= video_frames
+            assert margin + 1 <= centre <= video_frames - margin
+
+
+def test_the_loader_takes_its_clip_geometry_from_clips(clean_root):
+    ds = make(clean_root, "val", num_frames=3, stride_frames=2)
+    assert ds.margin == clip_margin(3, 2, 1) == 2
+    assert ds.frame_offsets.tolist() == frame_offsets(3, 2).tolist() == [-2, 0, 2]
+    assert (ds[0]["frame_ids"][0] - ds[0]["frame_ids"][0][1]).tolist() == [-2, 0, 2]
+
+
 def test_clip_longer_than_video_frames_is_an_error(clean_root):
     ds = make(clean_root, "val", num_frames=11)
     with pytest.raises(DataError, match="frames listed"):
@@ -444,6 +472,34 @@ def test_summarize_reports_the_reference_split_leak():
     assert "videos in both val and test: 24" in summarize(INDEX_DIR) and "260 rows" in summarize(
         INDEX_DIR
     )
+
+
+def test_leaks_are_the_shared_videos_of_each_pair_of_splits(tmp_path):
+    """The authors' lists share 2 test videos with train and 24 with val."""
+    lists = {split: read_index(os.path.join(INDEX_DIR, f"{split}.csv")) for split in layout.SPLITS}
+    overlaps = split_overlaps(lists)
+    assert list(overlaps) == [("train", "test"), ("val", "test"), ("val", "train")]
+    test = {v.audio for v in lists["test"]}
+    assert len(overlaps["train", "test"]) == 2 and len(overlaps["val", "test"]) == 24
+    assert {v.audio for v in overlaps["train", "test"] + overlaps["val", "test"]} <= test
+    assert overlaps["val", "train"] == []
+    assert list(split_overlaps({"train": lists["train"], "val": lists["val"]})) == [
+        ("val", "train")
+    ]
+    # Training's check of the index files: the same pairs; a missing list compares nothing.
+    paths = {split: os.path.join(INDEX_DIR, f"{split}.csv") for split in layout.SPLITS}
+    leaks = split_leaks(paths["train"], paths["val"], paths["test"])
+    assert {split: len(leaked) for split, leaked in leaks.items()} == {"train": 2, "val": 24}
+    assert split_leaks(paths["train"], paths["val"], str(tmp_path / "none.csv")) == {}
+    assert val_in_train(paths["train"], paths["val"]) == []
+    assert val_in_train(paths["train"], str(tmp_path / "none.csv")) == []
+    val_copy = tmp_path / "val.csv"
+    shutil.copy(paths["val"], val_copy)
+    with open(val_copy, "a") as f:
+        f.write(open(paths["train"]).readline())
+    assert [v.audio for v in val_in_train(paths["train"], str(val_copy))] == [
+        lists["train"][0].audio
+    ]
 
 
 def test_normalize_frames():

@@ -24,6 +24,7 @@ from arguments import active_diagnostics
 from dataset import DataError
 from dataset.layout import class_of
 from models.grounding_net import is_sounding
+from sounding_maps import map_kind, sounding_maps
 from training import to_device
 
 log = logging.getLogger("ccol")
@@ -77,7 +78,7 @@ def evaluate(
         sounding = batch["sounding"]  # (B, N) bool
         batch_objects = object_records(batch, out.get("sounding_prob"))
         if "whole_frames" in batch and (localize or len(vis_samples) < num_vis):
-            out["map_kind"] = utils.unwrap(model).map_kind
+            out["map_kind"] = map_kind(utils.unwrap(model).nets)
             out["sounding_map"] = sounding_map(model, out, batch)
             if localize:
                 add_localization(batch_objects, out["sounding_map"], batch)
@@ -92,7 +93,7 @@ def evaluate(
                 gate = is_sounding(out["sounding_prob"]).to(masks.dtype)  # (B, N)
                 masks = masks * gate[..., None, None, None]
             est = frontend.reconstruct(masks, out, args.aud_len)  # (B, N, L)
-            batch_records = separation_records(est, batch, args, mix_sdr_cache)
+            batch_records = separation_records(est, batch, args.metrics_backend, mix_sdr_cache)
             records += batch_records
             waves = {"est": est}
             if gated:
@@ -178,11 +179,13 @@ def evaluate(
 
 
 def sounding_map(model, out: dict, batch: dict) -> torch.Tensor:
-    """The stage's own sounding map (Stage.map_kind) of every object's whole frame, upsampled to
-    its pixels: (B, N, H, W)."""
+    """The stage's own sounding map (sounding_maps.map_kind) of every object's whole frame,
+    upsampled to its pixels: (B, N, H, W)."""
     stage = utils.unwrap(model)
-    kind = stage.map_kind
-    maps = stage.sounding_maps(out, batch["whole_frames"], batch["map_boxes"], kinds=(kind,))
+    kind = map_kind(stage.nets)
+    maps = sounding_maps(
+        stage.nets, stage.config, out, batch["whole_frames"], batch["map_boxes"], kinds=(kind,)
+    )
     return localization.upsample(maps[kind], tuple(batch["whole_frames"].shape[-2:]))
 
 
@@ -223,8 +226,10 @@ def add_localization(rows: list[dict], heat: torch.Tensor, batch: dict) -> None:
         rows[b * N + n].update(loc=True, **localization.frame_scores(heat[b, n], truth[b, n]))
 
 
-def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> list[dict]:
+def separation_records(est, batch, backend: str, mix_sdr_cache: dict | None = None) -> list[dict]:
     """SDR/SIR/SAR (and mixture SDR) of each sounding object of each sample, one record per source.
+
+    backend: --metrics_backend, the BSS-eval implementation (metrics.separation_metrics).
 
     mix_sdr_cache: dataset index -> mixture SDRs, for a fixed set (validation) evaluated every
     epoch: the mixture's SDR does not depend on the model, so it is computed once (half the metric
@@ -236,12 +241,12 @@ def separation_records(est, batch, args, mix_sdr_cache: dict | None = None) -> l
     refs = batch["audios"][sounding].view(B, S, L)  # metrics run in float64 on the tensors' device
     ests = est[sounding].view(B, S, L)
     mix = batch["mix"]
-    sep = metrics.separation_metrics(refs, ests, backend=args.metrics_backend)
+    sep = metrics.separation_metrics(refs, ests, backend=backend)
     indices = [int(i) for i in batch["index"]]
     if mix_sdr_cache is not None and all(i in mix_sdr_cache for i in indices):
         sdr_mix = np.stack([mix_sdr_cache[i] for i in indices])
     else:
-        sdr_mix = np.asarray(metrics.mixture_sdr(refs, mix, backend=args.metrics_backend))
+        sdr_mix = np.asarray(metrics.mixture_sdr(refs, mix, backend=backend))
         if mix_sdr_cache is not None:
             mix_sdr_cache.update(zip(indices, sdr_mix))
     slots = sounding[0].nonzero().flatten().tolist()

@@ -29,6 +29,7 @@ from dataset.readers import (
 )
 from dataset.transforms import crop_resize, map_frame_size, object_box, resize_frame
 from models.grounding_net import is_sounding
+from sounding_maps import map_kind, sounding_maps
 from stages import STAGES, StageConfig
 from training import build_nets, log_visual_weights
 
@@ -48,7 +49,7 @@ class Track:
 class WindowMaps:
     """Sounding maps over a recording: one per window, of the window's centre frame."""
 
-    kind: str  # 'grounding' or 'separation' (Stage.map_kind)
+    kind: str  # 'grounding' or 'separation' (sounding_maps.map_kind)
     heat: np.ndarray  # (W, N, H, W') each object's map, upsampled to the whole frames
     frames: torch.Tensor  # uint8 (W, 3, H, W') the whole centre frames
     boxes: torch.Tensor  # (W, N, 4) each object's box in the centre frame, in their pixels
@@ -59,7 +60,7 @@ class WindowMaps:
 # ----------------------------------------------------------------------------------------------
 def load_run(run_dir: str, device: torch.device):
     """The stage module of a trained run with its best weights, configured as the run was trained
-    (its args.json).
+    (its args.json, read back as an evaluation reads it: arguments.parse_args of --mode eval).
 
     Returns (args, stage module in eval mode, checkpoint epoch).
     """
@@ -143,13 +144,14 @@ def window_frames(starts: np.ndarray, args, num_frames: int) -> np.ndarray:
     return np.clip(centre[:, None] + offsets, 1, num_frames)
 
 
-def _window_specs(model, args, mix_track: np.ndarray, starts: np.ndarray, batch_size: int, device):
-    """Batches of windows: (their slice of `starts`, the spectrograms of their mixtures)."""
+def _window_specs(
+    frontend, mix_track: np.ndarray, starts: np.ndarray, length: int, batch_size: int, device
+):
+    """Batches of windows of `length` samples: (their slice of `starts`, the front end's analysis
+    of their mixtures)."""
     for i in range(0, len(starts), batch_size):
-        mix = np.stack([mix_track[s : s + args.aud_len] for s in starts[i : i + batch_size]])
-        mix = torch.from_numpy(mix).to(device)  # (B, L)
-        # The front end wants sources too; the mixture stands in, only its mixture outputs are used.
-        yield slice(i, i + batch_size), model.frontend(mix[:, None], mix)
+        mix = np.stack([mix_track[s : s + length] for s in starts[i : i + batch_size]])
+        yield slice(i, i + batch_size), frontend.analyse(torch.from_numpy(mix).to(device))
 
 
 @torch.no_grad()
@@ -164,8 +166,8 @@ def window_maps(
     batch_size: int,
     device: torch.device,
 ) -> WindowMaps:
-    """Each object's sounding map (Stage.map_kind) of each window's whole centre frame against
-    the window's mixture, with the object's box there; frame_ids (W, T)."""
+    """Each object's sounding map (sounding_maps.map_kind) of each window's whole centre frame
+    against the window's mixture, with the object's box there; frame_ids (W, T)."""
     centres = frame_ids[:, frame_ids.shape[1] // 2]  # (W,)
     size = map_frame_size(args.map_height)  # (H, W')
     source_size = frame_size(os.path.join(folder, layout.frame_name(1)))  # (W0, H0)
@@ -177,12 +179,13 @@ def window_maps(
         ]
     )  # (W, 3, H, W')
     boxes = torch.stack([torch.from_numpy(t.boxes[centres - 1]) for t in tracks], 1) * scale
-    kind, N = model.map_kind, len(tracks)
+    kind, N = map_kind(model.nets), len(tracks)
     maps = []
-    for window, spec in _window_specs(model, args, mix_track, starts, batch_size, device):
+    windows = _window_specs(model.frontend, mix_track, starts, args.aud_len, batch_size, device)
+    for window, spec in windows:
         frames = whole[window, None, :, None].expand(-1, N, -1, -1, -1, -1)  # (B, N, 3, 1, H, W')
-        heat = model.sounding_maps(
-            spec, frames.to(device), boxes[window].to(device), kinds=(kind,)
+        heat = sounding_maps(
+            model.nets, model.config, spec, frames.to(device), boxes[window].to(device), (kind,)
         )[kind]
         maps.append(localization.upsample(heat, size).cpu())
     return WindowMaps(kind, torch.cat(maps).numpy(), whole, boxes)
@@ -212,7 +215,8 @@ def separate(
     total = np.zeros((N, L))
     weight = np.zeros(L)
     probs = []
-    for window, spec in _window_specs(model, args, mix_track, starts, batch_size, device):
+    windows = _window_specs(model.frontend, mix_track, starts, W, batch_size, device)
+    for window, spec in windows:
         ids = torch.from_numpy(frame_ids[window] - 1)  # (B, T)
         frames = crops[:, ids].permute(1, 0, 3, 2, 4, 5)  # (B, N, 3, T, S, S)
         frames = normalize_frames(frames.to(device))

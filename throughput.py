@@ -134,11 +134,11 @@ def bench_step(model, optimizer, args, device: torch.device, warmup: int, steps:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for _ in range(warmup):  # compilation, cuDNN autotuning, allocator growth
-        train_step(model, batch, optimizer, args, device)
+        train_step(model, batch, optimizer, device, args.amp)
     synchronize(device)
     tic = time.perf_counter()
     for _ in range(steps):
-        losses = train_step(model, batch, optimizer, args, device)
+        losses = train_step(model, batch, optimizer, device, args.amp)
     synchronize(device)
     seconds = time.perf_counter() - tic
     result = {
@@ -206,7 +206,7 @@ def bench_end_to_end(
     loader = make_loader(dataset, args, device, train=True)
     iterator = iter(loader)
     for _ in range(untimed):
-        train_step(model, to_device(next(iterator), device), optimizer, args, device)
+        train_step(model, to_device(next(iterator), device), optimizer, device, args.amp)
     synchronize(device)
     mixtures = 0
     with GpuUtilisation(device) as gpu:
@@ -214,7 +214,7 @@ def bench_end_to_end(
         for _ in range(timed):
             batch = next(iterator)
             mixtures += len(batch["infos"])
-            train_step(model, to_device(batch, device), optimizer, args, device)
+            train_step(model, to_device(batch, device), optimizer, device, args.amp)
         synchronize(device)
         seconds = time.perf_counter() - tic
     del iterator

@@ -276,12 +276,12 @@ def to_device(batch: dict, device: torch.device) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Training
 # ----------------------------------------------------------------------------------------------
-def train_step(model, batch: dict, optimizer, args, device: torch.device) -> dict:
-    """One optimisation step on a batch already on `device`.
+def train_step(model, batch: dict, optimizer, device: torch.device, amp: bool = False) -> dict:
+    """One optimisation step on a batch already on `device`, under bfloat16 autocast with `amp`.
 
     Returns the losses and the stage's diagnostics as device tensors (no host sync).
     """
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         losses, out = model(batch)
     losses = {k: v.mean() for k, v in losses.items()}  # DataParallel returns one value per replica
     optimizer.zero_grad(set_to_none=True)
@@ -311,12 +311,12 @@ def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch:
             continue
         skipped += batch.pop("skipped", 0)
         batch = to_device(batch, device)
-        losses = train_step(model, batch, optimizer, args, device)
+        losses = train_step(model, batch, optimizer, device, args.amp)
         # Accumulated on the device: no host sync per step.
         running.add({k: v.detach() for k, v in losses.items()}, batch["mix"].shape[0])
         if (it + 1) % args.disp_iter == 0 or it + 1 == len(loader):
             means = running.means()
-            check_finite(means, epoch, it, args, batch)
+            check_finite(means, epoch, it, args.run_dir, batch)
             progress.set_postfix(loss=f"{means['total']:.4f}")
             log.info(
                 "[train] epoch %d it %d/%d %s  %.1f mix/s",
@@ -329,7 +329,7 @@ def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch:
     if running.count == 0:
         raise DataError("no training batch could be loaded (see the skipped-sample warnings above)")
     means = running.reduce().means()
-    check_finite(means, epoch, it + 1, args)
+    check_finite(means, epoch, it + 1, args.run_dir)
     if skipped:
         log.warning(
             "epoch %d: %d training samples skipped because of bad input (see warnings)",
@@ -339,8 +339,9 @@ def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch:
     return means
 
 
-def check_finite(means: dict, epoch: int, it: int, args, batch: dict | None = None) -> None:
-    """Stop on a NaN/inf running loss, naming the batch's files when their audio is not finite."""
+def check_finite(means: dict, epoch: int, it: int, run_dir: str, batch: dict | None = None) -> None:
+    """Stop on a NaN/inf running loss, naming the batch's files when their audio is not finite and
+    the last good checkpoint of the run folder `run_dir` if there is one."""
     bad = {k: v for k, v in means.items() if not math.isfinite(v)}
     if not bad:
         return
@@ -353,7 +354,7 @@ def check_finite(means: dict, epoch: int, it: int, args, batch: dict | None = No
             if files
             else "The batch's audio is finite: the model diverged. Lower the learning rates."
         )
-    latest = checkpoints.path_of(args.run_dir, "latest")
+    latest = checkpoints.path_of(run_dir, "latest")
     kept = (
         f"the last good checkpoint {latest} is kept"
         if os.path.isfile(latest)

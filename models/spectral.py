@@ -1,6 +1,7 @@
 """Batched, on-device spectrogram front end.
 
-STFT, log-frequency warp, ground-truth masks, loss weight.
+STFT, log-frequency warp, the mixture's analysis (network input, reconstruction), and the
+training targets (ground-truth masks, loss weight).
 """
 
 from __future__ import annotations
@@ -144,7 +145,11 @@ def loss_weight(mag_mix: torch.Tensor) -> torch.Tensor:
 
 
 class SpectralFrontend(torch.nn.Module):
-    """Waveforms to every spectrogram the nets and losses need, in one batched STFT.
+    """Waveforms to every spectrogram the nets and losses need, batched on the model's device.
+
+    Two uses: `analyse(mix)` gives what separating a mixture needs (inference: the networks'
+    input and what reconstruction multiplies), `forward(audios, mix)` adds the per-object
+    magnitudes and the training targets, all in one batched STFT.
 
     Args:
         n_fft: STFT size (1022 gives F = 512 bins).
@@ -160,12 +165,12 @@ class SpectralFrontend(torch.nn.Module):
             magnitudes, the networks' input.
 
     Shape:
-        audios (B, N, L) per-object clips, already scaled as they enter the mixture (silent
-        objects are zeros); mix (B, L). Returns a dict of float32 tensors, all detached:
-          mag_mix (B, 1, F, T), phase_mix (B, 1, F, T)       linear-frequency mixture
-          mag_mix_w (B, 1, Fw, T), mags_w (B, N, 1, Fw, T)   warped magnitudes
-          log_mag_mix (B, 1, Fw, T), log_mags (B, N, 1, Fw, T)   log of those: network inputs
-          gt_masks (B, N, 1, Fw, T), weight (B, 1, Fw, T)    loss targets and weight
+        mix (B, L); audios (B, N, L) per-object clips, already scaled as they enter the mixture
+        (silent objects are zeros). Outputs are dicts of float32 tensors, all detached:
+          analyse:  mag_mix (B, 1, F, T), phase_mix (B, 1, F, T)   linear-frequency mixture
+                    mag_mix_w (B, 1, Fw, T), log_mag_mix (B, 1, Fw, T)   warped; network input
+          forward:  those, and mags_w (B, N, 1, Fw, T), log_mags (B, N, 1, Fw, T), and
+                    `targets`: gt_masks (B, N, 1, Fw, T), weight (B, 1, Fw, T)
         with F = n_fft // 2 + 1 and T = 1 + L // hop.
     """
 
@@ -215,7 +220,7 @@ class SpectralFrontend(torch.nn.Module):
         A model trained on binary masks separates with its masks thresholded at `mask_thres`
         (Sound of Pixels' test-time rule) unless `threshold` is False; ratio masks are used as
         they are. Output is clipped to [-1, 1], as the authors' evaluation does.
-        Shape: masks (B, N, 1, Fw, T), spec from forward() -> (B, N, L).
+        Shape: masks (B, N, 1, Fw, T), spec from analyse() or forward() -> (B, N, L).
         """
         B, N = masks.shape[:2]
         mag_mix, phase_mix = spec["mag_mix"], spec["phase_mix"]  # (B, 1, F, T)
@@ -231,40 +236,56 @@ class SpectralFrontend(torch.nn.Module):
         # Silent sources have zero magnitude: the plain log is floored where log1p needs nothing.
         return torch.log1p(mag) if self.log_input == "log1p" else torch.log(mag.clamp_min(MAG_EPS))
 
+    def targets(self, mags_w: torch.Tensor, mag_mix_w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The training targets of warped magnitudes: each object's true mask and the loss weight.
+
+        mags_w (B, N, 1, Fw, T), mag_mix_w (B, 1, Fw, T) -> gt_masks (B, N, 1, Fw, T) and
+        weight (B, 1, Fw, T).
+        """
+        if self.binary_mask:
+            gt_masks = binary_masks(mags_w, mag_mix_w, self.mask_thres)
+        else:
+            gt_masks = ratio_masks(mags_w, mag_mix_w)
+        weight = loss_weight(mag_mix_w) if self.weighted_loss else torch.ones_like(mag_mix_w)
+        return {"gt_masks": gt_masks, "weight": weight}
+
+    def _mixture(
+        self, spec_mix: torch.Tensor, mag_mix: torch.Tensor, mag_mix_w: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        # The outputs of analyse from the mixture's complex STFT and magnitude (B, 1, F, T) and its
+        # warped magnitude (B, 1, Fw, T), however they were batched.
+        return {
+            "mag_mix": mag_mix,
+            "phase_mix": spec_mix.angle(),
+            "mag_mix_w": mag_mix_w,
+            "log_mag_mix": self.log(mag_mix_w),
+        }
+
+    @torch.no_grad()
+    def analyse(self, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What separating the mixture needs, and nothing about its sources: mix (B, L)."""
+        if mix.dim() != 2:
+            raise ValueError(f"expected mix (B, L), got {tuple(mix.shape)}")
+        # Signal processing stays float32 even under AMP; float64 input is cast.
+        with torch.autocast(device_type=mix.device.type, enabled=False):
+            spec_mix = stft(mix.unsqueeze(1).float(), self.n_fft, self.hop)  # (B, 1, F, T)
+            mag_mix = spec_mix.abs() + MAG_EPS
+            return self._mixture(spec_mix, mag_mix, self.warp(mag_mix))
+
     @torch.no_grad()
     def forward(self, audios: torch.Tensor, mix: torch.Tensor) -> dict[str, torch.Tensor]:
+        """analyse(mix), the objects' warped magnitudes and their `targets`."""
         if audios.dim() != 3 or mix.dim() != 2 or audios.shape[::2] != mix.shape:
             raise ValueError(
                 f"expected audios (B, N, L) and mix (B, L), got {tuple(audios.shape)} "
                 f"and {tuple(mix.shape)}"
             )
-        num_objects = audios.shape[1]
-        # Signal processing stays float32 even under AMP; float64 input is cast.
         with torch.autocast(device_type=mix.device.type, enabled=False):
             wavs = torch.cat([mix.unsqueeze(1), audios], dim=1).float()  # (B, 1+N, L)
-            spec = stft(wavs, self.n_fft, self.hop)  # (B, 1+N, F, T)
-            mag_mix = spec[:, :1].abs() + MAG_EPS  # (B, 1, F, T)
-            phase_mix = spec[:, :1].angle()
-            mags = spec[:, 1:].abs()  # (B, N, F, T)
-
-            warped = self.warp(torch.cat([mag_mix, mags], dim=1))  # (B, 1+N, Fw, T)
-            mag_mix_w = warped[:, :1]  # (B, 1, Fw, T)
+            spec = stft(wavs, self.n_fft, self.hop)  # (B, 1+N, F, T): one batched STFT
+            mags = torch.cat([spec[:, :1].abs() + MAG_EPS, spec[:, 1:].abs()], dim=1)
+            warped = self.warp(mags)  # (B, 1+N, Fw, T)
+            mixture = self._mixture(spec[:, :1], mags[:, :1], warped[:, :1])
             mags_w = warped[:, 1:].unsqueeze(2)  # (B, N, 1, Fw, T)
-
-            if self.binary_mask:
-                gt_masks = binary_masks(mags_w, mag_mix_w, self.mask_thres)
-            else:
-                gt_masks = ratio_masks(mags_w, mag_mix_w)
-            weight = loss_weight(mag_mix_w) if self.weighted_loss else torch.ones_like(mag_mix_w)
-
-        assert gt_masks.shape[:3] == (mix.shape[0], num_objects, 1)
-        return {
-            "mag_mix": mag_mix,
-            "phase_mix": phase_mix,
-            "mag_mix_w": mag_mix_w,
-            "mags_w": mags_w,
-            "log_mag_mix": self.log(mag_mix_w),
-            "log_mags": self.log(mags_w),
-            "gt_masks": gt_masks,
-            "weight": weight,
-        }
+            targets = self.targets(mags_w, mixture["mag_mix_w"])
+        return {**mixture, "mags_w": mags_w, "log_mags": self.log(mags_w), **targets}

@@ -94,7 +94,7 @@ def test_channels_last_steps_give_the_losses_of_the_default_layout(stage, one_th
         batch = throughput.synthetic_batch(args, 2, cpu)
         losses.append(
             [
-                float(train_step(model, batch, optimizer, args, cpu)["total"].detach())
+                float(train_step(model, batch, optimizer, cpu, args.amp)["total"].detach())
                 for _ in range(2)
             ]
         )

@@ -41,7 +41,7 @@ KILL_ARGS = [
     "--lr_steps",
     "1",
 ]
-LOSS_KEYS = ("total", "sep", "grd_solo", "grd_pos", "grd_neg")
+LOSS_KEYS = ("total", "sep", "grd_solo_pos", "grd_solo_neg", "grd_mix_pos", "grd_mix_neg")
 
 
 @pytest.fixture(autouse=True)

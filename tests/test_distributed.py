@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn as nn
-from test_stages import fake_batch, tiny_args
+from test_stages import fake_batch, tiny_args, tiny_stage
 
 import training
 import utils
@@ -53,9 +53,8 @@ def train_steps(stage: str, batch_slice: slice, wrap=None) -> tuple[list, dict, 
     """(losses of each step, parameters before, parameters after) STEPS SGD steps of a freshly
     seeded stage on part of the fixed batch."""
     torch.manual_seed(0)
-    args = tiny_args(stage)
-    nets = build_nets(args)
-    model = STAGES[stage](nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args))
+    model, args = tiny_stage(stage, frozen=True)
+    nets = model.nets
     # SGD, whose step is linear in the gradient: Adam's first steps are lr * sign(gradient), so a
     # gradient that is zero up to rounding (a dead ReLU's) moves by +-lr in either run, which
     # measures float rounding, not whether DDP averaged the right gradients.

@@ -7,9 +7,7 @@ import torch
 
 import intervals
 from dataset.music import clip_centre
-from stages import COL, CCoL, StageConfig
-from tests.test_stages import tiny_args
-from training import build_nets
+from tests.test_stages import tiny_stage
 
 
 def _rows(num_videos, per_video, seed=0, shift=0.0):
@@ -131,8 +129,7 @@ def test_clip_positions_spread_over_the_video(num_frames, margin):
 
 
 def test_true_labels_replace_the_separation_choice():
-    args = tiny_args("ccol", "--diag_true_labels")
-    model = CCoL(build_nets(args), StageConfig.from_args(args))
+    model, _ = tiny_stage("ccol", diag_true_labels=True)
     truth = torch.tensor([[True, False, True, False], [False, True, True, False]])
     spec = {"gt_masks": torch.rand(2, 4, 1, 2, 2), "weight": torch.ones(2, 1, 2, 2)}
     w_pos, w_neg = model.sounding_labels(torch.rand(2, 4, 1, 2, 2), spec, truth)
@@ -141,8 +138,7 @@ def test_true_labels_replace_the_separation_choice():
 
 
 def test_true_gate_replaces_mixture_grounding():
-    args = tiny_args("col", "--weighted_loss", "0", "--diag_true_gate")
-    model = COL(build_nets(args), StageConfig.from_args(args))
+    model, _ = tiny_stage("col", diag_true_gate=True)
     gt = torch.zeros(1, 4, 1, 2, 2)
     gt[:, 0], gt[:, 2] = 1.0, 1.0
     spec = {"gt_masks": gt, "weight": torch.ones(1, 1, 2, 2)}

@@ -7,16 +7,15 @@ import logging
 import numpy as np
 import pytest
 import torch
+from test_stages import tiny_stage
 
 import localization
-from arguments import TINY, parse_args
 from dataset import DataError, MUSICMixDataset, normalize_frames
 from dataset.truth import VideoTruth
 from models.grounding_net import GroundingHead
 from models.synthesizer_net import InnerProd
 from models.vision_net import ResNet18Dilated, ResNet18Ground
-from stages import STAGES, StageConfig
-from training import build_nets
+from sounding_maps import separated_energy, sounding_maps
 
 logging.disable(logging.WARNING)
 
@@ -69,16 +68,15 @@ def test_heads_pixelwise_match_their_forward_at_each_location():
 )
 def test_stage_maps_one_per_net(stage, names):
     torch.manual_seed(0)
-    args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", stage])
-    model = STAGES[stage](build_nets(args), StageConfig.from_args(args)).eval()
+    model, args = tiny_stage(stage)
+    model.eval()
     B, N, L = 2, args.num_mix, args.aud_len
-    audios = 0.1 * torch.randn(B, N, L)
-    spec = model.frontend(audios, audios.sum(1))
+    spec = model.frontend.analyse(0.1 * torch.randn(B, L))  # maps need the mixture alone
     whole = torch.randint(
         0, 255, (B, N, 3, 1, 2 * args.img_size, 3 * args.img_size), dtype=torch.uint8
     )
     with torch.no_grad():
-        maps = model.sounding_maps(spec, whole)
+        maps = sounding_maps(model.nets, model.config, spec, whole)
     assert set(maps) == names
     cells = (2 * args.img_size // 8, 3 * args.img_size // 8)
     for m in maps.values():
@@ -220,18 +218,18 @@ def test_window_grounding_map_follows_the_object():
     """--ground_map window: a box-sized window at every location, scored as a crop. Moving the
     picture by one cell (8 px) moves the map by one cell."""
     torch.manual_seed(0)
-    args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", "grd"])
-    assert args.ground_map == "window"  # the demo profile's
-    model = STAGES["grd"](build_nets(args), StageConfig.from_args(args)).eval()
-    audios = 0.1 * torch.randn(1, args.num_mix, args.aud_len)
-    spec = model.frontend(audios, audios.sum(1))
+    model, args = tiny_stage("grd")
+    model.eval()
+    assert model.config.ground_map == "window"  # the demo profile's
+    spec = model.frontend.analyse(0.1 * torch.randn(1, args.aud_len))
     H, W = 48, 64
     frame = torch.zeros(1, 1, 3, 1, H, W + 8, dtype=torch.uint8)
     frame[..., 12:36, 16:40] = torch.randint(0, 255, (3, 1, 24, 24), dtype=torch.uint8)
     boxes = torch.tensor([[[16.0, 12.0, 40.0, 36.0]]])  # (B, N, 4): the patch
     with torch.no_grad():
-        here = model.sounding_maps(spec, frame[..., :W], boxes)["grounding"][0, 0]
-        moved = model.sounding_maps(spec, frame[..., 8 : W + 8], boxes)["grounding"][0, 0]
+        here = sounding_maps(model.nets, model.config, spec, frame[..., :W], boxes)
+        moved = sounding_maps(model.nets, model.config, spec, frame[..., 8 : W + 8], boxes)
+    here, moved = here["grounding"][0, 0], moved["grounding"][0, 0]
     assert here.shape == (H // 8, W // 8)
     # the picture moved 8 px left: what cell j saw, cell j - 1 sees now (windows inside the frame)
     torch.testing.assert_close(moved[:, 1:5], here[:, 2:6], atol=1e-5, rtol=1e-4)
@@ -240,15 +238,15 @@ def test_window_grounding_map_follows_the_object():
 
 def test_separation_map_is_the_energy_through_each_locations_mask_in_any_chunks():
     torch.manual_seed(0)
-    args = parse_args([*TINY, "--data_root", "/nonexistent", "--stage", "sop"])
-    model = STAGES["sop"](build_nets(args), StageConfig.from_args(args)).eval()
+    model, args = tiny_stage("sop")
+    model.eval()
     B, N, C, h, w = 2, 2, args.num_channels, 3, 4
     feat = torch.rand(B, N, C, h, w)
     sound_feat = torch.randn(B, C, 16, 9)
     mag = torch.rand(B, 1, 16, 9)
     with torch.no_grad():
-        whole = model._separated_energy(feat, sound_feat, mag)
-        row_by_row = model._separated_energy(feat, sound_feat, mag, max_values=1)
+        whole = separated_energy(model.nets, feat, sound_feat, mag)
+        row_by_row = separated_energy(model.nets, feat, sound_feat, mag, max_values=1)
         mask = torch.sigmoid(model.nets["synthesizer"](feat[1, 0, :, 2, 3][None], sound_feat[1:]))
     torch.testing.assert_close(row_by_row, whole)
     torch.testing.assert_close(whole[1, 0, 2, 3], (mask * mag[1]).square().sum())

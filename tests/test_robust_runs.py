@@ -1,7 +1,6 @@
 """Bad input and bad disks in whole runs of main.py: refused leaks, evaluation that counts what it
 scored, NaN audio named, read-only and full run folders found before any compute is lost."""
 
-import argparse
 import json
 import os
 import shutil
@@ -151,15 +150,14 @@ def nan_batch():
 
 
 def test_non_finite_loss_names_the_batch_files_and_the_checkpoint_only_if_there_is_one(tmp_path):
-    args = argparse.Namespace(run_dir=str(tmp_path))
     with pytest.raises(training.NonFiniteLoss) as err:
-        training.check_finite({"total": float("nan")}, 0, 5, args, nan_batch())
+        training.check_finite({"total": float("nan")}, 0, 5, str(tmp_path), nan_batch())
     assert "non-finite audio from ['/c/1.wav']" in str(err.value)
     assert "no checkpoint was written yet" in str(err.value) and "is kept" not in str(err.value)
     (tmp_path / "checkpoint_latest.pt").write_bytes(b"x")
     clean = {**nan_batch(), "audios": torch.zeros(2, 4, 8)}
     with pytest.raises(training.NonFiniteLoss) as err:
-        training.check_finite({"total": float("inf")}, 0, 5, args, clean)
+        training.check_finite({"total": float("inf")}, 0, 5, str(tmp_path), clean)
     assert f"the last good checkpoint {tmp_path / 'checkpoint_latest.pt'} is kept" in str(err.value)
     assert "the model diverged" in str(err.value)
 

@@ -17,7 +17,7 @@ from conftest import run
 from PIL import Image
 
 import separation
-import stages
+import sounding_maps
 from dataset import layout
 from dataset.readers import frame_size, list_frame_ids
 from scripts import detect_objects, separate_video
@@ -311,13 +311,13 @@ def test_a_demo_run_draws_the_maps_it_was_trained_for(trained_runs, video, tmp_p
     args, _, _ = separation.load_run(str(trained_runs / "ccol"), torch.device("cpu"))
     assert (args.profile, args.ground_map, args.box_rule) == ("demo", "window", "video")
     windows = []
-    window_grounding = stages.Stage._window_grounding
+    window_grounding = sounding_maps.window_grounding
 
-    def counted(self, *inputs, **kw):
-        windows.append(inputs[1].shape)  # frames (B, N, 3, T, H, W)
-        return window_grounding(self, *inputs, **kw)
+    def counted(nets, audio, frames, *inputs, **kw):
+        windows.append(frames.shape)  # (B, N, 3, T, H, W)
+        return window_grounding(nets, audio, frames, *inputs, **kw)
 
-    monkeypatch.setattr(stages.Stage, "_window_grounding", counted)
+    monkeypatch.setattr(sounding_maps, "window_grounding", counted)
     mp4, _, _, npy = video
     out = tmp_path / "sep"
     separate_video.main(["--run", str(trained_runs / "ccol"), "--video", mp4, "--detections", npy,

@@ -168,6 +168,25 @@ def test_frontend_small_size_and_formulas():
     assert not any(v.requires_grad for v in out.values())
 
 
+@pytest.mark.parametrize("log_freq", [True, False])
+def test_analysis_of_the_mixture_alone_is_what_the_full_forward_gives(log_freq):
+    """Inference analyses a mixture without its sources: the same mixture outputs, bit for bit,
+    and no source or target outputs."""
+    audios, mix = _batch()
+    frontend = SpectralFrontend(n_fft=510, hop=128, warp_bins=128, log_freq=log_freq)
+    full, alone = frontend(audios, mix), frontend.analyse(mix.double())
+    assert set(alone) == {"mag_mix", "phase_mix", "mag_mix_w", "log_mag_mix"}
+    for key, value in alone.items():
+        assert value.dtype == torch.float32 and not value.requires_grad, key
+        assert torch.equal(value, full[key]), key
+    targets = frontend.targets(full["mags_w"], full["mag_mix_w"])
+    assert set(targets) == {"gt_masks", "weight"}
+    for key, value in targets.items():
+        assert torch.equal(value, full[key]), key
+    with pytest.raises(ValueError, match=r"\(2, 4, 16383\)"):
+        frontend.analyse(audios)
+
+
 def test_frontend_silent_objects_get_zero_masks():
     audios, mix = _batch()
     out = SpectralFrontend(n_fft=510, hop=128, warp_bins=128)(audios, mix)

@@ -1,5 +1,7 @@
-"""Stage modules: losses are finite and fall when overfitting one batch; CCoL labels; gating."""
+"""Stage modules: losses are finite and fall when overfitting one batch; one loss vocabulary,
+one weighted total; CCoL labels; gating."""
 
+import argparse
 import dataclasses
 import logging
 
@@ -7,14 +9,36 @@ import pytest
 import torch
 
 from arguments import TINY, parse_args
-from stages import COL, STAGES, CCoL, StageConfig
+from models.criterion import WeightedL1Loss
+from stages import (
+    GRD,
+    LOSS_TERMS,
+    STAGES,
+    StageConfig,
+    labelled_grounding_losses,
+    separation_labels,
+)
 from training import build_nets, frozen_modules, param_groups
 
 logging.disable(logging.WARNING)
 
 
 def tiny_args(stage, *extra):
+    """The tiny demo-profile arguments of `stage`, which the nets and optimisers are built from."""
     return parse_args([*TINY, "--data_root", "/nonexistent", "--stage", stage, *extra])
+
+
+def tiny_stage(stage, nets=None, frozen=False, **config):
+    """A stage module on the tiny nets (or `nets`), its StageConfig changed by keyword: the stage's
+    own options are set on the config, not on a command line. Returns (stage, args)."""
+    args = tiny_args(stage)
+    nets = build_nets(args) if nets is None else nets
+    model = STAGES[stage](
+        nets,
+        dataclasses.replace(StageConfig.from_args(args), **config),
+        frozen=frozen_modules(nets, args) if frozen else (),
+    )
+    return model, args
 
 
 def fake_batch(args, batch_size=4, seed=0):
@@ -64,6 +88,7 @@ def test_loss_finite_and_falls_when_overfitting(stage):
     optimizer = torch.optim.Adam(param_groups(nets, args))
     batch = fake_batch(args)
     steps, out = fit(model, batch, optimizer, steps=25)
+    assert set(steps[0]) == {"total", *model.loss_weights()} and set(steps[0]) <= set(LOSS_TERMS)
     history = [losses["total"] for losses in steps]
     assert min(history[-5:]) < 0.8 * history[0], history
     if stage != "grd":
@@ -79,8 +104,8 @@ def test_loss_finite_and_falls_when_overfitting(stage):
 def test_grounding_grid_without_mixture_row_is_the_solo_rows():
     """GRD training skips the mixture row; the solo rows must be exactly those of the full grid."""
     torch.manual_seed(0)
-    args = tiny_args("grd")
-    model = STAGES["grd"](build_nets(args), StageConfig.from_args(args)).eval()
+    model, args = tiny_stage("grd")
+    model.eval()
     with torch.no_grad():
         spec, frames = model.prepare(fake_batch(args))
         full = model.grounding_grid(spec, frames)
@@ -90,27 +115,65 @@ def test_grounding_grid_without_mixture_row_is_the_solo_rows():
 
 
 def test_stage_config_takes_what_the_stages_read_as_typed_frozen_values():
-    args = tiny_args("ccol", "--weighted_loss", "0")
+    args = tiny_args("ccol")
     config = StageConfig.from_args(args)
-    assert config.weighted_loss is False and config.log_freq is True  # the 0/1 int flags
     assert config.solo_grounding_weight == args.solo_grounding_weight == 0.5
     assert StageConfig(**dataclasses.asdict(config)) == config  # tests may build it by keyword
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.silent_thres = 0.2
+    # Runs saved their switches as 0/1 ints: the config holds bools whatever the namespace has.
+    old = StageConfig.from_args(argparse.Namespace(**{**vars(args), "weighted_loss": 0}))
+    assert old.weighted_loss is False and old.log_freq is True
 
 
-def _ccol(*extra):
-    args = tiny_args("ccol", *extra)
-    return CCoL(build_nets(args), StageConfig.from_args(args)), args
+# The named losses of each stage (LOSS_TERMS) and the weights of its total, as the paper's.
+STAGE_LOSSES = {
+    "grd": {"grd_solo_pos": 1, "grd_solo_neg": 1},
+    "col": {"sep": 1, "grd_solo_pos": 0.25, "grd_solo_neg": 0.25, "grd_mix_pos": 0.25},
+    "ccol": {
+        **{"sep": 1, "grd_solo_pos": 0.5, "grd_solo_neg": 0.5},
+        **{"grd_mix_pos": 0.25, "grd_mix_neg": 0.25},
+    },
+    "sop": {"sep": 1},
+    "cosep": {"cosep": 1, "consistency": 0.05},
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_LOSSES))
+def test_total_is_the_weighted_sum_of_the_named_losses(stage):
+    torch.manual_seed(0)
+    model, args = tiny_stage(stage)
+    batch = {**fake_batch(args), "class_ids": torch.tensor([[2, 5, 9, 7]]).expand(4, -1)}
+    losses, _ = model.train()(batch)
+    weights = STAGE_LOSSES[stage]
+    assert list(losses) == ["total", *weights] and model.loss_weights() == weights
+    total = sum(weights[key] * losses[key] for key in weights)
+    torch.testing.assert_close(losses["total"], total)
+    with pytest.raises(KeyError):  # a loss without a weight would be logged, never trained
+        model.with_total({**losses, "extra": losses["total"]})
+
+
+def test_a_loss_name_means_the_same_term_in_every_stage():
+    """On the same nets and batch, GRD's and COL's solo terms are the same numbers, and COL's
+    solo negative is CCoL's (CCoL's solo positive follows separation's label instead)."""
+    torch.manual_seed(0)
+    col, args = tiny_stage("col")
+    ccol, _ = tiny_stage("ccol", nets=col.nets)
+    grd = GRD(col.nets, StageConfig.from_args(tiny_args("grd")))
+    batch = fake_batch(args)
+    with torch.no_grad():
+        losses = {m: m.eval()(batch)[0] for m in (grd, col, ccol)}
+    for key in ("grd_solo_pos", "grd_solo_neg"):
+        torch.testing.assert_close(losses[grd][key], losses[col][key])
+    torch.testing.assert_close(losses[col]["grd_solo_neg"], losses[ccol]["grd_solo_neg"])
+    torch.testing.assert_close(losses[col]["sep"], losses[ccol]["sep"])
 
 
 def test_ccol_label_choice_and_silent_threshold_by_hand():
     """d = weighted L1 of each object's mask against its pseudo-video target (weight 1 here)."""
-    model, args = _ccol("--weighted_loss", "0")
     F_, T_ = 2, 2
     gt = torch.zeros(2, 4, 1, F_, T_)
     gt[:, 0], gt[:, 2] = 1.0, 0.5  # pseudo-video A target 1, B target 0.5
-    masks = torch.zeros(2, 4, 1, F_, T_)
     # sample 0: A: object 0 error 0.05, object 1 error 0.5  -> 0 sounds; 1 silent (0.5 > 0.1)
     #           B: object 2 error 0.3,  object 3 error 0.05 -> 3 sounds; 2 silent (0.3 > 0.1)
     # sample 1: A: object 0 error 0.2, object 1 error 0.08  -> 1 sounds; 0 silent (0.2 > 0.1)
@@ -119,7 +182,7 @@ def test_ccol_label_choice_and_silent_threshold_by_hand():
     targets = gt[:, [0, 0, 2, 2]]
     masks = targets - errors[..., None, None, None]
     spec = {"gt_masks": gt, "weight": torch.ones(2, 1, F_, T_)}
-    w_pos, w_neg = model.sounding_labels(masks, spec)
+    w_pos, w_neg = separation_labels(masks, spec, WeightedL1Loss(reduction="none"), 0.1)
     assert w_pos.tolist() == [[1, 0, 0, 1], [0, 1, 1, 0]]
     assert w_neg.tolist() == [[0, 1, 1, 0], [1, 0, 0, 0]]
 
@@ -128,24 +191,25 @@ def test_ccol_broadcast_flag_restores_reference_loss():
     """With the flag the solo positive is mean(CE_pos)*mean(r1) + mean(CE_pos1)*mean(1-r1)."""
     ce_sounding = torch.rand(3, 3, 4)
     ce_silent = torch.rand(3, 3, 4)
-    masks = torch.rand(3, 4, 1, 2, 2)
-    spec = {"gt_masks": torch.rand(3, 4, 1, 2, 2), "weight": torch.ones(3, 1, 2, 2)}
-    fixed, _ = _ccol()
-    buggy, _ = _ccol("--ccol_broadcast_bug")
-    w_pos, _ = fixed.sounding_labels(masks, spec)
-    r1 = w_pos[:, 0]
+    r1 = torch.tensor([1.0, 0.0, 1.0])
+    w_pos = torch.stack([r1, 1 - r1, 1 - r1, r1], 1)  # (B, N)
+    w_neg = 1 - w_pos
     pos, pos1, neg = ce_sounding[:, 1, 0], ce_sounding[:, 1, 1], ce_silent[:, 2, 0].mean()
-    got_fixed = fixed.grounding_losses(ce_sounding, ce_silent, masks, spec)["grd_solo"]
-    got_buggy = buggy.grounding_losses(ce_sounding, ce_silent, masks, spec)["grd_solo"]
-    torch.testing.assert_close(got_fixed, (r1 * pos + (1 - r1) * pos1).mean() + neg)
+    fixed = labelled_grounding_losses(ce_sounding, ce_silent, w_pos, w_neg)
+    buggy = labelled_grounding_losses(ce_sounding, ce_silent, w_pos, w_neg, broadcast_bug=True)
+    torch.testing.assert_close(fixed["grd_solo_pos"], (r1 * pos + (1 - r1) * pos1).mean())
     torch.testing.assert_close(
-        got_buggy, pos.mean() * r1.mean() + pos1.mean() * (1 - r1).mean() + neg
+        buggy["grd_solo_pos"], pos.mean() * r1.mean() + pos1.mean() * (1 - r1).mean()
     )
+    for key in ("grd_solo_neg", "grd_mix_pos", "grd_mix_neg"):  # the bug is the solo positive's
+        torch.testing.assert_close(fixed[key], buggy[key])
+    torch.testing.assert_close(fixed["grd_solo_neg"], neg)
+    mix_pos = (w_pos * ce_sounding[:, 0]).sum(1).mean()
+    torch.testing.assert_close(fixed["grd_mix_pos"], mix_pos)
 
 
 def test_gating_selects_masks_by_mixture_grounding():
-    args = tiny_args("col", "--weighted_loss", "0")
-    model = COL(build_nets(args), StageConfig.from_args(args))
+    model, _ = tiny_stage("col")
     gt = torch.zeros(1, 4, 1, 2, 2)
     gt[:, 0], gt[:, 2] = 1.0, 1.0
     spec = {"gt_masks": gt, "weight": torch.ones(1, 1, 2, 2)}
@@ -165,9 +229,9 @@ def test_gating_selects_masks_by_mixture_grounding():
 
 
 def test_frozen_nets_stay_in_eval_and_get_no_gradient():
-    args = tiny_args("col", "--train_visual", "no")
+    args = tiny_args("col", "--train_visual", "no")  # what is frozen is the nets' choice
     nets = build_nets(args)
-    model = COL(nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args))
+    model = STAGES["col"](nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args))
     model.train()
     assert not nets["frame_ground"].training and not nets["frame"].features.training
     assert nets["frame"].fc.training and nets["sound"].training
@@ -196,14 +260,14 @@ def test_separation_records_reuse_cached_mixture_sdr():
     batch["clip"] = torch.zeros(4, dtype=torch.long)
     batch["infos"] = [[f"audio/violin/v{b}{n}.wav" for n in range(4)] for b in range(4)]
     est = batch["audios"] + 0.05 * torch.randn_like(batch["audios"])
-    fresh = separation_records(est, batch, args)
+    fresh = separation_records(est, batch, args.metrics_backend)
     cache = {}
-    first = separation_records(est, batch, args, cache)
+    first = separation_records(est, batch, args.metrics_backend, cache)
     assert sorted(cache) == [0, 1, 2, 3]
     assert [r["sdr_mix"] for r in first] == pytest.approx([r["sdr_mix"] for r in fresh])
     for index in cache:
         cache[index] = cache[index] * 0 + 123.0
-    again = separation_records(est, batch, args, cache)
+    again = separation_records(est, batch, args.metrics_backend, cache)
     assert all(r["sdr_mix"] == 123.0 for r in again)
     assert [r["sdr"] for r in again] == pytest.approx([r["sdr"] for r in fresh])
 
@@ -237,15 +301,15 @@ def test_ground_audio_norm_makes_grounding_level_invariant():
     """With --ground_audio_norm instance a recording's level no longer changes the grounding logits
     (log1p is nearly a shift for loud bins, and the shift is standardised away)."""
     torch.manual_seed(0)
-    args = tiny_args("grd", "--ground_audio_norm", "instance")
-    model = STAGES["grd"](build_nets(args), StageConfig.from_args(args)).eval()
+    model, args = tiny_stage("grd", ground_audio_norm="instance")
+    model.eval()
     batch = fake_batch(args)
     loud = {**batch, "audios": 40 * batch["audios"], "mix": 40 * batch["mix"]}
     with torch.no_grad():
         quiet_logits = model.grounding_grid(*model.prepare(batch))
         loud_logits = model.grounding_grid(*model.prepare(loud))
-    plain = tiny_args("grd")
-    plain_model = STAGES["grd"](build_nets(plain), StageConfig.from_args(plain)).eval()
+    plain_model, _ = tiny_stage("grd")  # --ground_audio_norm none, the demo's
+    plain_model.eval()
     with torch.no_grad():
         plain_gap = (
             (

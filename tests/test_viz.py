@@ -140,7 +140,7 @@ def add_maps(batch, out):
 
 
 SUMMARY = {
-    "loss": {"total": 0.51, "sep": 0.3, "grd": 0.21},
+    "loss": {"total": 0.51, "sep": 0.3, "grd_mix_pos": 0.21},
     "mean": {"sdr": 4.1, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.5},
     "median": {"sdr": 4.0, "sir": 8.0, "sar": 5.0, "sdr_mix": 0.5},
     "per_class": {
@@ -166,7 +166,13 @@ SUMMARY = {
 }
 HISTORY = {
     "train": [
-        {"epoch": e, "total": 1.0 / e, "sep": 0.6 / e, "grd": 0.4 / e, "lr": {"sound": 1e-4}}
+        {
+            "epoch": e,
+            "total": 1.0 / e,
+            "sep": 0.6 / e,
+            "grd_mix_pos": 0.4 / e,
+            "lr": {"sound": 1e-4},
+        }
         for e in (1, 2, 3)
     ],
     "val": [

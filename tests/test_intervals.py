@@ -61,12 +61,14 @@ def test_statistic_interval_of_average_precision():
 
 
 def _run(shift=0.0, prob_shift=0.0, seed=0):
-    """Separation and object rows as an evaluation writes them, for 10 videos."""
+    """Separation and object rows as an evaluation writes them, for 10 videos: each mixture
+    scores two sounding sources of different videos (slots 0 and 2) and names two silent ones."""
     units, values = _rows(10, 6, seed=seed, shift=shift)
+    half = units.size // 2  # row k of the first five videos meets row k of the last five
     records = [
-        {"index": i // 2, "slot": 2 * (i % 2), "source": u, "valid": True, "sdr": v, "sir": v,
-         "sar": v, "sdr_mix": 1.0}
-        for i, (u, v) in enumerate(zip(units, values))
+        {"index": k, "slot": 2 * j, "source": units[i], "valid": True, "sdr": values[i],
+         "sir": values[i], "sar": values[i], "sdr_mix": 1.0}
+        for k in range(half) for j, i in enumerate((k, k + half))
     ]  # fmt: skip
     rng = np.random.default_rng(5)
     objects = []
@@ -74,7 +76,8 @@ def _run(shift=0.0, prob_shift=0.0, seed=0):
         for slot, sounding in ((r["slot"], True), (r["slot"] + 1, False)):
             p = float(np.clip(0.5 + (0.2 if sounding else -0.2) + rng.normal(0, 0.3), 0, 1))
             objects.append(
-                {"index": r["index"], "slot": slot, "source": r["source"], "sounding": sounding,
+                {"index": r["index"], "slot": slot, "sounding": sounding,
+                 "source": r["source"] if sounding else r["source"] + "/silent",
                  "sounding_prob": float(np.clip(p + prob_shift, 0, 1)),
                  "pointing": float(sounding and p > 0.5) if sounding else None}
             )  # fmt: skip
@@ -102,8 +105,16 @@ def test_runs_on_other_mixtures_are_not_paired():
     with pytest.raises(intervals.NotPaired, match="different mixtures"):
         intervals.paired_differences(records, objects, records[:-1], objects)
     moved = [dict(r, source="elsewhere") if i == 0 else r for i, r in enumerate(records)]
-    with pytest.raises(intervals.NotPaired, match="elsewhere"):
+    with pytest.raises(intervals.NotPaired, match="different mixtures"):
         intervals.paired_differences(records, objects, moved, objects)
+
+
+def test_runs_are_paired_by_source_whatever_their_slots():
+    """SoP scores a mixture's two videos in slots 0 and 1, CCoL its sounding objects in 0 and 2."""
+    records, objects = _run()
+    sop = [dict(r, slot=r["slot"] // 2) for r in records]
+    d = intervals.paired_differences(sop, [], records, objects)["sdr"]
+    assert d["diff"] == 0 and d["n"] == len(records)
 
 
 def test_evaluation_intervals_cover_each_metric():

@@ -164,7 +164,13 @@ def trained_run_args(run_dir: str, root: str | None = None):
     return args
 
 
-def run_clip(run, given: dict) -> ClipSpec:
+def run_clip(profile: str, stage: str, given: dict) -> ClipSpec:
+    """What a sample of main.py --profile `profile` --stage `stage` reads, but for the fields
+    `given` (None: the run's)."""
+    return clip_of(profile_args(profile, stage), given)
+
+
+def clip_of(run, given: dict) -> ClipSpec:
     """What a sample of the run with arguments `run` reads, but for the fields `given` (None:
     the run's)."""
     return ClipSpec(
@@ -566,7 +572,7 @@ def main(argv=None) -> int:
         if any(not sep or split not in layout.SPLITS for split, sep, _ in pairs):
             parser.error(f"--index takes SPLIT=CSV with SPLIT in {layout.SPLITS}, got {args.index}")
         index_files = {split: path for split, _, path in pairs}
-    clip = run_clip(run, {f: getattr(args, f) for f, *_ in CLIP_OPTIONS})
+    clip = clip_of(run, {f: getattr(args, f) for f, *_ in CLIP_OPTIONS})
     detections = not args.no_detections and run.stage != "sop"
     problems, checked = check_root(root, clip, index_files, sep_list, detections)
     reads_what = f"run {args.run}" if args.run else f"profile {run.profile}, stage {run.stage}"

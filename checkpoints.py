@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 import utils
-from arguments import ARCH_KEYS, build_parser
+from arguments import ARCH_KEYS, build_parser, upgrade_saved
 
 log = logging.getLogger("ccol")
 
@@ -97,7 +97,9 @@ def load(path: str) -> dict:
 
 def check_arch(saved: dict, args, path: str) -> None:
     """Refuse weights trained with other architecture flags or for another stage."""
-    # A key the run lacks is an option added after it was trained: the run had its default.
+    # Options renamed since the run was trained are read under today's names; a key the run still
+    # lacks is an option added after it was trained: the run had its default.
+    saved = upgrade_saved(saved)
     parser = build_parser(saved.get("stage", args.stage), saved.get("profile", args.profile))
     diff = {
         k: (saved.get(k), getattr(args, k))

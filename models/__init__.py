@@ -1,35 +1,18 @@
-"""Network builders: architecture name -> constructor for every net of CCoL, Sound of Pixels and
-Co-Separation."""
+"""The networks of CCoL, Sound of Pixels and Co-Separation, built by name from a run's options."""
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Iterable
 
 import torch.nn as nn
 
+from dataset.layout import CLASS_TO_ID
+
 from .audio_net import UNet, VGGishGround
 from .classifier_net import SpectrogramClassifier
-from .criterion import LOSSES
 from .grounding_net import GroundingHead
 from .synthesizer_net import InnerProd
 from .vision_net import NO_WEIGHTS, ResNet18Dilated, ResNet18Ground
-
-SOUND_GROUND_NETS = {"vggish": VGGishGround}
-FRAME_GROUND_NETS = {"resnet18": ResNet18Ground}
-GROUNDING_NETS = {"base": GroundingHead}
-# 'unetK' fixes the depth as the reference's names do; 'unet' takes it from `levels`.
-SOUND_NETS = {"unet": UNet, **{f"unet{k}": partial(UNet, levels=k) for k in (5, 6, 7)}}
-FRAME_NETS = {"resnet18dilated": ResNet18Dilated}
-SYNTHESIZERS = {"linear": InnerProd}
-CLASSIFIERS = {"resnet18": SpectrogramClassifier}
-
-
-def _lookup(registry: dict, arch: str, role: str):
-    if arch not in registry:
-        raise ValueError(
-            f"unknown {role} architecture '{arch}', expected one of {sorted(registry)}"
-        )
-    return registry[arch]
 
 
 def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
@@ -37,82 +20,69 @@ def count_parameters(net: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
 
 
-class ModelBuilder:
-    """Builds each net from its architecture name.
+def build_nets(args, names: Iterable[str], starting_weights: bool = True) -> nn.ModuleDict:
+    """The nets `names` (e.g. stages.STAGE_NETS[stage]) as the options `args` describe them.
 
-    Loading a previous stage's weights is the caller's job, and so is saying which weights the
-    ResNets end up with (training.log_visual_weights).
+    starting_weights: the ResNet-18 trunks load --weights_imagenet; False where a checkpoint
+    replaces every weight (evaluation, inference), which then needs no ImageNet file. Loading a
+    previous stage's weights is the caller's job, and so is saying which weights the ResNets end
+    up with (training.log_visual_weights).
     """
+    visual = args.weights_imagenet if starting_weights else NO_WEIGHTS
+    width, channels = args.vis_width, args.num_channels
+    constructors = {
+        "sound_ground": lambda: VGGishGround(width=args.vggish_width, init=args.sound_ground_init),
+        "frame_ground": lambda: ResNet18Ground(width=width, pool=args.img_pool, weights=visual),
+        "grounding": lambda: GroundingHead(
+            audio_dim=8 * args.vggish_width,
+            visual_dim=8 * width,
+            init_std=args.grounding_init_std,
+        ),
+        "sound": lambda: UNet(
+            levels=args.unet_levels, ngf=args.ngf, fc_dim=channels, init=args.sound_init
+        ),
+        "frame": lambda: ResNet18Dilated(
+            width=width, fc_dim=channels, pool=args.img_pool, weights=visual
+        ),
+        "synthesizer": lambda: InnerProd(fc_dim=channels),
+        # Co-Separation's classifier: the visual nets' ResNet-18 width and starting weights.
+        "classifier": lambda: SpectrogramClassifier(len(CLASS_TO_ID), width=width, weights=visual),
+    }
+    unknown = sorted(set(names) - constructors.keys())
+    if unknown:
+        raise ValueError(f"unknown nets {unknown}, expected some of {sorted(constructors)}")
+    return nn.ModuleDict({name: constructors[name]() for name in names})
+
+
+class ModelBuilder:
+    """Transitional: the per-net builders training.build_nets and tests/test_cosep.py still call
+    (they are being refactored elsewhere). Each net has one architecture, so `arch` is ignored.
+    Delete this class once they call build_nets."""
 
     @staticmethod
-    def build_sound_ground(
-        arch: str = "vggish", width: int = 64, init: str = "default"
-    ) -> nn.Module:
-        return _lookup(SOUND_GROUND_NETS, arch, "sound_ground")(width=width, init=init)
+    def build_sound_ground(arch, width, init):
+        return VGGishGround(width=width, init=init)
 
     @staticmethod
-    def build_frame_ground(
-        arch: str = "resnet18",
-        width: int = 64,
-        weights_imagenet: str = NO_WEIGHTS,
-        pool: str = "maxpool",
-    ) -> nn.Module:
-        """weights_imagenet: 'imagenet' (torchvision's cache), a state_dict path, or 'none'."""
-        net_class = _lookup(FRAME_GROUND_NETS, arch, "frame_ground")
-        return net_class(width=width, pool=pool, weights=weights_imagenet)
+    def build_frame_ground(arch, width, weights_imagenet, pool):
+        return ResNet18Ground(width=width, pool=pool, weights=weights_imagenet)
 
     @staticmethod
-    def build_grounding(
-        arch: str = "base", audio_dim: int = 512, visual_dim: int = 512, init_std: float = 1e-4
-    ) -> nn.Module:
-        return _lookup(GROUNDING_NETS, arch, "grounding")(
-            audio_dim=audio_dim, visual_dim=visual_dim, init_std=init_std
-        )
+    def build_grounding(arch, audio_dim, visual_dim, init_std):
+        return GroundingHead(audio_dim=audio_dim, visual_dim=visual_dim, init_std=init_std)
 
     @staticmethod
-    def build_sound(
-        arch: str = "unet7",
-        ngf: int = 64,
-        fc_dim: int = 32,
-        levels: int | None = None,
-        init: str = "default",
-    ) -> nn.Module:
-        net_class = _lookup(SOUND_NETS, arch, "sound")
-        named_levels = getattr(net_class, "keywords", {}).get("levels")
-        if levels is not None and named_levels is not None and levels != named_levels:
-            raise ValueError(
-                f"sound architecture '{arch}' has {named_levels} levels but levels={levels} "
-                f"was given; use arch 'unet' to choose the depth with `levels`"
-            )
-        depth = {} if levels is None else {"levels": levels}
-        return net_class(ngf=ngf, fc_dim=fc_dim, init=init, **depth)
+    def build_sound(arch, ngf, fc_dim, levels, init):
+        return UNet(levels=levels, ngf=ngf, fc_dim=fc_dim, init=init)
 
     @staticmethod
-    def build_frame(
-        arch: str = "resnet18dilated",
-        width: int = 64,
-        fc_dim: int = 32,
-        pool: str = "maxpool",
-        weights_imagenet: str = NO_WEIGHTS,
-    ) -> nn.Module:
-        net_class = _lookup(FRAME_NETS, arch, "frame")
-        return net_class(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet)
+    def build_frame(arch, width, fc_dim, pool, weights_imagenet):
+        return ResNet18Dilated(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet)
 
     @staticmethod
-    def build_synthesizer(arch: str = "linear", fc_dim: int = 32) -> nn.Module:
-        return _lookup(SYNTHESIZERS, arch, "synthesizer")(fc_dim=fc_dim)
+    def build_synthesizer(arch, fc_dim):
+        return InnerProd(fc_dim=fc_dim)
 
     @staticmethod
-    def build_classifier(
-        num_classes: int,
-        arch: str = "resnet18",
-        width: int = 64,
-        weights_imagenet: str = NO_WEIGHTS,
-    ) -> nn.Module:
-        """Co-Separation's classifier of separated spectrograms; weights as build_frame's."""
-        net_class = _lookup(CLASSIFIERS, arch, "classifier")
-        return net_class(num_classes=num_classes, width=width, weights=weights_imagenet)
-
-    @staticmethod
-    def build_criterion(arch: str = "l1", reduction: str = "none") -> nn.Module:
-        return _lookup(LOSSES, arch, "loss")(reduction=reduction)
+    def build_classifier(num_classes, arch="resnet18", width=64, weights_imagenet=NO_WEIGHTS):
+        return SpectrogramClassifier(num_classes, width=width, weights=weights_imagenet)

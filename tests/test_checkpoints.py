@@ -172,8 +172,24 @@ def test_a_run_made_before_an_option_existed_had_its_default():
     from arguments import parse_args
 
     args = parse_args(["--stage", "sop", "--profile", "demo"])
-    saved = {k: v for k, v in vars(args).items() if k != "arch_classifier"}
+    saved = {k: v for k, v in vars(args).items() if k != "ground_audio_norm"}
     checkpoints.check_arch(saved, args, "old.pt")
     other = parse_args(["--stage", "sop", "--profile", "demo", "--ngf", "16"])
     with pytest.raises(checkpoints.CheckpointError, match="'ngf': \\(8, 16\\)"):
         checkpoints.check_arch(saved, other, "old.pt")
+
+
+def test_saved_arguments_of_the_older_format_pass_the_architecture_check():
+    """An older run's saved arguments (--arch_sound unetK for the depth, before --unet_levels;
+    0/1 switches; --train_visual) match the nets the same options build today, not the demo
+    profile's default depth 6; another depth is refused."""
+    from test_arguments import older_format
+
+    from arguments import TINY, parse_args
+
+    args = parse_args([*TINY, "--stage", "sop", "--unet_levels", "4"])
+    saved = older_format(args)
+    checkpoints.check_arch(saved, args, "old.pt")
+    deeper = parse_args([*TINY, "--stage", "sop"])
+    with pytest.raises(checkpoints.CheckpointError, match="'unet_levels': \\(4, 5\\)"):
+        checkpoints.check_arch(saved, deeper, "old.pt")

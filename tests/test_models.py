@@ -7,14 +7,28 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from models import ModelBuilder, count_parameters
+from arguments import TINY, parse_args
+from dataset.layout import CLASS_TO_ID
+from models import build_nets, count_parameters
 from models.audio_net import UNet, VGGishGround
+from models.classifier_net import SpectrogramClassifier
 from models.criterion import WeightedBCELoss, WeightedL1Loss, WeightedL2Loss
 from models.grounding_net import SOUNDING, GroundingHead, sounding_probability
 from models.synthesizer_net import InnerProd
 from models.vision_net import ResNet18, ResNet18Dilated, ResNet18Ground, load_imagenet
 
 torch.manual_seed(0)
+
+# Every net build_nets knows, by name, and its one architecture.
+CLASSES = {
+    "sound_ground": VGGishGround,
+    "frame_ground": ResNet18Ground,
+    "grounding": GroundingHead,
+    "sound": UNet,
+    "frame": ResNet18Dilated,
+    "synthesizer": InnerProd,
+    "classifier": SpectrogramClassifier,
+}
 
 
 # ---------------------------------------------------------------------------------------- audio
@@ -157,8 +171,7 @@ def test_load_errors(torchvision_resnet18, tmp_path):
 def test_builders_say_nothing_about_weights_a_checkpoint_may_replace(caplog):
     """Which weights the ResNets hold is said once they are loaded (training.log_visual_weights)."""
     with caplog.at_level(logging.DEBUG):
-        ModelBuilder.build_frame_ground(width=8)
-        ModelBuilder.build_frame(width=8)
+        build_nets(parse_args(TINY), ["frame_ground", "frame", "classifier"])
     assert not caplog.records
 
 
@@ -259,38 +272,17 @@ def test_losses_reject_bad_shapes():
 
 
 # ---------------------------------------------------------------------------------------- builders
-def test_builders_small_nets():
-    assert isinstance(ModelBuilder.build_sound_ground("vggish", width=4), VGGishGround)
-    assert isinstance(
-        ModelBuilder.build_grounding("base", audio_dim=32, visual_dim=64), GroundingHead
-    )
-    assert ModelBuilder.build_sound("unet7", ngf=2, fc_dim=4, levels=7).levels == 7
-    assert ModelBuilder.build_sound("unet5", ngf=2, fc_dim=4).levels == 5
-    assert ModelBuilder.build_sound("unet", ngf=2, fc_dim=4, levels=3).levels == 3
-    assert isinstance(
-        ModelBuilder.build_frame(width=4, fc_dim=4, weights_imagenet=""), ResNet18Dilated
-    )
-    assert isinstance(ModelBuilder.build_synthesizer("linear", fc_dim=4), InnerProd)
-    assert isinstance(ModelBuilder.build_criterion("bce"), WeightedBCELoss)
-    with pytest.raises(ValueError, match="levels=6"):
-        ModelBuilder.build_sound("unet7", levels=6)
-
-
-@pytest.mark.parametrize(
-    "build",
-    [
-        ModelBuilder.build_sound_ground,
-        ModelBuilder.build_frame_ground,
-        ModelBuilder.build_grounding,
-        ModelBuilder.build_sound,
-        ModelBuilder.build_frame,
-        ModelBuilder.build_synthesizer,
-        ModelBuilder.build_criterion,
-    ],
-)
-def test_builders_reject_unknown_names(build):
-    with pytest.raises(ValueError, match=r"unknown .* 'nope', expected one of \["):
-        build("nope")
+def test_build_nets_builds_each_net_by_name_from_the_options():
+    args = parse_args([*TINY, "--unet_levels", "3", "--ngf", "2", "--num_channels", "4"])
+    nets = build_nets(args, CLASSES)
+    assert list(nets) == list(CLASSES)
+    for name, net_class in CLASSES.items():
+        assert type(nets[name]) is net_class, name
+    assert (nets["sound"].levels, nets["synthesizer"].scale.shape) == (3, (4,))
+    assert nets["classifier"].num_classes == len(CLASS_TO_ID)
+    assert list(build_nets(args, ["sound", "frame"])) == ["sound", "frame"]
+    with pytest.raises(ValueError, match=r"unknown nets \['nope'\], expected some of \["):
+        build_nets(args, ["sound", "nope"])
 
 
 def test_count_parameters():

@@ -204,7 +204,7 @@ def run_eval(args, model, nets, device: torch.device) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    rank, local_rank, world_size = utils.init_distributed()
+    rank, local_rank, world_size = utils.init_distributed(args.device)
     device = utils.select_device(args.device, local_rank)
     try:
         run(args, device, local_rank, world_size)
@@ -264,6 +264,15 @@ def _run_locked(args, device: torch.device, local_rank: int, world_size: int, le
             checkpoints.save_args(args)
     if world_size > 1:
         dist.barrier()
+        # Every rank reads what rank 0 writes there (a resume's checkpoint, the run's args): on
+        # several nodes --ckpt must be one folder that all of them share.
+        shared = os.path.isfile(os.path.join(args.run_dir, "args.json"))
+        if not utils.every_rank_has(shared, device):
+            raise SystemExit(
+                f"{args.run_dir} is not the same folder on every node (rank "
+                f"{dist.get_rank()} {'sees' if shared else 'does not see'} its args.json): "
+                f"put --ckpt on a file system that all nodes share"
+            )
     utils.setup_logging(args.run_dir)
     for split, leaked in leaks.items():
         log.warning(

@@ -24,16 +24,29 @@ log = logging.getLogger("ccol")
 # ----------------------------------------------------------------------------------------------
 # Device and distribution
 # ----------------------------------------------------------------------------------------------
-def init_distributed() -> tuple[int, int, int]:
-    """Start torch.distributed when launched by torchrun; returns (rank, local_rank, world_size)."""
+def init_distributed(device: str = "auto") -> tuple[int, int, int]:
+    """Join the process group when launched by torchrun, on one node or several; returns
+    (rank, local_rank, world_size).
+
+    torchrun sets WORLD_SIZE (the processes of every node), RANK (this one among them: rank 0
+    alone writes the run folder) and LOCAL_RANK (among this node's processes: the GPU it drives),
+    and MASTER_ADDR / MASTER_PORT, where init_process_group meets the others. NCCL on CUDA, gloo
+    when `device` (--device) is the CPU or no GPU is present.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return 0, 0, 1
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise SystemExit(
+                f"rank {rank}: local rank {local_rank} but this node has "
+                f"{torch.cuda.device_count()} GPUs: start at most that many processes per node "
+                f"(torchrun --nproc_per_node, NUM_GPUS)"
+            )
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
     return rank, local_rank, world_size
 
 

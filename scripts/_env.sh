@@ -31,17 +31,24 @@ NUM_GPUS="${NUM_GPUS:-1}"
 CKPT="${CKPT:-ckpt}"
 
 # One process per GPU under torchrun (DDP) when NUM_GPUS > 1 or NNODES > 1; set
-# LAUNCHER=dataparallel for the original scripts' single-process DataParallel. The global batch
-# (--batch_size, 48 for the paper) is the same whatever the number of processes: each gets its share.
-# Several machines: the same command on every node with NNODES (number of nodes), NODE_RANK (this
-# node's, 0 on the one that logs and writes the run) and MASTER_ADDR / MASTER_PORT (node 0's
-# address and a free port), torchrun's static rendezvous; the run folder must be on a shared disk.
+# LAUNCHER=dataparallel for the original scripts' single-process DataParallel (one machine only).
+# The global batch (--batch_size, 48 for the paper) is the same whatever the number of processes:
+# each gets its share.
+# Several machines (docs/launch.md): the same command on every node with NNODES (number of nodes)
+# and either RDZV_ENDPOINT (host:port on one of them: torchrun's c10d rendezvous, which numbers
+# the nodes itself; RDZV_ID names the job) or NODE_RANK (this node's, 0 on the one that logs and
+# writes the run) with MASTER_ADDR / MASTER_PORT (node 0's address and a free port: torchrun's
+# static rendezvous). The run folder must be on a disk that every node shares.
 run_main() {
   local nnodes="${NNODES:-1}"
-  if { [ "$NUM_GPUS" -gt 1 ] || [ "$nnodes" -gt 1 ]; } && [ "${LAUNCHER:-torchrun}" = torchrun ]; then
+  if [ "$nnodes" -gt 1 ] || { [ "$NUM_GPUS" -gt 1 ] && [ "${LAUNCHER:-torchrun}" = torchrun ]; }; then
     local where=(--standalone)
-    if [ "$nnodes" -gt 1 ]; then
-      where=(--nnodes "$nnodes" --node_rank "${NODE_RANK:?NNODES=$nnodes: set NODE_RANK on each node}"
+    if [ "$nnodes" -gt 1 ] && [ -n "${RDZV_ENDPOINT:-}" ]; then
+      where=(--nnodes "$nnodes" --rdzv_backend c10d --rdzv_endpoint "$RDZV_ENDPOINT"
+             --rdzv_id "${RDZV_ID:-ccol}")
+    elif [ "$nnodes" -gt 1 ]; then
+      where=(--nnodes "$nnodes"
+             --node_rank "${NODE_RANK:?NNODES=$nnodes: set NODE_RANK on each node (or RDZV_ENDPOINT)}"
              --master_addr "${MASTER_ADDR:?NNODES=$nnodes: set MASTER_ADDR to the address of node 0}"
              --master_port "${MASTER_PORT:-29500}")
     fi

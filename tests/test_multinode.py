@@ -1,6 +1,6 @@
 """Past one machine: the launchers pass torchrun's multi-node settings through. Two "nodes" of one
-process each, meeting on 127.0.0.1, train exactly as one node of two processes (which
-test_distributed.py shows equal to one process on the same global batch)."""
+process each, meeting on 127.0.0.1 by either rendezvous, train exactly as one node of two
+processes (which test_distributed.py shows equal to one process on the same global batch)."""
 
 import json
 import os
@@ -49,32 +49,58 @@ def losses(run_dir) -> list[dict]:
     return [{k: v for k, v in e.items() if k not in ("epoch", "lr")} for e in history["train"]]
 
 
-def test_two_nodes_of_one_process_train_as_one_node_of_two(tiny_data_root, tmp_path):
-    one_node = launch(tmp_path, tiny_data_root, "one_node", NUM_GPUS="2")
-    finish(one_node)
-    port = str(free_port())
-    nodes = [
+@pytest.fixture(scope="module")
+def one_node(tiny_data_root, tmp_path_factory):
+    """The reference: one node of two processes (torchrun --standalone)."""
+    ckpt = tmp_path_factory.mktemp("one_node")
+    finish(launch(ckpt, tiny_data_root, "one_node", NUM_GPUS="2"))
+    return losses(ckpt / "one_node")
+
+
+def two_nodes(ckpt, data_root, run_id, rendezvous: str, ckpts=None) -> list:
+    """Two one-process nodes on 127.0.0.1 meeting by `rendezvous`: static (NODE_RANK,
+    MASTER_ADDR/PORT) or c10d (RDZV_ENDPOINT; torchrun numbers the nodes). `ckpts`: each node's
+    CKPT (default `ckpt` for both). Returns the started launchers."""
+    endpoint = {"static": {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())},
+                "c10d": {"RDZV_ENDPOINT": f"127.0.0.1:{free_port()}"}}[rendezvous]  # fmt: skip
+    return [
         launch(
-            tmp_path,
-            tiny_data_root,
-            "two_nodes",
+            (ckpts or (ckpt, ckpt))[rank],
+            data_root,
+            run_id,
             NUM_GPUS="1",
             NNODES="2",
             NODE_RANK=str(rank),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=port,
+            **endpoint,
         )
         for rank in (0, 1)
     ]
-    for node in nodes:
+
+
+@pytest.mark.parametrize("rendezvous", ["static", "c10d"])
+def test_two_nodes_of_one_process_train_as_one_node_of_two(
+    one_node, tiny_data_root, tmp_path, rendezvous
+):
+    for node in two_nodes(tmp_path, tiny_data_root, "two_nodes", rendezvous):
         finish(node)
-    reference, multi = losses(tmp_path / "one_node"), losses(tmp_path / "two_nodes")
+    reference, multi = one_node, losses(tmp_path / "two_nodes")
     assert reference and [e.keys() for e in reference] == [e.keys() for e in multi]
     for ref, got in zip(reference, multi):
         for key in ref:
             assert got[key] == pytest.approx(ref[key], rel=1e-6, abs=1e-7), key
     log = (tmp_path / "two_nodes" / "train.log").read_text()
     assert "world size 2" in log, log[:2000]
+
+
+def test_a_run_folder_that_the_nodes_do_not_share_is_refused(tiny_data_root, tmp_path):
+    """Each rank reads the checkpoints rank 0 writes: nodes that see two folders stop, all of
+    them, naming the cause, before any step."""
+    ckpts = (tmp_path / "node0", tmp_path / "node1")
+    nodes = two_nodes(tmp_path, tiny_data_root, "run", "static", ckpts=ckpts)
+    outputs = [node.communicate(timeout=600)[0] for node in nodes]
+    assert all(node.returncode != 0 for node in nodes), outputs
+    assert any("is not the same folder on every node" in out for out in outputs), outputs
+    assert not (ckpts[0] / "run" / "checkpoint_latest.pt").exists()
 
 
 def test_a_second_node_without_its_rank_or_address_is_refused(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import json
@@ -264,6 +265,19 @@ def atomic_write_json(obj, path: str) -> None:
 
 def atomic_save_npy(array: np.ndarray, path: str) -> None:
     atomic_write(path, lambda f: np.save(f, array))
+
+
+def atomic_write_csv(rows: list[dict], path: str) -> None:
+    """One CSV row per dict; the columns are the union of the rows' keys in first-seen order, blank
+    where a row lacks one."""
+    fieldnames = list(dict.fromkeys(key for row in rows for key in row))
+
+    def write(f):
+        writer = csv.DictWriter(f, fieldnames=fieldnames, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    atomic_write(path, write, text=True)
 
 
 class RunInUse(RuntimeError):

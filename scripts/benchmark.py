@@ -30,10 +30,11 @@ import torch  # noqa: E402
 
 import utils  # noqa: E402
 from arguments import TINY, parse_args  # noqa: E402
-from dataset.crop_cache import crop_kind, read_manifest  # noqa: E402
-from scripts import cache_crops, create_index_files, detect_objects, extract_frames_audio  # noqa: E402
+from dataset import layout  # noqa: E402
+from dataset.crop_cache import crop_kind, default_cache_dir, read_manifest  # noqa: E402
+from scripts import cache_crops, make_synthetic_music  # noqa: E402
 from stages import STAGES  # noqa: E402
-from synthetic import DEFAULT_CLASSES, generate  # noqa: E402
+from synthetic import DEFAULT_CLASSES  # noqa: E402
 from throughput import (  # noqa: E402
     TEST_MIXTURES,
     bench_end_to_end,
@@ -49,38 +50,32 @@ SIZES = {"reference": [], "demo": ["--profile", "demo"], "tiny": TINY}
 QUICK_DATA = dict(
     classes=("cello", "flute", "trumpet", "xylophone"),
     videos_per_class=2,
-    seconds=15,
+    min_sec=15,
+    max_sec=15,
     width=320,
     height=180,
 )
-REALISTIC_DATA = dict(seconds=120, width=640, height=360)
+REALISTIC_DATA = dict(min_sec=120, max_sec=120, width=640, height=360)
 
 
 # ----------------------------------------------------------------------------------------------
 # Data
 # ----------------------------------------------------------------------------------------------
 def build_synthetic_root(
-    root: str, classes, videos_per_class: int, seconds: float, width: int, height: int, workers: int
+    root: str, videos_per_class: int, workers: int, classes=DEFAULT_CLASSES, **videos
 ) -> None:
-    """Generate, extract, index and detect, as a user prepares a root (train-only when tiny)."""
-    generate(
+    """A generated root prepared as a user prepares one (make_synthetic_music.prepare_root), only
+    what `root` lacks; with fewer than 3 videos per class every video is in train, which is all
+    the benchmark reads, and there are no test mixtures."""
+    make_synthetic_music.prepare_root(
         root,
-        classes,
-        videos_per_class,
+        sep_per_video=0 if videos_per_class < 3 else 10,
+        classes=classes,
+        videos_per_class=videos_per_class,
         seed=0,
-        min_sec=seconds,
-        max_sec=seconds,
-        width=width,
-        height=height,
         workers=workers,
+        **videos,
     )
-    if extract_frames_audio.main(["--root", root, "--workers", str(workers)]):
-        raise SystemExit(f"frame/audio extraction failed in {root}")
-    # Fewer than 3 videos per class all go to train, which is all the benchmark reads.
-    create_index_files.main(
-        ["--root", root, "--sep-per-video", "0" if videos_per_class < 3 else "10"]
-    )
-    detect_objects.main(["--root", root, "--from-annotations"])
 
 
 def ensure_crop_cache(
@@ -90,13 +85,13 @@ def ensure_crop_cache(
 
     Returns (folder, build seconds).
     """
-    cache_dir = cache_crops.default_cache_dir(root, img_size, mode, box_rule)
+    cache_dir = default_cache_dir(root, img_size, mode, box_rule)
     manifest = read_manifest(cache_dir)
     if manifest is not None and manifest.get("complete"):
         return cache_dir, 0.0
     tic = time.perf_counter()
     if cache_crops.build_cache(
-        root, cache_dir, [os.path.join(root, "train.csv")], img_size, mode, workers, box_rule
+        root, cache_dir, [layout.list_path(root, "train")], img_size, mode, workers, box_rule
     ):
         raise SystemExit(f"building the crop cache {cache_dir} failed (see above)")
     return cache_dir, time.perf_counter() - tic
@@ -264,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="first generate N videos per class of 2 minutes at 640x360 into --data-root, "
-        "unless it already has train.csv (default: 0, use the root as it is)",
+        help="first prepare --data-root with N generated videos per class of 2 minutes at "
+        "640x360, building only what it lacks: no videos into a root holding data (default: 0, "
+        "use the root as it is)",
     )
     p.add_argument(
         "--device", default="auto", help="auto, cpu, cuda, cuda:1 (default: auto; --quick: cpu)"
@@ -377,13 +373,9 @@ def main(argv=None) -> int:
         tic = time.perf_counter()
         if temp_root:
             build_synthetic_root(data_root, workers=2, **QUICK_DATA)
-        elif opts.build_realistic and not os.path.isfile(os.path.join(data_root, "train.csv")):
+        elif opts.build_realistic:
             build_synthetic_root(
-                data_root,
-                DEFAULT_CLASSES,
-                opts.build_realistic,
-                workers=os.cpu_count(),
-                **REALISTIC_DATA,
+                data_root, opts.build_realistic, workers=os.cpu_count(), **REALISTIC_DATA
             )
         report.data["data_build_s"] = time.perf_counter() - tic
         report.add("data", "build root", report.data["data_build_s"], "s")

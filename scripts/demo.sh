@@ -11,38 +11,17 @@ source "$(dirname "$0")/_demo_env.sh"
 VIDEOS_PER_CLASS="${VIDEOS_PER_CLASS:-16}"
 start=$(date +%s)
 
-has_files() { [ -d "$1" ] && [ -n "$(ls -A "$1" 2>/dev/null)" ]; }
 echo "== 1/3 data: $DATA_ROOT"
-if ! has_files "$DATA_ROOT/videos" && ! has_files "$DATA_ROOT/audio" && ! has_files "$DATA_ROOT/frames"; then
-  # An empty or new root: the embedded synthetic dataset. A root holding data is never written over.
-  "$PY" scripts/make_synthetic_music.py --out "$DATA_ROOT" --videos-per-class "$VIDEOS_PER_CLASS" \
-    --seed "$SEED"
-fi
-# Frames and audio from raw videos, for the videos that lack them (a root without videos/ has them).
-if has_files "$DATA_ROOT/videos"; then "$PY" scripts/extract_frames_audio.py --root "$DATA_ROOT"; fi
-lists=(train.csv val.csv test.csv test_sep.csv)
-missing=()
-for f in "${lists[@]}"; do [ -f "$DATA_ROOT/$f" ] || missing+=("$f"); done
-if [ "${#missing[@]}" = "${#lists[@]}" ]; then
-  "$PY" scripts/create_index_files.py --root "$DATA_ROOT" --seed "$SEED"
-elif [ "${#missing[@]}" != 0 ]; then
-  echo "error: $DATA_ROOT has some index files but lacks ${missing[*]}; the demo needs all of" \
-       "${lists[*]} (or none, and builds them with scripts/create_index_files.py)" >&2
-  exit 1
-fi
-# Detections are taken as they are; without any, the synthetic annotations give simulated ones.
-if ! has_files "$DATA_ROOT/detection_results"; then
-  if has_files "$DATA_ROOT/annotations"; then
-    "$PY" scripts/detect_objects.py --root "$DATA_ROOT" --from-annotations
-  else
-    echo "error: $DATA_ROOT/detection_results is missing: run scripts/detect_objects.py with a" \
-         "detector first (see README, 'Training and evaluating on real MUSIC')" >&2
-    exit 1
-  fi
-fi
-"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode ccol --box-rule "$BOX_RULE" \
-  --out "$OBJECT_CACHE"
-"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size 32 --mode sop --out "$FRAME_CACHE"
+# Only what the root lacks is built: the embedded synthetic videos into an empty or new root (a
+# root holding data is never written over), frames and audio for the videos that lack them, the
+# index files when it has none, simulated detections when it has synthetic annotations and no
+# detections (scripts/make_synthetic_music.py, prepare_root).
+"$PY" scripts/make_synthetic_music.py --prepare --out "$DATA_ROOT" \
+  --videos-per-class "$VIDEOS_PER_CLASS" --seed "$SEED"
+"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size "$IMG_SIZE" --mode ccol \
+  --box-rule "$BOX_RULE" --out "$OBJECT_CACHE"
+"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size "$IMG_SIZE" --mode sop \
+  --out "$FRAME_CACHE"
 "$PY" -c "import sys; from dataset import summarize; print(summarize(sys.argv[1]))" "$DATA_ROOT"
 echo "   data ready after $(( $(date +%s) - start )) s"
 

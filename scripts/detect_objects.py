@@ -8,14 +8,12 @@ of the extracted frame. The loader uses the top-scoring row of each frame and ig
 - `--from-annotations` (synthetic data): rows from the true boxes in `<root>/annotations`;
   class_id is layout.detection_class_id: the class table's id + 1 (1..21 for MUSIC-21), NOT
   CoSep's Open-Images ids.
-  The rows carry the errors of a real detector, seeded per video (`--seed`) so they are
-  deterministic. Defaults: a `--miss-rate` 0.02 of frames gets no row at all (the loader then
-  uses the full frame); each object is missed in a further `--object-miss-rate` 0.05 of frames;
-  every box edge moves by Gaussian `--jitter` of 0.03 of the box's width or height; and in a
-  `--false-positive-rate` 0.15 of frames a box on one of the video's distractors (the player or
-  clutter, annotation key `distractors`) is reported with a random MUSIC instrument class,
-  scoring 0.3-0.95, which beats the sounding object's 0.7-0.99 in about a sixth of those frames.
-  Scores are drawn so the sounding object usually, not always, outranks the silent one (0.4-0.95).
+  The rows carry the errors of a real detector, simulated by synthetic/detections.py and seeded
+  per video (`--seed`) so they are deterministic. Defaults: a `--miss-rate` 0.02 of frames gets
+  no row at all (the loader then uses the full frame); each object is missed in a further
+  `--object-miss-rate` 0.05 of frames; every box edge moves by Gaussian `--jitter` of 0.03 of the
+  box's width or height; and in a `--false-positive-rate` 0.15 of frames a box on the player or
+  clutter is reported with a random MUSIC instrument class.
 - `--weights`: a torchvision detection model with the user's local weights (never downloaded);
   class_id is the model's label, named by `--class-map`.
 - `--detector owlvit --weights google/owlvit-base-patch32` (a Hugging Face model id, OWL-ViT or
@@ -29,7 +27,6 @@ import argparse
 import json
 import os
 import sys
-import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,8 +37,13 @@ from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import utils  # noqa: E402
-from dataset import layout, owlvit  # noqa: E402
+from dataset import DataError, layout, owlvit  # noqa: E402
 from dataset.readers import list_frame_ids  # noqa: E402
+from synthetic.detections import (  # noqa: E402
+    SIMULATED,
+    annotation_rows,  # noqa: F401  still reached through here by scripts/separate_video.py
+    video_detections,
+)
 
 # torchvision.models.detection builders that take (weights, weights_backbone, num_classes).
 DETECTORS = (
@@ -55,9 +57,6 @@ DETECTORS = (
     "ssd300_vgg16",
     "ssdlite320_mobilenet_v3_large",
 )
-SOUNDING_SCORES = (0.7, 0.99)  # uniform ranges: the sounding object usually scores higher
-SILENT_SCORES = (0.4, 0.95)
-FALSE_POSITIVE_SCORES = (0.3, 0.95)
 
 
 def list_videos(root: str) -> list[tuple[str, str]]:
@@ -75,69 +74,6 @@ def list_videos(root: str) -> list[tuple[str, str]]:
                 if name.endswith(".mp4") and os.path.isdir(os.path.join(class_dir, name))
             ]
     return videos
-
-
-def annotation_rows(
-    annotation: dict,
-    frame_ids: list[int],
-    image_size: tuple[int, int],
-    rng: np.random.Generator,
-    miss_rate: float,
-    jitter: float = 0.0,
-    object_miss_rate: float = 0.0,
-    false_positive_rate: float = 0.0,
-) -> np.ndarray:
-    """Detection rows of one video from its annotation, float32 (K, 7).
-
-    Extracted frame k shows video frame min(int(frame_time(k) * fps), n - 1); boxes are scaled from
-    the video's resolution to the jpg's and clipped to it. `miss_rate`: frames without any row;
-    `object_miss_rate`: per object and frame; `jitter`: std of each box edge's shift, as a
-    fraction of the box's size; `false_positive_rate`: frames with one extra row on a distractor
-    (annotation key `distractors`, absent in older annotations) with a random instrument class.
-    Only `miss_rate` is required: the other errors are off by default, giving the exact boxes.
-    """
-    width, height = image_size
-    scale = np.array([width / annotation["width"], height / annotation["height"]] * 2)
-    last = annotation["num_video_frames"] - 1
-    distractors = annotation.get("distractors", [])
-
-    def detected_box(box):
-        """The box in jpg pixels, jittered and clipped; None when under a pixel of it is in view."""
-        box = np.asarray(box, float) * scale
-        if jitter:
-            size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
-            box = box + rng.normal(0.0, jitter, 4) * size
-        x1, y1, x2, y2 = np.clip(box, 0, [width, height, width, height])
-        return None if x2 - x1 < 1 or y2 - y1 < 1 else [x1, y1, x2, y2]
-
-    rows = []
-    for k in frame_ids:
-        if rng.random() < miss_rate:
-            continue
-        shown = min(int(layout.frame_time(k) * annotation["fps"]), last)
-        for obj in annotation["objects"]:
-            if obj["boxes"][shown] is None or (
-                object_miss_rate and rng.random() < object_miss_rate
-            ):
-                continue
-            box = detected_box(obj["boxes"][shown])
-            if box is None:  # outside the picture in this frame
-                continue
-            low, high = SOUNDING_SCORES if obj["sounding"] else SILENT_SCORES
-            rows.append([k, layout.detection_class_id(obj["class"]), rng.uniform(low, high), *box])
-        if distractors and false_positive_rate and rng.random() < false_positive_rate:
-            box = detected_box(distractors[rng.integers(len(distractors))]["boxes"][shown])
-            if box is not None:
-                mistaken = layout.MUSIC_CLASSES[rng.integers(len(layout.MUSIC_CLASSES))]
-                rows.append(
-                    [
-                        k,
-                        layout.detection_class_id(mistaken),
-                        rng.uniform(*FALSE_POSITIVE_SCORES),
-                        *box,
-                    ]
-                )
-    return np.array(rows, np.float32).reshape(-1, len(layout.DETECTION_COLUMNS))
 
 
 def build_detector(arch: str, weights: str, num_classes: int, device: str):
@@ -305,31 +241,18 @@ def main(argv=None):
         default=None,
         help="model path: torch device (default: cuda if available, else cpu)",
     )
-    parser.add_argument(
-        "--miss-rate",
-        type=float,
-        default=0.02,
-        help="annotation path: fraction of frames left without detection (default: 0.02)",
-    )
-    parser.add_argument(
-        "--object-miss-rate",
-        type=float,
-        default=0.05,
-        help="annotation path: fraction of frames each object is missed in (default: 0.05)",
-    )
-    parser.add_argument(
-        "--jitter",
-        type=float,
-        default=0.03,
-        help="annotation path: std of box edge shifts, fraction of box size (default: 0.03)",
-    )
-    parser.add_argument(
-        "--false-positive-rate",
-        type=float,
-        default=0.15,
-        help="annotation path: fraction of frames with a box on the player or clutter "
-        "(default: 0.15)",
-    )
+    for name, what in (
+        ("miss_rate", "fraction of frames left without detection"),
+        ("object_miss_rate", "fraction of frames each object is missed in"),
+        ("jitter", "std of box edge shifts, fraction of box size"),
+        ("false_positive_rate", "fraction of frames with a box on the player or clutter"),
+    ):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=float,
+            default=SIMULATED[name],
+            help=f"annotation path: {what} (default: {SIMULATED[name]})",
+        )
     parser.add_argument(
         "--seed", type=int, default=1234, help="annotation path: score/miss seed (default: 1234)"
     )
@@ -375,32 +298,15 @@ def main(argv=None):
             tqdm.write(f"warning: {folder} holds no jpg, skipped")
             continue
         if model is None:
-            ann_path = layout.annotation_path(args.root, class_name, video_id)
-            if not os.path.isfile(ann_path):
-                sys.exit(f"error: annotation {ann_path} not found (needed by --from-annotations)")
-            with open(ann_path) as f:
-                annotation = json.load(f)
-            if any(
-                len(obj["boxes"]) != annotation["num_video_frames"] for obj in annotation["objects"]
-            ):
-                sys.exit(
-                    f"error: {ann_path}: every object needs one box per video frame "
-                    f"({annotation['num_video_frames']})"
-                )
             with Image.open(os.path.join(folder, layout.frame_name(frame_ids[0]))) as img:
                 image_size = img.size
-            # Seeded per video, so a resumed or partial run writes the same rows.
-            rng = np.random.default_rng([args.seed, zlib.crc32(key.encode())])
-            rows = annotation_rows(
-                annotation,
-                frame_ids,
-                image_size,
-                rng,
-                args.miss_rate,
-                args.jitter,
-                args.object_miss_rate,
-                args.false_positive_rate,
-            )
+            rates = {name: getattr(args, name) for name in SIMULATED}
+            try:
+                rows = video_detections(
+                    args.root, class_name, video_id, frame_ids, image_size, args.seed, **rates
+                )
+            except DataError as err:
+                sys.exit(f"error: {err}")
         else:
             rows = model_rows(model, folder, frame_ids, args.batch_size, score_thresh, device)
         save_atomic(out_path, rows)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU figures of the README's Speed table, in one run on a machine with a CUDA GPU:
-#   1. a MUSIC-sized synthetic root (2-minute 640x360 videos) unless DATA_ROOT already has
-#      train.csv, and its crop cache at the model's crop size;
+#   1. a MUSIC-sized synthetic root (2-minute 640x360 videos), only what DATA_ROOT lacks (no
+#      videos into a root holding data), and its crop cache at the model's crop size;
 #   2. scripts/benchmark.py at the authors' sizes: CCoL step-only and end-to-end mixtures/s at
 #      batch 48 with 16 loader workers, GPU busy %, and the time of a 260-mixture evaluation;
 #   3. a short reference-profile CCoL training (TRAIN_DUP passes over the train list) and its
@@ -26,11 +26,16 @@ mkdir -p "$OUT_DIR"
 start=$(date +%s)
 stamp() { echo "[gpu_figures] $(( $(date +%s) - start )) s: $*"; }
 
-# The size flags of benchmark.py's preset, and the crop size they imply.
+# The size flags of benchmark.py's preset, the crops they imply and the folder of those crops'
+# cache (dataset/crop_cache.py names it).
 SIZE_ARGS=$("$PY" -c "import sys; sys.path.insert(0, 'scripts'); import benchmark; \
 print(' '.join(benchmark.SIZES['$SIZES']))")
-IMG=$("$PY" -c "from arguments import parse_args; print(parse_args('$SIZE_ARGS'.split() + \
-['--weights_imagenet', 'none']).img_size)")
+# shellcheck disable=SC2086  # the flag string is a list of words
+CROPS=$("$PY" -c "import sys; from arguments import parse_args; \
+from dataset.crop_cache import default_cache_dir; \
+a = parse_args(sys.argv[2:] + ['--weights_imagenet', 'none']); print(a.img_size, a.box_rule); \
+print(default_cache_dir(sys.argv[1], a.img_size, 'ccol', a.box_rule))" "$DATA_ROOT" $SIZE_ARGS)
+{ read -r IMG BOX_RULE; read -r CACHE; } <<< "$CROPS"
 if "$PY" -c "import os, sys; from models.vision_net import imagenet_cache_path; \
 sys.exit(not os.path.isfile(imagenet_cache_path()))" && [ "$SIZES" = reference ]; then
   WEIGHTS="--weights_imagenet imagenet"
@@ -45,14 +50,12 @@ if [ "$AMP" = 1 ] && [ "$DEVICE" != cpu ]; then
 fi
 stamp "sizes $SIZES (crops ${IMG} px), device $DEVICE, batch $BATCH, $WORKERS workers, $WEIGHTS"
 
-if [ ! -f "$DATA_ROOT/train.csv" ]; then
-  stamp "building $VIDEOS videos per class into $DATA_ROOT"
-  "$PY" -c "import os, sys; sys.path.insert(0, 'scripts'); import benchmark, make_synthetic_music; \
-benchmark.build_synthetic_root(sys.argv[1], make_synthetic_music.DEFAULT_CLASSES, \
-int(sys.argv[2]), workers=os.cpu_count(), **benchmark.REALISTIC_DATA)" "$DATA_ROOT" "$VIDEOS"
-fi
-"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size "$IMG" --mode ccol --workers "$WORKERS"
-CACHE="$DATA_ROOT/crop_cache/top_box_$IMG"
+stamp "preparing $DATA_ROOT: what it lacks ($VIDEOS videos per class if it holds no data)"
+"$PY" -c "import os, sys; sys.path.insert(0, 'scripts'); import benchmark; \
+benchmark.build_synthetic_root(sys.argv[1], int(sys.argv[2]), workers=os.cpu_count(), \
+**benchmark.REALISTIC_DATA)" "$DATA_ROOT" "$VIDEOS"
+"$PY" scripts/cache_crops.py --root "$DATA_ROOT" --img-size "$IMG" --mode ccol \
+  --box-rule "$BOX_RULE" --out "$CACHE" --workers "$WORKERS"
 stamp "data and crop cache ready"
 
 # shellcheck disable=SC2086  # the flag strings are lists of words
@@ -85,6 +88,8 @@ import os
 import re
 import sys
 
+import utils
+
 out_dir, run_dir, wall_s = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bench = json.load(open(os.path.join(out_dir, "benchmark.json")))
 step = bench.get("step", {}).get("ccol", {})
@@ -112,7 +117,6 @@ figures = {
                 "authors_code_h200": {"mixtures_per_s": 73, "gpu_busy_percent": 40}},
     "wall_s": wall_s,
 }
-with open(os.path.join(out_dir, "gpu_figures.json"), "w") as f:
-    json.dump(figures, f, indent=2)
+utils.atomic_write_json(figures, os.path.join(out_dir, "gpu_figures.json"))
 print(json.dumps({k: v for k, v in figures.items() if k != "config"}, indent=2))
 EOF

@@ -12,6 +12,7 @@ from PIL import Image
 from dataset import layout
 from dataset.transforms import crop_resize, object_box
 
+from .detections import SIMULATED, shift_edges
 from .scene import Scene
 
 # Labels: the instrument classes keep their MUSIC class ids (the loader's), so the head that names
@@ -22,7 +23,7 @@ PLAYER, CLUTTER = len(layout.MUSIC_CLASSES), len(layout.MUSIC_CLASSES) + 1
 # (VideoPlan.rng), so no scene of the set ever draws the look of a video, whatever the seeds.
 SEED_TAG = 7_340_033
 FRAME_SIZE = (256, 192)  # (W, H), make_synthetic_music's default frame
-BOX_JITTER = 0.03  # std of each box edge's shift, detect_objects --from-annotations' default
+BOX_JITTER = SIMULATED["jitter"]  # the simulated detector's (detections.py)
 # The videos reach the crops through H.264 and 1-fps JPEGs (quality 90); one JPEG round trip at
 # this quality gives the set similar blocking and 4:2:0 colour.
 JPEG_QUALITY = 75
@@ -36,9 +37,7 @@ MAX_TIME = 60.0  # s; frames are drawn at random times of a video this long (the
 def jittered_box(box, rng: np.random.Generator, frame_size=FRAME_SIZE, jitter=BOX_JITTER):
     """A detector's box of the true box [x1, y1, x2, y2]: edges shifted by Gaussian `jitter` of
     the box's size, clipped to the frame and rounded, as the loader rounds detection boxes."""
-    box = np.asarray(box, float)
-    size = np.array([box[2] - box[0], box[3] - box[1]] * 2)
-    box = np.clip(box + rng.normal(0.0, jitter, 4) * size, 0, [*frame_size, *frame_size])
+    box = np.clip(shift_edges(box, rng, jitter), 0, [*frame_size, *frame_size])
     return object_box(tuple(np.rint(box).astype(int).tolist()), frame_size)
 
 

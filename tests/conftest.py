@@ -66,41 +66,15 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def tiny_data_root(tmp_path_factory):
-    """4 classes x 3 videos of 9-10 s through generation, extraction, indexing and detection."""
+    """4 classes x 3 videos of 9-10 s, prepared as a user prepares a root: generation,
+    extraction, indexing and detection by the real scripts (make_synthetic_music.py --prepare)."""
     root = tmp_path_factory.mktemp("music") / "data"
-    py = sys.executable
     run(
-        [
-            py,
-            "scripts/make_synthetic_music.py",
-            "--out",
-            root,
-            "--videos-per-class",
-            "3",
-            "--seed",
-            "7",
-            "--classes",
-            "cello",
-            "flute",
-            "trumpet",
-            "xylophone",
-            "--min-sec",
-            "9",
-            "--max-sec",
-            "10",
-            "--width",
-            "128",
-            "--height",
-            "96",
-            "--workers",
-            "2",
-        ]
+        [sys.executable, "scripts/make_synthetic_music.py", "--prepare", "--out", root]
+        + ["--videos-per-class", "3", "--seed", "7", "--index-seed", "1", "--sep-per-video", "2"]
+        + ["--classes", "cello", "flute", "trumpet", "xylophone", "--min-sec", "9"]
+        + ["--max-sec", "10", "--width", "128", "--height", "96", "--workers", "2"]
     )
-    run([py, "scripts/extract_frames_audio.py", "--root", root, "--workers", "2"])
-    run(
-        [py, "scripts/create_index_files.py", "--root", root, "--seed", "1", "--sep-per-video", "2"]
-    )
-    run([py, "scripts/detect_objects.py", "--root", root, "--from-annotations"])
     return root
 
 

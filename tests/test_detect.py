@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 import detect_objects  # noqa: E402
 
 from dataset import layout  # noqa: E402
+from synthetic import detections  # noqa: E402
 
 FPS, VIDEO_FRAMES = 10, 45
 VIDEO_W, VIDEO_H = 128, 96  # annotation resolution; the jpgs are half of it
@@ -115,7 +116,7 @@ def test_annotation_rows_miss_rate_scores_and_determinism():
     frame_ids = list(range(1, 2001))
 
     def rows(seed):
-        return detect_objects.annotation_rows(
+        return detections.annotation_rows(
             annotation, frame_ids, (100, 100), np.random.default_rng(seed), 0.1
         )
 
@@ -146,7 +147,7 @@ def test_resume_skips_existing_and_overwrite_is_deterministic(tmp_path, capsys):
 def test_missing_annotation_is_a_clear_error(tmp_path):
     root = make_root(str(tmp_path))
     os.remove(layout.annotation_path(root, "cello", "c0"))
-    with pytest.raises(SystemExit, match="annotation .*c0.json not found"):
+    with pytest.raises(SystemExit, match="c0.json: annotation not found"):
         detect_objects.main(["--root", root, "--from-annotations"])
 
 

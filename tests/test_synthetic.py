@@ -11,8 +11,8 @@ import pytest
 
 import synthetic
 from dataset import layout
-from scripts import detect_objects, make_synthetic_music
-from synthetic import audio, props, voices
+from scripts import make_synthetic_music
+from synthetic import audio, detections, props, voices
 
 # cello (id 2) and flute (id 5) get a silent instrument in video 1; trumpet (id 7) in none.
 CLASSES = ["cello", "flute", "trumpet"]
@@ -396,7 +396,7 @@ def test_annotation_rows_jitter_misses_and_false_positives_at_their_rates():
     frame_ids = list(range(1, 4001))
 
     def rows(seed):
-        return detect_objects.annotation_rows(
+        return detections.annotation_rows(
             annotation,
             frame_ids,
             (200, 100),
@@ -436,7 +436,7 @@ def test_annotation_rows_jitter_misses_and_false_positives_at_their_rates():
 
 def test_annotation_rows_default_to_the_exact_boxes():
     annotation = _annotation_with_distractors(50)
-    a = detect_objects.annotation_rows(
+    a = detections.annotation_rows(
         annotation, list(range(1, 51)), (200, 100), np.random.default_rng(0), 0.0
     )
     assert len(a) == 100 and set(map(tuple, a[:, 3:].tolist())) == {
@@ -452,3 +452,44 @@ def test_bad_arguments_are_rejected(tmp_path):
         make_synthetic_music.main(["--out", str(tmp_path), "--width", "255"])
     with pytest.raises(SystemExit):
         make_synthetic_music.main(["--out", str(tmp_path), "--min-sec", "10", "--max-sec", "5"])
+
+
+# ------------------------------------------------------------- preparing a root (prepare_root)
+
+
+def _prepare(root, **kw):
+    settings = dict(ARGS, workers=1)
+    return make_synthetic_music.prepare_root(str(root), **{**settings, **kw})
+
+
+def _holding_data(root, lists=None, detections=True):
+    """A root with one wav, the index files `lists` (default all) and, with `detections`, one
+    detection file: files that preparing it must leave as they are."""
+    lists = layout.LIST_FILES.values() if lists is None else lists
+    files = [os.path.join(layout.AUDIO, "cello", "a.wav"), *lists]
+    if detections:
+        files.append(os.path.join(layout.DETECTIONS, "cello", "a.mp4.npy"))
+    for name in files:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+    return {name: (root / name).read_text() for name in files}
+
+
+def test_prepare_never_writes_over_a_root_holding_data(tmp_path):
+    before = _holding_data(tmp_path)
+    assert _prepare(tmp_path) == []
+    assert {name: (tmp_path / name).read_text() for name in before} == before
+    assert sorted(os.listdir(tmp_path)) == sorted({name.split(os.sep)[0] for name in before})
+
+
+def test_prepare_refuses_a_root_with_some_index_files(tmp_path):
+    _holding_data(tmp_path, lists=("train.csv", "test.csv"))
+    with pytest.raises(SystemExit, match="lacks val.csv, test_sep.csv"):
+        _prepare(tmp_path)
+
+
+def test_prepare_needs_detections_or_annotations(tmp_path):
+    _holding_data(tmp_path, detections=False)
+    with pytest.raises(SystemExit, match="detection_results is missing"):
+        _prepare(tmp_path)

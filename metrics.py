@@ -4,7 +4,6 @@ BSS-eval separation scores, silent-object leakage, grounding scores.
 """
 
 import contextlib
-import csv
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -365,21 +364,11 @@ def summarize(records, keys=("sdr", "sir", "sar", "sdr_mix"), group_key="class")
 
 
 def write_records_csv(path, records):
-    """Write one CSV row per record.
-
-    Columns are the union of the records' keys in first-seen order. Written atomically, as every
-    file of a run.
-    """
-    fieldnames = list(dict.fromkeys(k for r in records for k in r))
+    """Write one CSV row per record (columns: the union of the records' keys, first seen first),
+    atomically, as every file of a run."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(f):
-        writer = csv.DictWriter(f, fieldnames=fieldnames, restval="")
-        writer.writeheader()
-        writer.writerows(records)
-
-    utils.atomic_write(str(path), write, text=True)
+    utils.atomic_write_csv(records, str(path))
 
 
 def format_summary_table(summary):

@@ -273,17 +273,6 @@ ARCH_KEYS = (
     "ground_audio_norm",
 )
 DIAGNOSTICS = ("diag_true_labels", "diag_true_gate", "oracle_masks")
-# Each net's one architecture (models.build_nets), under the names of the former --arch_* options:
-# transitional, _resolve keeps them on the namespace for readers not yet moved.
-NET_NAMES = {
-    "arch_sound_ground": "vggish",
-    "arch_frame_ground": "resnet18",
-    "arch_grounding": "base",
-    "arch_sound": "unet",
-    "arch_frame": "resnet18dilated",
-    "arch_synthesizer": "linear",
-    "arch_classifier": "resnet18",
-}
 # Switches that older runs saved as 0/1 ints (upgrade_saved).
 FORMER_INT_SWITCHES = ("log_freq", "binary_mask", "weighted_loss")
 # Group titles; the options of these groups are EVAL_OPTIONS (below build_parser).
@@ -936,10 +925,6 @@ def _resolve(args: argparse.Namespace) -> argparse.Namespace:
     if args.train_resnets is None:
         args.train_resnets = not has_weights(args.weights_imagenet)
     args.run_dir = os.path.join(args.ckpt, args.id)
-    # Transitional: what readers not yet moved to models.build_nets and --train_resnets still
-    # read (training.build_nets and frozen_modules, scripts/ceilings.py and benchmark.py, tests
-    # of stages and pretrain_visual). Delete with their last reader.
-    vars(args).update(NET_NAMES, train_visual="yes" if args.train_resnets else "no")
     return args
 
 

@@ -18,10 +18,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 import checkpoints
+import models
 import utils
 from dataset import DataError, MUSICMixDataset, collate
-from dataset.layout import CLASS_TO_ID
-from models import ModelBuilder
 from models.vision_net import IMAGENET, NO_WEIGHTS
 from stages import STAGE_NETS, STAGES, Stage, StageConfig
 
@@ -36,56 +35,14 @@ class NonFiniteLoss(RuntimeError):
 # Networks, optimiser
 # ----------------------------------------------------------------------------------------------
 def build_nets(args, starting_weights: bool = True) -> torch.nn.ModuleDict:
-    """The stage's networks. starting_weights: the ResNets load --weights_imagenet; False where a
-    checkpoint replaces every weight (evaluation, inference), which then needs no ImageNet file."""
-    visual = args.weights_imagenet if starting_weights else NO_WEIGHTS
-    builders = {
-        "sound_ground": lambda: ModelBuilder.build_sound_ground(
-            args.arch_sound_ground, width=args.vggish_width, init=args.sound_ground_init
-        ),
-        "frame_ground": lambda: ModelBuilder.build_frame_ground(
-            args.arch_frame_ground,
-            width=args.vis_width,
-            weights_imagenet=visual,
-            pool=args.img_pool,
-        ),
-        "grounding": lambda: ModelBuilder.build_grounding(
-            args.arch_grounding,
-            audio_dim=8 * args.vggish_width,
-            visual_dim=8 * args.vis_width,
-            init_std=args.grounding_init_std,
-        ),
-        "sound": lambda: ModelBuilder.build_sound(
-            args.arch_sound,
-            ngf=args.ngf,
-            fc_dim=args.num_channels,
-            levels=args.unet_levels,
-            init=args.sound_init,
-        ),
-        "frame": lambda: ModelBuilder.build_frame(
-            args.arch_frame,
-            width=args.vis_width,
-            fc_dim=args.num_channels,
-            pool=args.img_pool,
-            weights_imagenet=visual,
-        ),
-        "synthesizer": lambda: ModelBuilder.build_synthesizer(
-            args.arch_synthesizer, fc_dim=args.num_channels
-        ),
-        # Co-Separation's classifier: the visual nets' ResNet-18 width and starting weights.
-        "classifier": lambda: ModelBuilder.build_classifier(
-            len(CLASS_TO_ID),
-            args.arch_classifier,
-            width=args.vis_width,
-            weights_imagenet=visual,
-        ),
-    }
-    return torch.nn.ModuleDict({name: builders[name]() for name in STAGE_NETS[args.stage]})
+    """The networks of stage `args.stage`. starting_weights: the ResNets load --weights_imagenet;
+    False where a checkpoint replaces every weight (evaluation, inference)."""
+    return models.build_nets(args, STAGE_NETS[args.stage], starting_weights)
 
 
 def frozen_modules(nets, args) -> list:
     """Without ImageNet weights the ResNets must learn (frozen random features carry too little)."""
-    if args.train_visual == "yes":
+    if args.train_resnets:
         return []
     frozen = [nets["frame_ground"]] if "frame_ground" in nets else []
     if "frame" in nets and args.stage != "sop":  # SoP fine-tunes it (docs/method.md, SoP)

@@ -52,37 +52,3 @@ def build_nets(args, names: Iterable[str], starting_weights: bool = True) -> nn.
     if unknown:
         raise ValueError(f"unknown nets {unknown}, expected some of {sorted(constructors)}")
     return nn.ModuleDict({name: constructors[name]() for name in names})
-
-
-class ModelBuilder:
-    """Transitional: the per-net builders training.build_nets and tests/test_cosep.py still call
-    (they are being refactored elsewhere). Each net has one architecture, so `arch` is ignored.
-    Delete this class once they call build_nets."""
-
-    @staticmethod
-    def build_sound_ground(arch, width, init):
-        return VGGishGround(width=width, init=init)
-
-    @staticmethod
-    def build_frame_ground(arch, width, weights_imagenet, pool):
-        return ResNet18Ground(width=width, pool=pool, weights=weights_imagenet)
-
-    @staticmethod
-    def build_grounding(arch, audio_dim, visual_dim, init_std):
-        return GroundingHead(audio_dim=audio_dim, visual_dim=visual_dim, init_std=init_std)
-
-    @staticmethod
-    def build_sound(arch, ngf, fc_dim, levels, init):
-        return UNet(levels=levels, ngf=ngf, fc_dim=fc_dim, init=init)
-
-    @staticmethod
-    def build_frame(arch, width, fc_dim, pool, weights_imagenet):
-        return ResNet18Dilated(width=width, fc_dim=fc_dim, pool=pool, weights=weights_imagenet)
-
-    @staticmethod
-    def build_synthesizer(arch, fc_dim):
-        return InnerProd(fc_dim=fc_dim)
-
-    @staticmethod
-    def build_classifier(num_classes, arch="resnet18", width=64, weights_imagenet=NO_WEIGHTS):
-        return SpectrogramClassifier(num_classes, width=width, weights=weights_imagenet)

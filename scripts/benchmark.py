@@ -155,7 +155,7 @@ def run_benchmarks(opts, data_root: str, device: torch.device, report: Report) -
         aud_len=first.aud_len,
         num_frames=first.num_frames,
         weights_imagenet=first.weights_imagenet or None,
-        train_visual=first.train_visual,
+        train_resnets=first.train_resnets,
     )
     warmup, steps, workers = cfg["warmup"], cfg["steps"], cfg["workers"]
 
@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--main-args",
         default="",
-        help="extra main.py flags, e.g. '--train_visual no' (default: none)",
+        help="extra main.py flags, e.g. '--no-train_resnets' (default: none)",
     )
     p.add_argument(
         "--stages",

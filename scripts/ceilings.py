@@ -70,11 +70,9 @@ SETTING_KEYS = (
     "warp_bins",
     "log_freq",
     "spec_input",
-    "arch_sound_ground",
     "vggish_width",
     "sound_ground_init",
     "ground_audio_norm",
-    "arch_frame_ground",
     "vis_width",
     "img_pool",
     "img_size",
@@ -304,7 +302,7 @@ def format_report(report: dict) -> str:
         f"supervised ceilings: profile {s['profile']}, {report['root']}, "
         f"{len(report['classes'])} classes, {report['probe']['steps']} steps of "
         f"{report['probe']['batch']} clips, {report['seconds']:.0f} s",
-        f"audio: {s['arch_sound_ground']} width {s['vggish_width']} ({s['sound_ground_init']} "
+        f"audio: VGGish width {s['vggish_width']} ({s['sound_ground_init']} "
         f"init), {s['aud_len']} samples ({s['clip_seconds']} s), STFT {s['stft_frame']} hop "
         f"{s['stft_hop']} -> {' x '.join(map(str, s['spectrogram']))}",
         f"visual: width {s['vis_width']}, {s['img_size']} px x {s['num_frames']} frames, box "

@@ -40,7 +40,7 @@ if "$PY" -c "import os, sys; from models.vision_net import imagenet_cache_path; 
 sys.exit(not os.path.isfile(imagenet_cache_path()))" && [ "$SIZES" = reference ]; then
   WEIGHTS="--weights_imagenet imagenet"
 else
-  WEIGHTS="--weights_imagenet none --train_visual no"
+  WEIGHTS="--weights_imagenet none --no-train_resnets"
 fi
 FAST=""
 BENCH_FAST=""

@@ -13,7 +13,7 @@ from test_stages import fake_batch, fit, tiny_args
 import checkpoints
 import localization
 from dataset.layout import CLASS_TO_ID
-from models import ModelBuilder
+from models.classifier_net import SpectrogramClassifier
 from models.criterion import WeightedBCELoss, WeightedL1Loss
 from stages import CoSep, StageConfig, consistency_loss, coseparation_loss
 from training import build_nets, frozen_modules, param_groups
@@ -63,7 +63,7 @@ def test_consistency_loss_by_hand():
 
 
 def test_classifier_shapes_and_one_channel_stem():
-    net = ModelBuilder.build_classifier(len(CLASS_TO_ID), width=8)
+    net = SpectrogramClassifier(len(CLASS_TO_ID), width=8)
     assert net.features[0].in_channels == 1
     assert net(torch.randn(6, 1, 32, 32)).shape == (6, len(CLASS_TO_ID))
 
@@ -71,7 +71,7 @@ def test_classifier_shapes_and_one_channel_stem():
 def test_classifier_starts_from_the_visual_weights_but_its_one_channel_stem(request):
     """As CoSep's from ImageNet's: every layer but the replaced first convolution."""
     _, state = request.getfixturevalue(fake_torch_home.__name__)
-    net = ModelBuilder.build_classifier(len(CLASS_TO_ID), weights_imagenet="imagenet")
+    net = SpectrogramClassifier(len(CLASS_TO_ID), weights="imagenet")
     trunk = {k: v for k, v in net.features.state_dict().items() if not k.startswith("0.")}
     assert_trunk_is(trunk, state, resnet_key)
     assert net.features[0].weight.shape == (64, 1, 7, 7)
@@ -121,7 +121,7 @@ def test_consistency_gradient_reaches_the_separation_nets():
 def test_cosep_trains_the_frame_head_not_the_frozen_trunk():
     """With pretrained weights the visual trunk stays frozen, as in the CCoL stages; the frame
     net's head, the U-Net, the synthesizer and the classifier learn."""
-    model, nets, args = _cosep("--train_visual", "no")
+    model, nets, args = _cosep("--no-train_resnets")
     assert not any(p.requires_grad for p in nets["frame"].features.parameters())
     groups = {g["name"]: g["lr"] for g in param_groups(nets, args)}
     assert groups == {

@@ -48,7 +48,7 @@ def test_pretrained_trunk_loads_frozen_into_both_resnets(tiny_data_root, tmp_pat
             str(out),
         ]
     )
-    assert args.train_visual == "no"
+    assert args.train_resnets is False
     nets = build_nets(args)
     for net in (nets["frame_ground"], nets["frame"]):
         torch.testing.assert_close(net.features[0].weight, state["conv1.weight"])

@@ -229,7 +229,7 @@ def test_gating_selects_masks_by_mixture_grounding():
 
 
 def test_frozen_nets_stay_in_eval_and_get_no_gradient():
-    args = tiny_args("col", "--train_visual", "no")  # what is frozen is the nets' choice
+    args = tiny_args("col", "--no-train_resnets")  # what is frozen is the nets' choice
     nets = build_nets(args)
     model = STAGES["col"](nets, StageConfig.from_args(args), frozen=frozen_modules(nets, args))
     model.train()

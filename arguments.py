@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 
+from dataset import layout
 from dataset.readers import BOX_RULES
 from models.criterion import LOSSES
 from models.vision_net import IMAGENET, NO_WEIGHTS, has_weights
@@ -283,13 +284,8 @@ EVAL_ALSO = (
     *("mode", "id", "ckpt", "data_root", "list_val", "list_test", "list_sep", "batch_size"),
     *("on_error", "oracle_masks"),
 )
-# Index files a run reads when no --list_* names one: these names in its --data_root.
-DEFAULT_LISTS = {
-    "list_train": "train.csv",
-    "list_val": "val.csv",
-    "list_test": "test.csv",
-    "list_sep": "test_sep.csv",
-}
+# Index files a run reads when no --list_* names one: the root's own (dataset.layout.LIST_FILES).
+DEFAULT_LISTS = {f"list_{name}": file for name, file in layout.LIST_FILES.items()}
 
 
 def active_diagnostics(args) -> list[str]:

@@ -20,6 +20,7 @@ import checkpoints
 import localization
 from arguments import parse_args
 from dataset import layout, normalize_frames
+from dataset.clips import frame_offsets
 from dataset.readers import (
     check_detection_frames,
     fill_nearest,
@@ -140,7 +141,7 @@ def window_frames(starts: np.ndarray, args, num_frames: int) -> np.ndarray:
     """Frame ids (W, T) of each window: the frame shown at its centre, with the loader's offsets."""
     centre_time = (starts + args.aud_len / 2) / args.aud_rate
     centre = np.clip(np.floor(centre_time * args.frame_rate).astype(np.int64) + 1, 1, num_frames)
-    offsets = (np.arange(args.num_frames) - args.num_frames // 2) * args.stride_frames
+    offsets = frame_offsets(args.num_frames, args.stride_frames)  # (T,)
     return np.clip(centre[:, None] + offsets, 1, num_frames)
 
 

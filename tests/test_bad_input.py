@@ -41,10 +41,8 @@ CLIP = check_data.ClipSpec(
     aud_len=4095, sample_rate=RATE, num_frames=3, stride_frames=1, frame_rate=1
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+# One torch thread here, OMP_NUM_THREADS=1 in the processes started (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -70,15 +70,6 @@ def test_quick_run_prints_every_figure_and_writes_them_to_json(tmp_path):
     )
 
 
-@pytest.fixture
-def one_thread():
-    """Two threads on a busy two-core machine stall for seconds in thread barriers."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("stage", ["grd", "ccol"])
 def test_channels_last_steps_give_the_losses_of_the_default_layout(stage, one_thread):
     cpu = torch.device("cpu")

@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import nan_wav
 
 import checkpoints
 from arguments import parse_args
@@ -196,13 +197,6 @@ def detections_past_the_end(root, video):
     np.save(npy, dets)
 
 
-def nan_audio(root, video):
-    wav = layout.audio_path(root, video.audio)
-    samples, rate = sf.read(wav, dtype="float32")
-    samples[::100] = np.nan
-    sf.write(wav, samples, rate, subtype="FLOAT")
-
-
 def three_classes_in_train(root, video):
     path = os.path.join(root, "train.csv")
     keep = [
@@ -222,7 +216,7 @@ ALONE = {
     boxes_outside: "boxes outside the image",
     audio_cut_in_half: "audio shorter than frames",
     detections_past_the_end: "detections malformed",
-    nan_audio: "audio not finite",
+    nan_wav: "audio not finite",
     three_classes_in_train: "too few classes",
     train_leak: "test leak",
 }

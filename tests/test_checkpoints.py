@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 import torch
+from conftest import mounted_tmpfs
 
 import checkpoints
 import utils
@@ -45,18 +46,10 @@ def test_no_space_is_named_with_the_path_and_the_old_file_survives(tmp_path):
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 256 kB tmpfs (root only): a real full disk, and a real read-only one once remounted."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if (
-        os.geteuid() != 0
-        or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-        ).returncode
-        != 0
-    ):
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    with mounted_tmpfs(tmp_path / "disk", "256k") as mount:
+        if mount is None:
+            pytest.skip("mounting a tmpfs needs root")
+        yield mount
 
 
 def test_torch_save_on_a_full_disk_says_no_space_left(small_tmpfs):

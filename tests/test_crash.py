@@ -11,14 +11,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import soundfile as sf
-from conftest import REPO, TINY_ARGS, main_py
+from conftest import REPO, TINY_ARGS, main_py, nan_wav
 
 import checkpoints
 from arguments import ARCH_KEYS
-from dataset import layout
 from dataset.index import read_index
 
 # 16 iterations per epoch, each logged: the kill lands well inside epoch 2. Validation only after
@@ -43,12 +40,8 @@ KILL_ARGS = [
 ]
 LOSS_KEYS = ("total", "sep", "grd_solo_pos", "grd_solo_neg", "grd_mix_pos", "grd_mix_neg")
 
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    """One torch thread per training process: on a shared 2-core machine, several threads per
-    process spin against the other jobs and make these runs 4x slower (same numbers either way)."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+# One torch thread here, OMP_NUM_THREADS=1 in the processes started (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def file_digests(folder) -> dict:
@@ -161,13 +154,7 @@ def test_nan_audio_stops_training_naming_the_file_and_keeps_the_run(
     run_dir = copy_of_run(trained_runs, tmp_path)
     data = tmp_path / "data"
     shutil.copytree(tiny_data_root, data, ignore=shutil.ignore_patterns("videos"))
-    wavs = []
-    for video in read_index(data / "train.csv"):  # a corrupt float wav: NaN samples
-        wav = layout.audio_path(str(data), video.audio)
-        samples, rate = sf.read(wav, dtype="float32")
-        samples[::100] = np.nan
-        sf.write(wav, samples, rate, subtype="FLOAT")
-        wavs.append(wav)
+    wavs = [nan_wav(data, video) for video in read_index(data / "train.csv")]
     before = file_digests(run_dir)
 
     with pytest.raises(AssertionError) as failure:

@@ -6,6 +6,7 @@ import random
 import shutil
 import sys
 
+import conftest
 import numpy as np
 import pytest
 import soundfile as sf
@@ -336,11 +337,7 @@ def wav_shorter_than_frames(root):
 
 
 def nan_wav(root):
-    path = layout.audio_path(root, _video0(root).audio)
-    samples, rate = sf.read(path, dtype="float32")
-    samples[::100] = np.nan
-    sf.write(path, samples, rate, subtype="FLOAT")
-    return 0, path, "NaN or inf samples"
+    return 0, conftest.nan_wav(root, _video0(root)), "NaN or inf samples"
 
 
 def boxes_outside_image(root):

@@ -25,7 +25,8 @@ from metrics import one_cpu_thread
 from stages import STAGE_NETS, STAGES, StageConfig
 from training import build_nets, frozen_modules, param_groups
 
-pytestmark = pytest.mark.slow  # forks worker processes
+# Forks worker processes. One xdist worker runs the whole module: ddp_results is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ddp")]
 
 WORLD_SIZE = 2
 BATCH = 4  # global batch: 2 samples per rank

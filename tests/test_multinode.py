@@ -10,7 +10,9 @@ import subprocess
 import pytest
 from conftest import REPO, TINY_ARGS
 
-pytestmark = pytest.mark.slow  # four training processes under torchrun
+# Four training processes under torchrun. One xdist worker runs the whole module: the reference
+# run (one_node) is trained once, and two launches never share the machine.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multinode")]
 
 
 def free_port() -> int:

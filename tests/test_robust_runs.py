@@ -8,18 +8,14 @@ import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from conftest import main_py
+from conftest import main_py, mounted_tmpfs, nan_wav
 
 import training
-from dataset import layout
 from dataset.index import read_index, read_sep_list
 
-
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+# One torch thread here, OMP_NUM_THREADS=1 in the processes started (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data_copy(tiny_data_root, tmp_path):
@@ -38,14 +34,6 @@ def run_copy(trained_runs, folder, run="ccol"):
 def list_video(csv_path, video):
     with open(csv_path, "a") as f:
         f.write(f"{video.audio},{video.frames},{video.num_frames}\n")
-
-
-def nan_wav(data, video):
-    wav = layout.audio_path(str(data), video.audio)
-    samples, rate = sf.read(wav, dtype="float32")
-    samples[::100] = np.nan
-    sf.write(wav, samples, rate, subtype="FLOAT")
-    return wav
 
 
 QUICK = ["--stage", "grd", "--num_val", "4", "--num_vis", "0", "--dup_trainset", "1"]
@@ -164,20 +152,10 @@ def test_non_finite_loss_names_the_batch_files_and_the_checkpoint_only_if_there_
 
 @pytest.fixture
 def tmpfs(tmp_path):
-    """A tmpfs to fill or remount read-only (root only; elsewhere a chmod-ed folder stands in)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if (
-        os.geteuid() != 0
-        or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True
-        ).returncode
-        != 0
-    ):
-        yield None
-        return
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    """A tmpfs to fill or remount read-only (root only; elsewhere None: a chmod-ed folder stands
+    in)."""
+    with mounted_tmpfs(tmp_path / "disk", "64m") as mount:
+        yield mount
 
 
 def test_read_only_run_folder_is_refused_before_the_first_epoch(

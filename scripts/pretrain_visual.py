@@ -48,6 +48,7 @@ from dataset.readers import BOX_RULES, frame_size, load_frame, load_top_boxes
 from dataset.transforms import crop_resize, object_box
 from models.vision_net import ResNet18
 from synthetic.image_set import IMAGE_CLASSES, render_image_set
+from training import check_finite, train_step
 
 SOURCES = ("images", "crops", "both")
 IMAGE_SET_FORMAT = 2  # bumped when synthetic.image_set draws other crops: caches are redrawn
@@ -115,6 +116,21 @@ def augment(images: torch.Tensor, jitter: float, shift: int) -> torch.Tensor:
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, 3, S, S) -> ImageNet-normalised float32 (B, 3, S, S), as the stages normalise."""
     return normalize_frames(images[:, :, None])[:, :, 0]
+
+
+class CropClassifier(nn.Module):
+    """The trunk and a linear head over its pooled features, trained through the stages' own
+    optimisation step (training.train_step): forward(batch) returns the named losses."""
+
+    def __init__(self, trunk: nn.Module, num_classes: int):
+        super().__init__()
+        self.trunk = trunk.to(memory_format=torch.channels_last)
+        self.head = nn.Linear(8 * trunk.width, num_classes)  # layer4 has 8 x width channels
+
+    def forward(self, batch: dict) -> tuple[dict, dict]:
+        # crops: normalised float (B, 3, S, S); labels: (B,) image-set class ids
+        logits = self.head(self.trunk(batch["crops"]))
+        return {"total": nn.functional.cross_entropy(logits, batch["labels"])}, {}
 
 
 def accuracy(trunk: nn.Module, head: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -248,28 +264,29 @@ def main(argv=None) -> int:
     }
     prepare_seconds = time.perf_counter() - tic
 
-    trunk = ResNet18(opts.width).to(memory_format=torch.channels_last)
-    head = nn.Linear(8 * opts.width, len(IMAGE_CLASSES))
-    optimizer = torch.optim.AdamW([*trunk.parameters(), *head.parameters()], lr=opts.lr)
+    model = CropClassifier(ResNet18(opts.width), len(IMAGE_CLASSES))
+    trunk, head = model.trunk, model.head
+    optimizer = torch.optim.AdamW(model.parameters(), lr=opts.lr)
     steps = len(images) // opts.batch_size
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.15
     )
     generator = torch.Generator().manual_seed(opts.seed)
-    history = []
+    history, cpu = [], torch.device("cpu")
     for epoch in range(opts.epochs):
-        trunk.train()
+        model.train()
         order, losses = torch.randperm(len(images), generator=generator), []
         for step in range(steps):
             batch = order[step * opts.batch_size : (step + 1) * opts.batch_size]
             crops = normalize(augment(images[batch], opts.color_jitter, opts.shift))
-            loss = nn.functional.cross_entropy(head(trunk(crops)), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step_losses = train_step(
+                model, {"crops": crops, "labels": labels[batch]}, optimizer, cpu
+            )
             scheduler.step()
-            losses.append(float(loss.detach()))
-        history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4)})
+            losses.append(float(step_losses["total"]))
+        mean_loss = float(np.mean(losses))
+        check_finite({"total": mean_loss}, epoch, steps, os.path.dirname(os.path.abspath(opts.out)))
+        history.append({"epoch": epoch + 1, "loss": round(mean_loss, 4)})
         for split, (x, y) in scored.items():
             history[-1][f"{split}_acc"] = accuracy(trunk, head, x, y)["all"]
         print(

@@ -283,7 +283,7 @@ def main(argv=None) -> int:
                 model, {"crops": crops, "labels": labels[batch]}, optimizer, cpu
             )
             scheduler.step()
-            losses.append(float(step_losses["total"]))
+            losses.append(float(step_losses["total"].detach()))
         mean_loss = float(np.mean(losses))
         check_finite({"total": mean_loss}, epoch, steps, os.path.dirname(os.path.abspath(opts.out)))
         history.append({"epoch": epoch + 1, "loss": round(mean_loss, 4)})

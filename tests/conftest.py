@@ -123,6 +123,9 @@ def mounted_tmpfs(folder, size: str):
 END_TO_END_FIXTURES = {"tiny_data_root", "trained_runs"}
 
 
+LONGEST_FIRST = {"test_evaluation.py", "test_smoke.py", "test_cosep.py", "test_reference_config.py"}
+
+
 def needs(item, fixture: str) -> bool:
     return fixture in getattr(item, "fixturenames", ())
 
@@ -134,7 +137,15 @@ def pytest_collection_modifyitems(items):
     # The others first, then those on the data only, then those on the trained runs: the shared
     # runs are built in the background meanwhile (see _prebuild), so that no xdist worker waits.
     # A stable sort: the same order in every worker, as xdist requires.
-    items.sort(key=lambda item: (needs(item, "trained_runs"), needs(item, "tiny_data_root")))
+    # Within a tier the modules of the longest tests (30-50 s each) go first, so that no worker is
+    # left running one of them alone at the end.
+    items.sort(
+        key=lambda item: (
+            needs(item, "trained_runs"),
+            needs(item, "tiny_data_root"),
+            item.path.name not in LONGEST_FIRST,
+        )
+    )
 
 
 def shared_folder(tmp_path_factory, name: str, build, env=None) -> Path:
@@ -207,6 +218,9 @@ def _prebuild(request, tmp_path_factory):
         wanted = data_root
     if wanted is not None:
         env = dict(os.environ)
+        # The base temporary folder is made on first use, which is not thread-safe: make it here,
+        # before the build thread and the first test's tmp_path race for it.
+        tmp_path_factory.getbasetemp()
 
         def build():
             with contextlib.suppress(BaseException):  # recorded: the fixture reports it

@@ -32,6 +32,7 @@ from evaluation import evaluate, flat_metrics, format_flat, headline, is_better,
 from models import count_parameters
 from stages import STAGE_NETS
 from training import (
+    LoopSettings,
     NonFiniteLoss,
     build_stage,
     log_visual_weights,
@@ -92,10 +93,11 @@ def train(args, model, nets, device: torch.device) -> None:
     )
     test_mix_sdr = {}
     history = state.history  # each epoch appends to it
+    loop = LoopSettings.from_args(args)
     for epoch in range(state.epoch, args.num_epoch):
         utils.seed_everything(args.seed + epoch)
         train_loader = make_loader(train_set, args, device, train=True, epoch=epoch)
-        train_means = train_one_epoch(model, train_loader, optimizer, args, device, epoch)
+        train_means = train_one_epoch(model, train_loader, optimizer, loop, device, epoch)
         history["train"].append(
             {
                 "epoch": epoch + 1,

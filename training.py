@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -247,14 +248,39 @@ def train_step(model, batch: dict, optimizer, device: torch.device, amp: bool = 
     return {**losses, **{k: v.float().mean() for k, v in out.get("stats", {}).items()}}
 
 
-def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch: int) -> dict:
-    """One pass over `loader`; returns the epoch's losses and diagnostics, means over the training
-    samples of every process."""
+@dataclass(frozen=True)
+class LoopSettings:
+    """How train_one_epoch runs: the run's length (for the progress bar), how often it logs and
+    checks the running losses, where the run's checkpoints lie (named when a loss goes NaN), the
+    batch per process (counted when a whole batch is skipped) and bfloat16 autocast."""
+
+    num_epochs: int
+    disp_iter: int
+    run_dir: str
+    batch_size: int
+    amp: bool = False
+
+    @classmethod
+    def from_args(cls, args) -> LoopSettings:
+        return cls(args.num_epoch, args.disp_iter, args.run_dir, args.batch_size_per_gpu, args.amp)
+
+
+def batch_length(batch: dict) -> int:
+    """The number of samples in a batch: every tensor in it has them along its first dimension."""
+    return next(v.shape[0] for v in batch.values() if torch.is_tensor(v))
+
+
+def train_one_epoch(
+    model, loader, optimizer, loop: LoopSettings, device: torch.device, epoch: int, after_step=None
+) -> dict:
+    """One pass over `loader` (batches: dicts of tensors), calling `after_step()` after each
+    optimisation step (a per-step LR schedule); returns the epoch's losses and diagnostics, means
+    over the training samples of every process."""
     model.train()
     running, skipped = utils.Averager(), 0
     progress = tqdm(
         loader,
-        desc=f"epoch {epoch + 1}/{args.num_epoch}",
+        desc=f"epoch {epoch + 1}/{loop.num_epochs}",
         leave=False,
         disable=not utils.is_main_process(),
         dynamic_ncols=True,
@@ -264,19 +290,21 @@ def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch:
         # None: every sample of this process's batch was skipped (on_error=skip); then every
         # process skips the step, dropping its good samples too (counted as skipped).
         if not utils.every_rank_has(batch is not None, device):
-            skipped += args.batch_size_per_gpu
+            skipped += loop.batch_size
             continue
         skipped += batch.pop("skipped", 0)
         batch = to_device(batch, device)
-        losses = train_step(model, batch, optimizer, device, args.amp)
+        losses = train_step(model, batch, optimizer, device, loop.amp)
+        if after_step is not None:
+            after_step()
         # Accumulated on the device: no host sync per step.
-        running.add({k: v.detach() for k, v in losses.items()}, batch["mix"].shape[0])
-        if (it + 1) % args.disp_iter == 0 or it + 1 == len(loader):
+        running.add({k: v.detach() for k, v in losses.items()}, batch_length(batch))
+        if (it + 1) % loop.disp_iter == 0 or it + 1 == len(loader):
             means = running.means()
-            check_finite(means, epoch, it, args.run_dir, batch)
+            check_finite(means, epoch, it, loop.run_dir, batch)
             progress.set_postfix(loss=f"{means['total']:.4f}")
             log.info(
-                "[train] epoch %d it %d/%d %s  %.1f mix/s",
+                "[train] epoch %d it %d/%d %s  %.1f mix/s",  # gpu_figures.sh reads the rate
                 epoch + 1,
                 it + 1,
                 len(loader),
@@ -286,7 +314,7 @@ def train_one_epoch(model, loader, optimizer, args, device: torch.device, epoch:
     if running.count == 0:
         raise DataError("no training batch could be loaded (see the skipped-sample warnings above)")
     means = running.reduce().means()
-    check_finite(means, epoch, it + 1, args.run_dir)
+    check_finite(means, epoch, it + 1, loop.run_dir)
     if skipped:
         log.warning(
             "epoch %d: %d training samples skipped because of bad input (see warnings)",
@@ -303,7 +331,7 @@ def check_finite(means: dict, epoch: int, it: int, run_dir: str, batch: dict | N
     if not bad:
         return
     cause = "Lower the learning rates."
-    if batch is not None:
+    if batch is not None and "audios" in batch:
         audible = torch.isfinite(batch["audios"]).all(-1).cpu()  # (B, N)
         files = [batch["infos"][b][n] for b, n in (~audible).nonzero().tolist()]
         cause = (

@@ -48,7 +48,7 @@ from dataset.readers import BOX_RULES, frame_size, load_frame, load_top_boxes
 from dataset.transforms import crop_resize, object_box
 from models.vision_net import ResNet18
 from synthetic.image_set import IMAGE_CLASSES, render_image_set
-from training import check_finite, train_step
+from training import LoopSettings, train_one_epoch
 
 SOURCES = ("images", "crops", "both")
 IMAGE_SET_FORMAT = 2  # bumped when synthetic.image_set draws other crops: caches are redrawn
@@ -118,9 +118,27 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
     return normalize_frames(images[:, :, None])[:, :, 0]
 
 
+class AugmentedCrops:
+    """One epoch of training crops for the training loop: the set in `order`, cut into full
+    batches, each augmented and normalised as it is drawn."""
+
+    def __init__(self, images, labels, order, batch_size: int, jitter: float, shift: int):
+        self.images, self.labels, self.order = images, labels, order
+        self.batch_size, self.jitter, self.shift = batch_size, jitter, shift
+
+    def __len__(self) -> int:
+        return len(self.order) // self.batch_size
+
+    def __iter__(self):
+        for step in range(len(self)):
+            batch = self.order[step * self.batch_size : (step + 1) * self.batch_size]
+            crops = normalize(augment(self.images[batch], self.jitter, self.shift))
+            yield {"crops": crops, "labels": self.labels[batch]}  # (B, 3, S, S), (B,)
+
+
 class CropClassifier(nn.Module):
-    """The trunk and a linear head over its pooled features, trained through the stages' own
-    optimisation step (training.train_step): forward(batch) returns the named losses."""
+    """The trunk and a linear head over its pooled features, trained by the stages' own loop
+    (training.train_one_epoch): forward(batch) returns the named losses."""
 
     def __init__(self, trunk: nn.Module, num_classes: int):
         super().__init__()
@@ -272,21 +290,18 @@ def main(argv=None) -> int:
         optimizer, opts.lr, total_steps=opts.epochs * steps, pct_start=0.15
     )
     generator = torch.Generator().manual_seed(opts.seed)
-    history, cpu = [], torch.device("cpu")
+    out_dir = os.path.dirname(os.path.abspath(opts.out))  # named if a loss goes NaN
+    loop = LoopSettings(opts.epochs, steps, out_dir, opts.batch_size)
+    history = []
     for epoch in range(opts.epochs):
-        model.train()
-        order, losses = torch.randperm(len(images), generator=generator), []
-        for step in range(steps):
-            batch = order[step * opts.batch_size : (step + 1) * opts.batch_size]
-            crops = normalize(augment(images[batch], opts.color_jitter, opts.shift))
-            step_losses = train_step(
-                model, {"crops": crops, "labels": labels[batch]}, optimizer, cpu
-            )
-            scheduler.step()
-            losses.append(float(step_losses["total"].detach()))
-        mean_loss = float(np.mean(losses))
-        check_finite({"total": mean_loss}, epoch, steps, os.path.dirname(os.path.abspath(opts.out)))
-        history.append({"epoch": epoch + 1, "loss": round(mean_loss, 4)})
+        order = torch.randperm(len(images), generator=generator)
+        epoch_crops = AugmentedCrops(
+            images, labels, order, opts.batch_size, opts.color_jitter, opts.shift
+        )
+        means = train_one_epoch(
+            model, epoch_crops, optimizer, loop, torch.device("cpu"), epoch, scheduler.step
+        )
+        history.append({"epoch": epoch + 1, "loss": round(means["total"], 4)})
         for split, (x, y) in scored.items():
             history[-1][f"{split}_acc"] = accuracy(trunk, head, x, y)["all"]
         print(
@@ -298,7 +313,7 @@ def main(argv=None) -> int:
             flush=True,
         )
     final = {split: accuracy(trunk, head, x, y) for split, (x, y) in scored.items()}
-    os.makedirs(os.path.dirname(os.path.abspath(opts.out)), exist_ok=True)
+    os.makedirs(out_dir, exist_ok=True)
     utils.atomic_torch_save(trunk.state_dict(), opts.out)
     report = {
         "trained_on": trained_on,

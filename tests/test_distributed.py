@@ -116,7 +116,8 @@ def epoch_with_a_bad_batch_on_one_rank(rank: int) -> None:
     optimizer = torch.optim.SGD(param_groups(nets, args), momentum=0.9)
     batch = fake_batch(args, batch_size=2, seed=rank)
     loader = [dict(batch), None if rank == 1 else dict(batch), dict(batch)]
-    training.train_one_epoch(model, loader, optimizer, args, torch.device("cpu"), epoch=0)
+    loop = training.LoopSettings.from_args(args)
+    training.train_one_epoch(model, loader, optimizer, loop, torch.device("cpu"), epoch=0)
 
 
 def run_rank(rank: int, store: str, out_dir: str) -> None:

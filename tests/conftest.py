@@ -4,6 +4,7 @@ workers), and the helpers that several test files use."""
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -31,6 +32,9 @@ multiprocessing.set_start_method("forkserver", force=True)
 # Under pytest-xdist (scripts/test.sh runs one worker per core) each worker computes on one thread:
 # two workers of two threads each on two cores stall for seconds in thread barriers.
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+# The build thread's lock waits log at debug level; tests that capture every log record (caplog)
+# must not see them.
+logging.getLogger("filelock").setLevel(logging.WARNING)
 if XDIST_WORKER:
     torch.set_num_threads(1)
 

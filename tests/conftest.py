@@ -127,6 +127,8 @@ def mounted_tmpfs(folder, size: str):
 END_TO_END_FIXTURES = {"tiny_data_root", "trained_runs"}
 
 
+# The modules of the longest tests (30-50 s each) go first in their tier, so that no worker is
+# left running one of them alone at the end.
 LONGEST_FIRST = {"test_evaluation.py", "test_smoke.py", "test_cosep.py", "test_reference_config.py"}
 
 
@@ -136,13 +138,11 @@ def needs(item, fixture: str) -> bool:
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if END_TO_END_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if any(needs(item, fixture) for fixture in END_TO_END_FIXTURES):
             item.add_marker(pytest.mark.slow)
     # The others first, then those on the data only, then those on the trained runs: the shared
     # runs are built in the background meanwhile (see _prebuild), so that no xdist worker waits.
     # A stable sort: the same order in every worker, as xdist requires.
-    # Within a tier the modules of the longest tests (30-50 s each) go first, so that no worker is
-    # left running one of them alone at the end.
     items.sort(
         key=lambda item: (
             needs(item, "trained_runs"),
